@@ -1,0 +1,110 @@
+"""Envelope encryption for the profile domain.
+
+Each profile (and each held third-party record) has its own data key (DEK), stored only
+wrapped by the active master key. Personal fields are AES-GCM ciphertexts under that DEK
+with "<owner id>|<field>" as associated data, so a ciphertext moved to another row or
+column fails to decrypt. Exact-match lookups use keyed HMAC blind indexes. Rotating the
+master key rewraps DEKs and never touches field ciphertexts; deleting a DEK shreds
+everything under it. Nothing here logs values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from cdp.core import crypto as primitives
+from cdp.models import DataKey
+
+
+@lru_cache(maxsize=4)
+def _keyring(master_keys: tuple[bytes, ...]) -> primitives.KeyRing:
+    return primitives.KeyRing(list(master_keys))
+
+
+def keyring() -> primitives.KeyRing:
+    return _keyring(tuple(settings.TESSERA_MASTER_KEYS))
+
+
+def index_key_version() -> str:
+    return primitives.key_id(settings.TESSERA_INDEX_KEY)
+
+
+def _wrap_context(data_key_id) -> str:
+    # Binds a wrapped key to its row: swapping wrapped keys between rows fails.
+    return f"data-key:{data_key_id}"
+
+
+def data_key_new() -> tuple[DataKey, bytes]:
+    """An unsaved DataKey row and its plaintext key (kept only in memory)."""
+    dek = primitives.new_data_key()
+    row = DataKey()
+    row.kek_id, row.wrapped = keyring().wrap(dek, context=_wrap_context(row.id))
+    return row, dek
+
+
+def data_key_open(row: DataKey) -> bytes:
+    return keyring().unwrap(row.kek_id, bytes(row.wrapped), context=_wrap_context(row.id))
+
+
+def encrypt_value(dek: bytes, *, owner_id, field: str, value: Any) -> bytes:
+    plaintext = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    return primitives.encrypt_field(dek, plaintext, aad=primitives.field_aad(str(owner_id), field))
+
+
+def decrypt_value(dek: bytes, *, owner_id, field: str, ciphertext: bytes) -> Any:
+    plaintext = primitives.decrypt_field(dek, bytes(ciphertext), aad=primitives.field_aad(str(owner_id), field))
+    return json.loads(plaintext)
+
+
+def reencrypt_value(ciphertext: bytes, *, field: str, old_dek: bytes, old_owner, new_dek: bytes, new_owner) -> bytes:
+    value = decrypt_value(old_dek, owner_id=old_owner, field=field, ciphertext=ciphertext)
+    return encrypt_value(new_dek, owner_id=new_owner, field=field, value=value)
+
+
+def blind_index(*, kind: str, namespace: str, normalized_value: str) -> str:
+    return primitives.blind_index(settings.TESSERA_INDEX_KEY, kind=kind, namespace=namespace,
+                                  normalized_value=normalized_value)
+
+
+def keyed_digest(value: str, *, purpose: str) -> str:
+    """A keyed hash for equality checks on personal data (e.g. payload digests)."""
+    return primitives.keyed_hash(settings.TESSERA_INDEX_KEY, value, purpose=purpose)
+
+
+def data_keys_rotate(*, batch_size: int = 1000, on_progress: Callable[[int], None] | None = None) -> int:
+    """Rewrap every data key not under the active master key; returns how many moved.
+
+    Works in committed batches, so a run killed halfway keeps what it did and the next
+    run finishes the rest; a run with nothing left to do changes nothing.
+    """
+    ring = keyring()
+    rotated = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                DataKey.objects.select_for_update(skip_locked=True)
+                .exclude(kek_id=ring.active_id).order_by("id")[:batch_size]
+            )
+            if not batch:
+                return rotated
+            now = timezone.now()
+            for row in batch:
+                context = _wrap_context(row.id)
+                dek = ring.unwrap(row.kek_id, bytes(row.wrapped), context=context)
+                row.kek_id, row.wrapped = ring.wrap(dek, context=context)
+                row.rotated_at = now
+            DataKey.objects.bulk_update(batch, ["kek_id", "wrapped", "rotated_at"])
+        rotated += len(batch)
+        if on_progress:
+            on_progress(len(batch))
+
+
+def data_keys_pending_rotation() -> int:
+    return DataKey.objects.exclude(kek_id=keyring().active_id).count()

@@ -1,0 +1,104 @@
+"""The one DRF exception handler: every API error becomes RFC 9457 problem+json.
+
+Bodies carry `type`, `title`, `status`, `detail`, a stable `code` and, for validation,
+`errors: [{field, code, message}]`. They never echo the rejected value.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from cdp.core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_BASE = "https://tessera.dev/problems/"
+
+_DRF_CODES = {
+    drf.ParseError: ("malformed_request", "Malformed request"),
+    drf.AuthenticationFailed: ("unauthenticated", "Unauthenticated"),
+    drf.NotAuthenticated: ("unauthenticated", "Unauthenticated"),
+    drf.PermissionDenied: ("forbidden", "Forbidden"),
+    drf.NotFound: ("not_found", "Not found"),
+    drf.MethodNotAllowed: ("method_not_allowed", "Method not allowed"),
+    drf.NotAcceptable: ("not_acceptable", "Not acceptable"),
+    drf.UnsupportedMediaType: ("unsupported_media_type", "Unsupported media type"),
+    drf.Throttled: ("throttled", "Too many requests"),
+}
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra) -> dict:
+    body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail, "code": code}
+    body.update(extra)
+    return body
+
+
+def flatten_validation_errors(detail, prefix: str = "") -> list[dict]:
+    """DRF's nested error dict/list → [{field, code, message}] with dotted field paths."""
+    errors: list[dict] = []
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            field = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors":
+                field = prefix or "body"
+            errors.extend(flatten_validation_errors(value, field))
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, (dict, list)):
+                errors.extend(flatten_validation_errors(value, f"{prefix}[{index}]" if prefix else f"[{index}]"))
+            else:
+                errors.extend(flatten_validation_errors(value, prefix))
+    else:
+        code = getattr(detail, "code", None) or "invalid"
+        errors.append({"field": prefix or "body", "code": str(code), "message": str(detail)})
+    return errors
+
+
+def problem_exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        body = problem(exc.status, exc.code, exc.title, exc.message, **exc.extra)
+        return _problem_response(body)
+    if isinstance(exc, DjangoValidationError):
+        exc = drf.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = drf.PermissionDenied()
+    if isinstance(exc, drf.ValidationError):
+        errors = flatten_validation_errors(exc.detail)
+        body = problem(400, "validation_failed", "Invalid request",
+                       "The request body does not fit the schema.", errors=errors)
+        return _problem_response(body)
+    if isinstance(exc, drf.APIException):
+        code, title = _DRF_CODES.get(type(exc), (exc.default_code, "Error"))
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.default_detail)
+        body = problem(exc.status_code, code, title, str(detail))
+        response = _problem_response(body)
+        if isinstance(exc, drf.Throttled) and exc.wait is not None:
+            response["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            response["WWW-Authenticate"] = auth_header
+        return response
+    logger.error("unhandled_error", exc_info=exc, extra={"view": type(context.get("view")).__name__})
+    body = problem(500, "internal_error", "Internal error", "An unexpected error occurred.")
+    return _problem_response(body)
+
+
+def _problem_response(body: dict) -> Response:
+    response = Response(body, status=body["status"])
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def problem_json_response(status: int, code: str, title: str, detail: str, **extra) -> JsonResponse:
+    """For plain Django views and handlers outside DRF (404/500 pages under /api)."""
+    return JsonResponse(problem(status, code, title, detail, **extra), status=status,
+                        content_type=PROBLEM_CONTENT_TYPE)

@@ -1,0 +1,73 @@
+"""Reading profiles: the decrypted unified view with lineage, and lookups.
+
+Decrypts identifiers and attribute values in memory for the caller; logs nothing
+personal (access to decrypted data is recorded by the callers' access log).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from cdp.core.errors import Gone, NotFound
+from cdp.core.identifiers import GLOBAL_KINDS
+from cdp.models import AttributeValue, Identity, Profile, ProfileStatus, SourceKind
+from cdp.services.attributes import attribute_value_read
+from cdp.services.profiles import identity_value_read, profile_dek
+from cdp.services.records import IdentifierKey, parse_identifiers
+from consent import policy
+
+
+def profile_unified_view(*, profile_id) -> dict:
+    """The profile as CONTRACT.md shapes it, or {"id", "merged_into"} for a merged id."""
+    profile = Profile.objects.select_related("data_key").filter(pk=profile_id).first()
+    if profile is None:
+        raise NotFound("No profile has this id.")
+    if profile.status == ProfileStatus.ERASED:
+        raise Gone("The profile was erased.", code="erased")
+    if profile.status == ProfileStatus.MERGED:
+        return {"id": str(profile.id), "merged_into": str(profile.merged_into_id)}
+    dek = profile_dek(profile)
+    identifiers: dict[str, list[str]] = defaultdict(list)
+    for identity in Identity.objects.filter(profile=profile).order_by("kind", "id"):
+        identifiers[identity.kind].append(identity_value_read(identity, dek=dek))
+    return {
+        "id": str(profile.id),
+        "identifiers": dict(identifiers),
+        "attributes": unified_attributes(profile, dek=dek),
+        "created_at": profile.created_at.isoformat(),
+        "updated_at": profile.updated_at.isoformat(),
+        "version": profile.version,
+    }
+
+
+def unified_attributes(profile: Profile, *, dek: bytes) -> dict:
+    """Survivorship: per attribute the highest-trust source wins, then the newest value.
+
+    Third-party values take part only while the person allows `enrichment`.
+    """
+    enrichment = policy.is_allowed(profile.id, "enrichment")
+    best: dict[str, AttributeValue] = {}
+    rows = AttributeValue.objects.filter(profile=profile).select_related("source")
+    for row in rows:
+        if row.source.kind == SourceKind.THIRD_PARTY and not enrichment:
+            continue
+        current = best.get(row.name)
+        if current is None or (row.source.trust, row.observed_at) > (current.source.trust, current.observed_at):
+            best[row.name] = row
+    return {
+        name: {"value": attribute_value_read(row, dek=dek), "source": row.source.key,
+               "record_id": str(row.record_id) if row.record_id else None,
+               "observed_at": row.observed_at.isoformat()}
+        for name, row in sorted(best.items())
+    }
+
+
+def profile_ids_by_identifier(*, kind: str, value, source_key: str | None = None) -> list:
+    """Active profiles holding this identifier (at most one, by the uniqueness rule)."""
+    namespace_source = "" if kind in GLOBAL_KINDS else (source_key or "")
+    keys, errors = parse_identifiers({kind: value}, source_key=namespace_source, region=None)
+    if errors or not keys:
+        return []
+    key: IdentifierKey = keys[0]
+    return list(Identity.objects.filter(kind=key.kind, namespace=key.namespace, blind_index=key.blind_index,
+                                        profile__status=ProfileStatus.ACTIVE).values_list("profile_id", flat=True))

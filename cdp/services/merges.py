@@ -1,0 +1,187 @@
+"""Merging profiles and undoing merges.
+
+Moving data between profiles re-encrypts it under the receiving profile's data key, so
+one key always covers all of one person's data. Reads and writes ciphertexts, ids and
+blind indexes; logs nothing personal.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from cdp import crypto
+from cdp.core.errors import Conflict, NotFound
+from cdp.core.identifiers import GLOBAL_KINDS
+from cdp.core.outbox import outbox_put
+from cdp.models import (
+    AttributeValue,
+    Event,
+    Identity,
+    Merge,
+    MergeBlock,
+    Profile,
+    ProfileStatus,
+    SourceRecord,
+)
+from cdp.services.attributes import attributes_rebuild
+from cdp.services.profiles import (
+    IDENTITY_FIELD,
+    profile_dek,
+    profiles_touch,
+)
+from cdp.services.source_records import record_payload_move, record_payload_read
+from consent.services import consent_profiles_merged
+
+
+def _lock_profiles(ids) -> dict:
+    # One statement, stable order: concurrent merges over the same profiles cannot deadlock.
+    rows = Profile.objects.select_for_update(of=("self",)).select_related("data_key").filter(
+        id__in=list(ids)).order_by("id")
+    return {p.id: p for p in rows}
+
+
+def _move_identities(identities, *, old_dek, new_profile_id, new_dek) -> None:
+    for identity in identities:
+        identity.value = crypto.reencrypt_value(identity.value, field=IDENTITY_FIELD, old_dek=old_dek,
+                                                old_owner=identity.profile_id, new_dek=new_dek,
+                                                new_owner=new_profile_id)
+        identity.profile_id = new_profile_id
+    Identity.objects.bulk_update(identities, ["value", "profile"], batch_size=500)
+
+
+def _move_records(records, *, old_dek, new_profile_id, new_dek) -> None:
+    for record in records:
+        record_payload_move(record, old_dek=old_dek, new_profile_id=new_profile_id, new_dek=new_dek)
+    SourceRecord.objects.bulk_update(records, ["payload", "profile"], batch_size=500)
+
+
+def identities_trim_to_caps(*, profile_id) -> None:
+    """Drop the lowest-priority global identifiers beyond the configured caps."""
+    caps = settings.TESSERA_IDENTIFIER_CAPS
+    by_kind = defaultdict(list)
+    for identity in Identity.objects.filter(profile_id=profile_id, kind__in=list(caps)):
+        by_kind[identity.kind].append(identity)
+    doomed = []
+    for kind, identities in by_kind.items():
+        identities.sort(key=lambda i: (i.priority, i.last_seen_at, i.id), reverse=True)
+        doomed.extend(i.id for i in identities[caps[kind]:])
+    if doomed:
+        Identity.objects.filter(id__in=doomed).delete()
+
+
+@transaction.atomic
+def profile_merge(*, survivor_id, absorbed_id, reason: str = "shared_identifier", trigger_record_id=None) -> Merge:
+    profiles = _lock_profiles([survivor_id, absorbed_id])
+    survivor, absorbed = profiles.get(survivor_id), profiles.get(absorbed_id)
+    if survivor is None or absorbed is None:
+        raise NotFound("No profile has this id.")
+    if survivor.status != ProfileStatus.ACTIVE or absorbed.status != ProfileStatus.ACTIVE:
+        raise Conflict("Only active profiles can be merged.", code="profile_not_active")
+    survivor_dek, absorbed_dek = profile_dek(survivor), profile_dek(absorbed)
+
+    records = list(SourceRecord.objects.filter(profile_id=absorbed_id))
+    identities = list(Identity.objects.filter(profile_id=absorbed_id))
+    absorbed_profiles = [str(absorbed_id)] + [
+        str(pid) for pid in Profile.objects.filter(merged_into_id=absorbed_id).values_list("id", flat=True)]
+
+    _move_records(records, old_dek=absorbed_dek, new_profile_id=survivor_id, new_dek=survivor_dek)
+    _move_identities(identities, old_dek=absorbed_dek, new_profile_id=survivor_id, new_dek=survivor_dek)
+    Event.objects.filter(profile_id=absorbed_id).update(profile_id=survivor_id)
+    # Path compression: ids merged into the absorbed profile now point at the survivor.
+    Profile.objects.filter(merged_into_id=absorbed_id).update(merged_into_id=survivor_id)
+    Profile.objects.filter(id=absorbed_id).update(status=ProfileStatus.MERGED, merged_into_id=survivor_id,
+                                                  updated_at=timezone.now())
+    AttributeValue.objects.filter(profile_id=absorbed_id).delete()
+    attributes_rebuild(profile_id=survivor_id, dek=survivor_dek)
+    identities_trim_to_caps(profile_id=survivor_id)
+
+    merge = Merge.objects.create(
+        survivor_id=survivor_id, absorbed_id=absorbed_id, reason=reason, trigger_record_id=trigger_record_id,
+        moved_records=[str(r.id) for r in records], moved_identities=[i.id for i in identities],
+        absorbed_profiles=absorbed_profiles,
+    )
+    consent_profiles_merged(survivor_id=survivor_id, absorbed_id=absorbed_id)
+    profiles_touch([survivor_id, absorbed_id])
+    outbox_put(topic="profile.merged", payload={"profile_id": str(survivor_id),
+                                                "merged_profile_id": str(absorbed_id), "merge_id": str(merge.id)})
+    return merge
+
+
+@transaction.atomic
+def merge_undo(*, merge_id) -> Merge:
+    """Restore both profiles and their identities as before the merge.
+
+    Records that reached the survivor after the merge are re-resolved by their own
+    identifiers, and the pair is blocked from merging again automatically.
+    """
+    merge = Merge.objects.select_for_update().filter(pk=merge_id).first()
+    if merge is None:
+        raise NotFound("No merge has this id.")
+    if merge.undone_at is not None:
+        raise Conflict("This merge was already undone.", code="already_undone")
+    profiles = _lock_profiles([merge.survivor_id, merge.absorbed_id])
+    survivor, absorbed = profiles[merge.survivor_id], profiles[merge.absorbed_id]
+    if survivor.status != ProfileStatus.ACTIVE:
+        raise Conflict("The surviving profile was merged or erased since; undo that first.",
+                       code="survivor_not_active")
+    if absorbed.status != ProfileStatus.MERGED or absorbed.merged_into_id != survivor.id or \
+            absorbed.data_key_id is None:
+        raise Conflict("The absorbed profile can no longer be restored.", code="absorbed_not_restorable")
+    survivor_dek, absorbed_dek = profile_dek(survivor), profile_dek(absorbed)
+
+    records = list(SourceRecord.objects.filter(id__in=merge.moved_records, profile_id=survivor.id))
+    identities = list(Identity.objects.filter(id__in=merge.moved_identities, profile_id=survivor.id))
+    _move_records(records, old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)
+    _move_identities(identities, old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)
+    Event.objects.filter(profile_id=survivor.id, origin_profile_id__in=merge.absorbed_profiles).update(
+        profile_id=absorbed.id)
+    Profile.objects.filter(id__in=[p for p in merge.absorbed_profiles if p != str(absorbed.id)],
+                           merged_into_id=survivor.id).update(merged_into_id=absorbed.id)
+    Profile.objects.filter(id=absorbed.id).update(status=ProfileStatus.ACTIVE, merged_into_id=None)
+    low, high = sorted([survivor.id, absorbed.id], key=str)
+    MergeBlock.objects.get_or_create(profile_low_id=low, profile_high_id=high, defaults={"merge": merge})
+
+    _reresolve_later_records(merge, survivor=survivor, absorbed=absorbed,
+                             survivor_dek=survivor_dek, absorbed_dek=absorbed_dek)
+    attributes_rebuild(profile_id=survivor.id, dek=survivor_dek)
+    attributes_rebuild(profile_id=absorbed.id, dek=absorbed_dek)
+
+    merge.undone_at = timezone.now()
+    merge.save(update_fields=["undone_at"])
+    profiles_touch([survivor.id, absorbed.id])
+    outbox_put(topic="profile.unmerged", payload={"profile_id": str(survivor.id),
+                                                  "restored_profile_id": str(absorbed.id), "merge_id": str(merge.id)})
+    return merge
+
+
+def _reresolve_later_records(merge, *, survivor, absorbed, survivor_dek, absorbed_dek) -> None:
+    """A record that arrived after the merge goes where its identifiers point now.
+
+    It moves to the restored profile (with the identities it introduced) when its
+    identifiers match that profile and none of the survivor's own.
+    """
+    later = SourceRecord.objects.filter(profile_id=survivor.id, received_at__gt=merge.created_at).exclude(
+        id__in=merge.moved_records).select_related("source")
+    owner_of = {
+        (i.kind, i.namespace, i.blind_index): (i.profile_id, i.record_id)
+        for i in Identity.objects.filter(profile_id__in=[survivor.id, absorbed.id])
+    }
+    for record in later:
+        payload = record_payload_read(record, dek=survivor_dek)
+        matches_absorbed = matches_survivor = False
+        for kind, value in payload.get("identifiers", {}).items():
+            namespace = "" if kind in GLOBAL_KINDS else record.source.key
+            key = (kind, namespace, crypto.blind_index(kind=kind, namespace=namespace, normalized_value=value))
+            owner, introduced_by = owner_of.get(key, (None, None))
+            if owner == absorbed.id:
+                matches_absorbed = True
+            elif owner == survivor.id and introduced_by != record.id:
+                matches_survivor = True
+        if matches_absorbed and not matches_survivor:
+            introduced = list(Identity.objects.filter(record_id=record.id, profile_id=survivor.id))
+            _move_records([record], old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)
+            _move_identities(introduced, old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)

@@ -1,0 +1,58 @@
+"""Small profile helpers shared by the resolution, merge and erasure services."""
+
+from __future__ import annotations
+
+from django.db.models import F
+from django.utils import timezone
+
+from cdp import crypto
+from cdp.core.errors import Conflict, Gone, NotFound
+from cdp.models import DataKey, Identity, Profile, ProfileStatus
+
+IDENTITY_FIELD = "identity.value"
+
+
+def profile_dek(profile: Profile) -> bytes:
+    if profile.data_key_id is None:
+        raise Gone("The profile was erased.", code="erased")
+    data_key = profile.data_key if "data_key" in profile._state.fields_cache else DataKey.objects.get(
+        pk=profile.data_key_id)
+    return crypto.data_key_open(data_key)
+
+
+def profile_new() -> tuple[Profile, DataKey, bytes]:
+    """An unsaved profile with a fresh data key (both to be bulk-created by the caller)."""
+    data_key, dek = crypto.data_key_new()
+    profile = Profile(data_key_id=data_key.id)
+    return profile, data_key, dek
+
+
+def identity_value_encrypt(*, dek: bytes, profile_id, value: str) -> bytes:
+    return crypto.encrypt_value(dek, owner_id=profile_id, field=IDENTITY_FIELD, value=value)
+
+
+def identity_value_read(identity: Identity, *, dek: bytes) -> str:
+    return crypto.decrypt_value(dek, owner_id=identity.profile_id, field=IDENTITY_FIELD, ciphertext=identity.value)
+
+
+def profiles_touch(profile_ids) -> None:
+    """Bump version (the ETag) and updated_at of changed profiles."""
+    ids = list(profile_ids)
+    if ids:
+        Profile.objects.filter(id__in=ids).update(version=F("version") + 1, updated_at=timezone.now())
+
+
+def profile_get_live(profile_id, *, for_update: bool = False) -> Profile:
+    """An active profile, or the right error for a merged-away, erased or unknown id."""
+    queryset = Profile.objects.select_related("data_key")
+    if for_update:
+        queryset = queryset.select_for_update(of=("self",))
+    profile = queryset.filter(pk=profile_id).first()
+    if profile is None:
+        raise NotFound("No profile has this id.")
+    if profile.status == ProfileStatus.ERASED:
+        raise Gone("The profile was erased.", code="erased")
+    if profile.status == ProfileStatus.MERGED:
+        raise Conflict("The profile was merged into another.", code="merged",
+                       extra={"merged_into": str(profile.merged_into_id)})
+    return profile

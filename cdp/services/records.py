@@ -1,0 +1,188 @@
+"""Validating incoming records and turning their identifiers into blind-index keys.
+
+Pure functions: no database. Error entries name the field and a stable code, never the
+rejected value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from cdp import crypto
+from cdp.core.identifiers import (
+    GLOBAL_KINDS,
+    IDENTIFIER_KINDS,
+    SOURCE_SCOPED_KINDS,
+    InvalidIdentifier,
+    normalize,
+)
+
+MAX_RECORD_BYTES = 32 * 1024
+ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+COUNTRY_CODE = re.compile(r"^[A-Za-z]{2}$")
+
+
+@dataclass(frozen=True)
+class IdentifierKey:
+    kind: str
+    namespace: str
+    blind_index: str
+    value: str  # normalized plaintext; lives only in memory and inside ciphertexts
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.namespace, self.blind_index)
+
+    @property
+    def is_source_scoped(self) -> bool:
+        return self.kind in SOURCE_SCOPED_KINDS
+
+
+@dataclass
+class ParsedRecord:
+    index: int
+    external_id: str
+    external_key: str
+    identifiers: list[IdentifierKey]
+    attributes: dict
+    observed_at: datetime
+    digest: str
+    errors: list[dict] = field(default_factory=list)
+
+    def payload(self) -> dict:
+        """What is stored (encrypted) as the SourceRecord: normalized identifiers."""
+        return {
+            "external_id": self.external_id,
+            "identifiers": {k.kind: k.value for k in self.identifiers},
+            "attributes": self.attributes,
+            "observed_at": self.observed_at.isoformat(),
+        }
+
+
+class RecordRejected(Exception):
+    def __init__(self, errors: list[dict]):
+        super().__init__("record rejected")
+        self.errors = errors
+
+
+def error(field_name: str, code: str, message: str) -> dict:
+    return {"field": field_name, "code": code, "message": message}
+
+
+def external_key_for(*, source_key: str, external_id: str) -> str:
+    return crypto.blind_index(kind="external_id", namespace=source_key, normalized_value=external_id)
+
+
+def parse_identifiers(raw, *, source_key: str, region: str | None, field_prefix: str = "identifiers"):
+    """Normalize identifiers; junk values are dropped, malformed ones are errors."""
+    keys: list[IdentifierKey] = []
+    errors: list[dict] = []
+    if not isinstance(raw, dict):
+        return keys, [error(field_prefix, "wrong_type", "Identifiers must be an object.")]
+    blocklist = settings.TESSERA_IDENTIFIER_BLOCKLIST
+    for kind, value in raw.items():
+        path = f"{field_prefix}.{kind}"
+        if kind not in IDENTIFIER_KINDS:
+            errors.append(error(path, "unknown_identifier", f"Unknown identifier kind; use one of {', '.join(IDENTIFIER_KINDS)}."))
+            continue
+        if value is None:
+            continue
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            errors.append(error(path, "wrong_type", "An identifier must be a string."))
+            continue
+        try:
+            normalized = normalize(kind, value, default_region=region, blocklist=blocklist)
+        except InvalidIdentifier as exc:
+            errors.append(error(path, exc.code, f"The {kind} is not valid."))
+            continue
+        if normalized is None:
+            continue  # junk: never identifies anyone
+        namespace = "" if kind in GLOBAL_KINDS else source_key
+        keys.append(IdentifierKey(kind, namespace,
+                                  crypto.blind_index(kind=kind, namespace=namespace, normalized_value=normalized),
+                                  normalized))
+    return keys, errors
+
+
+def parse_observed_at(raw, path: str = "observed_at") -> datetime:
+    if raw is None:
+        return timezone.now()
+    if isinstance(raw, str):
+        parsed = parse_datetime(raw)
+        if parsed is not None:
+            return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.utc)
+    raise RecordRejected([error(path, "invalid_datetime", "Use an ISO 8601 date-time.")])
+
+
+def phone_region(attributes: dict) -> str | None:
+    country = attributes.get("country") if isinstance(attributes, dict) else None
+    if isinstance(country, str) and COUNTRY_CODE.match(country.strip()):
+        return country.strip().upper()
+    return settings.TESSERA_DEFAULT_PHONE_REGION
+
+
+def parse_record(raw, *, index: int, source_key: str) -> ParsedRecord:
+    """Validate one record of a profiles batch; raises RecordRejected with all errors."""
+    if not isinstance(raw, dict):
+        raise RecordRejected([error("record", "wrong_type", "A record must be an object.")])
+    size = len(json.dumps(raw, default=str))
+    if size > MAX_RECORD_BYTES:
+        raise RecordRejected([error("record", "record_too_large", f"A record may hold at most {MAX_RECORD_BYTES} bytes.")])
+    errors: list[dict] = []
+    external_id = raw.get("external_id")
+    if isinstance(external_id, int) and not isinstance(external_id, bool):
+        external_id = str(external_id)
+    if not isinstance(external_id, str) or not external_id.strip():
+        errors.append(error("external_id", "required", "external_id is required."))
+    elif len(external_id) > 255:
+        errors.append(error("external_id", "too_long", "external_id may hold at most 255 characters."))
+    attributes = raw.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        errors.append(error("attributes", "wrong_type", "attributes must be an object."))
+        attributes = {}
+    for name in attributes:
+        if not ATTRIBUTE_NAME.match(str(name)):
+            errors.append(error(f"attributes.{name}" if len(str(name)) < 80 else "attributes", "invalid_name",
+                                "Attribute names are lower-case letters, digits and underscores."))
+    if "identifiers" not in raw:
+        errors.append(error("identifiers", "required", "At least one identifier is required."))
+        keys = []
+    else:
+        keys, id_errors = parse_identifiers(raw.get("identifiers"), source_key=source_key,
+                                            region=phone_region(attributes))
+        errors.extend(id_errors)
+    try:
+        observed_at = parse_observed_at(raw.get("observed_at"))
+    except RecordRejected as exc:
+        errors.extend(exc.errors)
+        observed_at = None
+    if not errors and not keys:
+        errors.append(error("identifiers", "no_usable_identifier", "The record has no usable identifier."))
+    if errors:
+        raise RecordRejected(errors)
+    external_id = external_id.strip()
+    attributes = {str(k): v for k, v in attributes.items() if v is not None}
+    parsed = ParsedRecord(index=index, external_id=external_id,
+                          external_key=external_key_for(source_key=source_key, external_id=external_id),
+                          identifiers=_dedupe(keys), attributes=attributes, observed_at=observed_at, digest="")
+    # observed_at stays out of the digest: a re-sent record with a fresh timestamp is unchanged.
+    content = {k: v for k, v in parsed.payload().items() if k != "observed_at"}
+    parsed.digest = crypto.keyed_digest(json.dumps([source_key, content], sort_keys=True, default=str),
+                                        purpose="record-payload")
+    return parsed
+
+
+def _dedupe(keys: list[IdentifierKey]) -> list[IdentifierKey]:
+    seen, unique = set(), []
+    for key in keys:
+        if key.key not in seen:
+            seen.add(key.key)
+            unique.append(key)
+    return unique

@@ -1,0 +1,47 @@
+"""Creating sources and checking their Segment write keys (stored hashed)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from django.db import IntegrityError, transaction
+
+from cdp.core.errors import ApplicationError, Conflict
+from cdp.models import Source, SourceKind
+
+SOURCE_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def write_key_hash(write_key: str) -> str:
+    return hashlib.sha256(write_key.encode()).hexdigest()
+
+
+@transaction.atomic
+def source_create(*, key: str, name: str, kind: str, trust: int) -> tuple[Source, str]:
+    """A new source and its write key (returned once, stored only as a hash)."""
+    if not SOURCE_KEY.match(key or ""):
+        raise ApplicationError("A source key is 1-64 lower-case letters, digits, '-' or '_'.", code="invalid_key")
+    if kind not in SourceKind.values:
+        raise ApplicationError("kind must be first_party or third_party.", code="invalid_kind")
+    if Source.objects.filter(key=key).exists():
+        raise Conflict(f"A source with key '{key}' already exists.", code="source_exists")
+    write_key = "wk_" + secrets.token_urlsafe(24)
+    try:
+        source = Source.objects.create(key=key, name=name or key, kind=kind, trust=int(trust),
+                                       write_key_hash=write_key_hash(write_key), write_key_prefix=write_key[:8])
+    except IntegrityError:
+        raise Conflict(f"A source with key '{key}' already exists.", code="source_exists") from None
+    return source, write_key
+
+
+def source_by_write_key(write_key: str) -> Source | None:
+    return Source.objects.filter(write_key_hash=write_key_hash(write_key)).first()
+
+
+def source_get(key: str) -> Source:
+    source = Source.objects.filter(key=key).first()
+    if source is None:
+        raise ApplicationError(f"No source has the key '{key}'.", code="unknown_source", status=422)
+    return source
