@@ -33,10 +33,6 @@ SECRET_KEY = env_str("SECRET_KEY") or "django-insecure-development-only-" + "x" 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
-_keys = load_keys(os.environ, production=PRODUCTION, var_dir=VAR_DIR)
-TESSERA_MASTER_KEYS: list[bytes] = _keys["TESSERA_MASTER_KEYS"]
-TESSERA_INDEX_KEY: bytes = _keys["TESSERA_INDEX_KEY"][0]
-TESSERA_LEDGER_KEY: bytes = _keys["TESSERA_LEDGER_KEY"][0]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -210,3 +206,9 @@ LOGGING = {
         "django.server": {"handlers": [], "level": "ERROR", "propagate": False},
     },
 }
+
+# --- Keys, last: every other value is checked first, so a bad one is reported alone ---------
+_keys = load_keys(os.environ, production=PRODUCTION, var_dir=VAR_DIR)
+TESSERA_MASTER_KEYS: list[bytes] = _keys["TESSERA_MASTER_KEYS"]
+TESSERA_INDEX_KEY: bytes = _keys["TESSERA_INDEX_KEY"][0]
+TESSERA_LEDGER_KEY: bytes = _keys["TESSERA_LEDGER_KEY"][0]

@@ -21,31 +21,32 @@ def new_key_text() -> str:
 def load_keys(environ: dict[str, str], *, production: bool, var_dir: Path) -> dict[str, list[bytes]]:
     """Master keys (newest first), index key and ledger key as raw bytes.
 
-    In development a missing key is taken from (or generated into) var/dev-keys.json,
-    with a loud warning; in production every key must be set.
+    Values that are set are checked first, so a malformed one is reported alone. In
+    development a missing key is taken from (or generated into) var/dev-keys.json, with
+    a loud warning; in production every key must be set (settings reports what is missing).
     """
     values = {name: (environ.get(name) or "").strip() for name in KEY_VARIABLES}
-    missing = [name for name, value in values.items() if not value]
+    parsed = {name: _parse(name, text) for name, text in values.items() if text}
+    missing = [name for name in KEY_VARIABLES if name not in parsed]
     if missing and production:
-        return {}  # settings reports every missing production variable in one sentence
+        return {}
     if missing:
         dev_keys = _development_keys(var_dir)
-        for name in missing:
-            values[name] = dev_keys[name]
+        parsed.update({name: _parse(name, dev_keys[name]) for name in missing})
         print(
             f"WARNING: {', '.join(missing)} not set; using development keys from "
             f"{var_dir / 'dev-keys.json'}. Never use these in production.",
             file=sys.stderr,
         )
-    master = [parse_key(part, variable="TESSERA_MASTER_KEYS")
-              for part in values["TESSERA_MASTER_KEYS"].split(",") if part.strip()]
-    if not master:
-        raise ConfigurationError("TESSERA_MASTER_KEYS must list at least one key.")
-    return {
-        "TESSERA_MASTER_KEYS": master,
-        "TESSERA_INDEX_KEY": [parse_key(values["TESSERA_INDEX_KEY"], variable="TESSERA_INDEX_KEY")],
-        "TESSERA_LEDGER_KEY": [parse_key(values["TESSERA_LEDGER_KEY"], variable="TESSERA_LEDGER_KEY")],
-    }
+    return parsed
+
+
+def _parse(name: str, text: str) -> list[bytes]:
+    keys = [parse_key(part, variable=name) for part in text.split(",") if part.strip()]
+    if not keys or (name != "TESSERA_MASTER_KEYS" and len(keys) != 1):
+        raise ConfigurationError(f"{name} must hold exactly one key." if name != "TESSERA_MASTER_KEYS"
+                                 else "TESSERA_MASTER_KEYS must list at least one key.")
+    return keys
 
 
 def _development_keys(var_dir: Path) -> dict[str, str]:

@@ -36,7 +36,8 @@ def _validate(raw, errors: list) -> dict | None:
         if value is None and name == "description":
             value = ""
         if not isinstance(value, str) or (name != "description" and not value.strip()):
-            errors.append(error(name, "required" if value is None else "wrong_type", f"{name} must be a non-empty string."))
+            code = "required" if value is None else "wrong_type"
+            errors.append(error(name, code, f"{name} must be a non-empty string."))
             continue
         if len(value) > LIMITS[name]:
             errors.append(error(name, "too_long", f"{name} may hold at most {LIMITS[name]} characters."))

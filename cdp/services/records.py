@@ -90,7 +90,8 @@ def parse_identifiers(raw, *, source_key: str, region: str | None, field_prefix:
     for kind, value in raw.items():
         path = f"{field_prefix}.{kind}"
         if kind not in IDENTIFIER_KINDS:
-            errors.append(error(path, "unknown_identifier", f"Unknown identifier kind; use one of {', '.join(IDENTIFIER_KINDS)}."))
+            errors.append(error(path, "unknown_identifier",
+                                f"Unknown identifier kind; use one of {', '.join(IDENTIFIER_KINDS)}."))
             continue
         if value is None:
             continue
@@ -134,7 +135,8 @@ def parse_record(raw, *, index: int, source_key: str) -> ParsedRecord:
         raise RecordRejected([error("record", "wrong_type", "A record must be an object.")])
     size = len(json.dumps(raw, default=str))
     if size > MAX_RECORD_BYTES:
-        raise RecordRejected([error("record", "record_too_large", f"A record may hold at most {MAX_RECORD_BYTES} bytes.")])
+        raise RecordRejected([error("record", "record_too_large",
+                                    f"A record may hold at most {MAX_RECORD_BYTES} bytes.")])
     errors: list[dict] = []
     external_id = raw.get("external_id")
     if isinstance(external_id, int) and not isinstance(external_id, bool):

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from cdp import crypto
@@ -30,7 +30,6 @@ from cdp.models import (
     MergeBlock,
     MergeConflict,
     Profile,
-    ProfileStatus,
     RecordStatus,
     Source,
     SourceRecord,
@@ -41,7 +40,6 @@ from cdp.services.merges import profile_merge
 from cdp.services.profiles import identity_value_encrypt, profile_new, profiles_touch
 from cdp.services.records import IdentifierKey, ParsedRecord, RecordRejected, parse_record
 from cdp.services.source_records import record_payload_read, record_payload_write
-from consent import policy
 
 logger = logging.getLogger(__name__)
 
