@@ -1,0 +1,17 @@
+"""Celery tasks of the profile domain: thin wrappers over services, ids and numbers only."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+TRANSIENT_ERRORS = (OperationalError, ConnectionError, TimeoutError)
+
+
+@shared_task(name="cdp.data_keys_rotate", acks_late=True, autoretry_for=TRANSIENT_ERRORS,
+             retry_backoff=10, retry_backoff_max=300, retry_jitter=True, max_retries=5)
+def data_keys_rotate(batch_size: int = 1000) -> int:
+    """Rewrap data keys under the active master key; safe to run twice (resumable)."""
+    from cdp.crypto import data_keys_rotate as rotate
+
+    return rotate(batch_size=batch_size)
