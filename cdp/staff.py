@@ -20,7 +20,7 @@ OPERATOR_PERMISSIONS = [
     ("cdp", "view_source"), ("cdp", "add_source"), ("cdp", "change_source"),
     ("cdp", "view_item"), ("cdp", "add_item"), ("cdp", "change_item"),
     ("cdp", "view_profile"), ("cdp", "view_mergeconflict"), ("cdp", "change_mergeconflict"),
-    ("cdp", "view_merge"),
+    ("cdp", "view_merge"), ("cdp", "change_merge"),
 ]
 
 

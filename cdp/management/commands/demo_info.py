@@ -1,0 +1,40 @@
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from cdp.demo.loader import DEMO_STAFF
+from cdp.management.base import TesseraCommand
+
+
+class Command(TesseraCommand):
+    help = "Print where the running demo lives: URLs, demo staff log-ins and customers' sign-in links."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+
+    def handle(self, *args, port, **options):
+        base = f"http://127.0.0.1:{port}"
+        lines = [
+            "",
+            "Tessera is starting on " + base,
+            f"  API docs        {base}/api/docs/",
+            f"  OpenAPI schema  {base}/api/schema/",
+            f"  Admin           {base}/admin/",
+            f"  Health          {base}/healthz   {base}/readyz   {base}/metrics",
+        ]
+        if settings.DEBUG:
+            users = get_user_model().objects.filter(username__in=[s["username"] for s in DEMO_STAFF])
+            if users.exists():
+                lines.append("Demo staff log-ins (development only):")
+                for staff in DEMO_STAFF:
+                    lines.append(f"  {staff['role']:<11} {staff['username']} / {staff['password']}")
+        for line in self.customer_links(base):
+            lines.append(line)
+        self.stdout.write("\n".join(lines) + "\n")
+
+    def customer_links(self, base: str) -> list[str]:
+        try:
+            from consent.signin import demo_sign_in_links
+        except ImportError:
+            return ["  (customer preference center not built yet: no sign-in links)"]
+        links = demo_sign_in_links(base_url=base, count=3)
+        return ["Demo customers' sign-in links:"] + [f"  {link}" for link in links]
