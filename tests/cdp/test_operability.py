@@ -1,0 +1,79 @@
+"""Health, readiness, metrics and the access log."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from cdp.celery import app as celery_app
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_answers_while_the_process_runs(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_each_dependency(client, settings):
+    settings.TASKS_IN_PROCESS = True
+    body = client.get("/readyz").json()
+    assert body == {"status": "ok", "database": "ok", "migrations": "ok", "broker": "in-process"}
+
+
+def test_readyz_answers_503_naming_an_unreachable_broker(client, settings):
+    settings.TASKS_IN_PROCESS = False
+    previous = celery_app.conf.broker_url
+    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    try:
+        response = client.get("/readyz")
+    finally:
+        celery_app.conf.broker_url = previous
+    assert response.status_code == 503
+    assert response.json()["broker"] == "unreachable" and response.json()["failed"] == ["broker"]
+
+
+def test_metrics_counts_requests_by_route(client):
+    client.get("/healthz")
+    client.get("/healthz")
+    text = client.get("/metrics").content.decode()
+    assert "# TYPE tessera_http_requests_total counter" in text
+    line = next(line for line in text.splitlines()
+                if line.startswith("tessera_http_requests_total") and 'route="/healthz"' in line)
+    assert float(line.rsplit(" ", 1)[1]) >= 2
+    assert "tessera_http_request_seconds_bucket" in text
+
+
+def test_access_log_is_json_with_the_route_not_the_path(client, caplog):
+    caplog.set_level(logging.INFO, logger="tessera.access")
+    client.get("/api/schema/?email=leak%40example.com")
+    record = next(r for r in caplog.records if r.name == "tessera.access")
+    from cdp.core.observability import JsonFormatter
+
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["route"] == "/api/schema/" and entry["status"] == 200 and entry["method"] == "GET"
+    assert "leak" not in json.dumps(entry)
+    assert set(entry) >= {"time", "level", "request_id", "duration_ms"}
+
+
+def test_task_metrics_are_recorded(settings, source_factory):
+    from cdp.core.observability import REGISTRY
+    from cdp.tasks import data_keys_rotate
+
+    before = REGISTRY.get_sample_value("tessera_tasks_total", {"task": "cdp.data_keys_rotate", "state": "SUCCESS"})
+    data_keys_rotate.delay()
+    after = REGISTRY.get_sample_value("tessera_tasks_total", {"task": "cdp.data_keys_rotate", "state": "SUCCESS"})
+    assert (after or 0) == (before or 0) + 1
+
+
+def test_exception_log_lines_never_carry_the_message(caplog):
+    from cdp.core.observability import JsonFormatter
+
+    try:
+        raise ValueError("secret@example.com is not valid")
+    except ValueError:
+        logging.getLogger("tessera.test").exception("failed")
+    entry = json.loads(JsonFormatter().format(caplog.records[-1]))
+    assert entry["exception"] == "ValueError" and "secret" not in json.dumps(entry)
