@@ -102,7 +102,9 @@ def _database_from_env() -> dict:
             "timeout": 30,
         }
     else:
-        config.setdefault("OPTIONS", {})
+        # Server-side binding lets psycopg cache query conversion; client-side binding
+        # re-parses every large bulk INSERT in Python.
+        config.setdefault("OPTIONS", {})["server_side_binding"] = True
         config["CONN_HEALTH_CHECKS"] = True
     return config
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from cdp import crypto
 from cdp.core.advisory import advisory_locks
+from cdp.core.bulk import bulk_insert
 from cdp.core.outbox import outbox_put_many
 from cdp.models import (
     AttributeValue,
@@ -185,6 +186,10 @@ class _Resolver:
             state.counts[kind] += 1
             if namespace:
                 state.scoped[(kind, namespace)] = index
+        for row in AttributeValue.objects.filter(profile_id__in=missing):
+            self.attributes.setdefault(row.profile_id, {})[(row.name, row.source_id)] = row
+        for profile_id in missing:
+            self.attributes.setdefault(profile_id, {})
         for low, high in MergeBlock.objects.filter(profile_low_id__in=missing).values_list(
                 "profile_low_id", "profile_high_id").union(
                 MergeBlock.objects.filter(profile_high_id__in=missing).values_list(
@@ -448,25 +453,23 @@ class _Resolver:
     def _flush(self) -> None:
         if self.retired_records:
             SourceRecord.objects.filter(id__in=self.retired_records).update(is_current=False)
-        DataKey.objects.bulk_create(self.new_keys)
-        Profile.objects.bulk_create(self.new_profiles)
-        SourceRecord.objects.bulk_create(self.new_records)
-        for record in self.new_records:
-            record._state.adding = False
+        bulk_insert(DataKey, self.new_keys)
+        bulk_insert(Profile, self.new_profiles)
+        bulk_insert(SourceRecord, self.new_records)
         if self.dropped_identities:
             Identity.objects.filter(id__in=self.dropped_identities).delete()
-        Identity.objects.bulk_create(self.new_identities)
-        HeldIdentifier.objects.bulk_create(self.new_held_identifiers)
+        bulk_insert(Identity, self.new_identities)
+        bulk_insert(HeldIdentifier, self.new_held_identifiers)
         if self.attached_held:
             self._store_attached_held()
-        AttributeValue.objects.bulk_create(list(self.new_attributes.values()))
+        bulk_insert(AttributeValue, list(self.new_attributes.values()))
         if self.changed_attributes:
             AttributeValue.objects.bulk_update(list(self.changed_attributes.values()),
                                                ["value_cipher", "value_plain", "is_personal", "record",
                                                 "observed_at"], batch_size=500)
         for conflict in self.conflicts:
             conflict.record_id = self.current[conflict._record_external_key].id
-        MergeConflict.objects.bulk_create(self.conflicts)
+        bulk_insert(MergeConflict, self.conflicts)
         self._reset_pending()
 
     def _store_attached_held(self) -> None:
