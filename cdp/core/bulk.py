@@ -21,14 +21,32 @@ def bulk_insert(model: type[models.Model], objs: list[models.Model]) -> list[mod
     if isinstance(meta.pk, models.AutoField | models.BigAutoField):
         _assign_sequence_ids(model, [obj for obj in objs if obj.pk is None])
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    readers = [_column_reader(field) for field in fields]
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
             for obj in objs:
-                copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
+                copy.write_row([read(obj) for read in readers])
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
     return objs
+
+
+def _column_reader(field: models.Field):
+    """How to get one column's database value from an object, cheaply.
+
+    Plain values (uuid, bytes, text, numbers, aware datetimes) go to COPY as they are;
+    only fields that transform on save take Django's generic (slower) path.
+    """
+    needs_django = (
+        isinstance(field, models.JSONField)
+        or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+        or (field.has_default() and not field.primary_key)
+    )
+    if needs_django:
+        return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), connection)
+    attname = field.attname
+    return lambda obj: getattr(obj, attname)
 
 
 def _assign_sequence_ids(model: type[models.Model], objs: list[models.Model]) -> None:
@@ -40,3 +58,29 @@ def _assign_sequence_ids(model: type[models.Model], objs: list[models.Model]) ->
                        [table, column, len(objs)])
         for obj, (next_id,) in zip(objs, cursor.fetchall(), strict=True):
             obj.pk = next_id
+
+
+def bulk_update_fields(model: type[models.Model], objs: list[models.Model], field_names: list[str]) -> None:
+    """Update the named fields of many rows in one statement.
+
+    On PostgreSQL each column travels as one array parameter (`UPDATE … FROM unnest(…)`),
+    where bulk_update would build a CASE expression with a placeholder per row and value.
+    """
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objs, field_names, batch_size=500)
+        return
+    meta = model._meta
+    fields = [meta.get_field(name) for name in field_names]
+    columns = [meta.pk, *fields]
+    quote = connection.ops.quote_name
+    arrays = [[column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in objs]
+              for column in columns]
+    unnest = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
+    names = ", ".join(f"c{i}" for i in range(len(columns)))
+    assignments = ", ".join(f"{quote(field.column)} = v.c{i + 1}" for i, field in enumerate(fields))
+    sql = (f"UPDATE {quote(meta.db_table)} AS t SET {assignments} FROM unnest({unnest}) AS v({names}) "
+           f"WHERE t.{quote(meta.pk.column)} = v.c0")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cdp import crypto
+from cdp.core.bulk import bulk_update_fields
 from cdp.core.errors import Conflict, NotFound
 from cdp.core.identifiers import GLOBAL_KINDS
 from cdp.core.outbox import outbox_put
@@ -50,13 +51,13 @@ def _move_identities(identities, *, old_dek, new_profile_id, new_dek) -> None:
                                                 old_owner=identity.profile_id, new_dek=new_dek,
                                                 new_owner=new_profile_id)
         identity.profile_id = new_profile_id
-    Identity.objects.bulk_update(identities, ["value", "profile"], batch_size=500)
+    bulk_update_fields(Identity, identities, ["value", "profile"])
 
 
 def _move_records(records, *, old_dek, new_profile_id, new_dek) -> None:
     for record in records:
         record_payload_move(record, old_dek=old_dek, new_profile_id=new_profile_id, new_dek=new_dek)
-    SourceRecord.objects.bulk_update(records, ["payload", "profile"], batch_size=500)
+    bulk_update_fields(SourceRecord, records, ["payload", "profile"])
 
 
 def identities_trim_to_caps(*, profile_id) -> None:

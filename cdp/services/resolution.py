@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from cdp import crypto
 from cdp.core.advisory import advisory_locks
-from cdp.core.bulk import bulk_insert
+from cdp.core.bulk import bulk_insert, bulk_update_fields
 from cdp.core.outbox import outbox_put_many
 from cdp.models import (
     AttributeValue,
@@ -464,9 +464,8 @@ class _Resolver:
             self._store_attached_held()
         bulk_insert(AttributeValue, list(self.new_attributes.values()))
         if self.changed_attributes:
-            AttributeValue.objects.bulk_update(list(self.changed_attributes.values()),
-                                               ["value_cipher", "value_plain", "is_personal", "record",
-                                                "observed_at"], batch_size=500)
+            bulk_update_fields(AttributeValue, list(self.changed_attributes.values()),
+                               ["value_cipher", "value_plain", "is_personal", "record", "observed_at"])
         for conflict in self.conflicts:
             conflict.record_id = self.current[conflict._record_external_key].id
         bulk_insert(MergeConflict, self.conflicts)
@@ -477,7 +476,7 @@ class _Resolver:
         key_ids = [r.held_key_id for r in self.attached_held]
         for record in self.attached_held:
             record.held_key_id = None
-        SourceRecord.objects.bulk_update(self.attached_held, ["profile", "status", "payload", "held_key"])
+        bulk_update_fields(SourceRecord, self.attached_held, ["profile", "status", "payload", "held_key"])
         HeldIdentifier.objects.filter(record_id__in=ids).delete()
         DataKey.objects.filter(id__in=key_ids).delete()
 
