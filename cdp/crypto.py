@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cdp.core import crypto as primitives
+from cdp.core.bulk import bulk_update_fields
 from cdp.models import DataKey
 
 
@@ -87,23 +88,36 @@ def data_keys_rotate(*, batch_size: int = 1000, on_progress: Callable[[int], Non
     ring = keyring()
     rotated = 0
     while True:
-        with transaction.atomic():
-            batch = list(
-                DataKey.objects.select_for_update(skip_locked=True)
-                .exclude(kek_id=ring.active_id).order_by("id")[:batch_size]
-            )
+        # Keyset passes over the id order; a second pass picks up rows that another
+        # process held locked during the first. A pass that finds nothing ends the run.
+        done_in_pass, last_id = 0, None
+        while True:
+            batch = _rotate_batch(ring, after_id=last_id, batch_size=batch_size)
             if not batch:
-                return rotated
-            now = timezone.now()
-            for row in batch:
-                context = _wrap_context(row.id)
-                dek = ring.unwrap(row.kek_id, bytes(row.wrapped), context=context)
-                row.kek_id, row.wrapped = ring.wrap(dek, context=context)
-                row.rotated_at = now
-            DataKey.objects.bulk_update(batch, ["kek_id", "wrapped", "rotated_at"])
-        rotated += len(batch)
-        if on_progress:
-            on_progress(len(batch))
+                break
+            last_id = batch[-1].id
+            done_in_pass += len(batch)
+            if on_progress:
+                on_progress(len(batch))
+        rotated += done_in_pass
+        if done_in_pass == 0:
+            return rotated
+
+
+@transaction.atomic
+def _rotate_batch(ring: primitives.KeyRing, *, after_id, batch_size: int) -> list[DataKey]:
+    queryset = DataKey.objects.select_for_update(skip_locked=True).exclude(kek_id=ring.active_id)
+    if after_id is not None:
+        queryset = queryset.filter(id__gt=after_id)
+    batch = list(queryset.order_by("id")[:batch_size])
+    now = timezone.now()
+    for row in batch:
+        context = _wrap_context(row.id)
+        dek = ring.unwrap(row.kek_id, bytes(row.wrapped), context=context)
+        row.kek_id, row.wrapped = ring.wrap(dek, context=context)
+        row.rotated_at = now
+    bulk_update_fields(DataKey, batch, ["kek_id", "wrapped", "rotated_at"])
+    return batch
 
 
 def data_keys_pending_rotation() -> int:
