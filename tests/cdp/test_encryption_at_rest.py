@@ -9,11 +9,15 @@ import shutil
 import subprocess
 
 import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test import Client
 
 from cdp import crypto
 from cdp.core.crypto import DecryptionError, KeyUnavailable
-from cdp.models import AttributeValue, DataKey, Identity, Profile, SourceRecord
+from cdp.core.models import OutboxMessage
+from cdp.models import AttributeValue, DataKey, Identity, MergeConflict, Profile, Source, SourceRecord
 from cdp.selectors import profile_unified_view
 from cdp.services.erasure import profile_erase
 from cdp.services.events import events_ingest
@@ -59,6 +63,18 @@ def forms(value: str) -> list[bytes]:
 def test_pg_dump_and_logs_hold_no_canary_in_plaintext(postgres, source_factory, caplog):
     caplog.set_level(logging.DEBUG)
     profile_id = ingest_canary(source_factory)
+    # A second CRM id with the canary email: a merge conflict an operator then reviews in
+    # the admin, so the admin log and the outbox have rows in the dump too.
+    profiles_ingest(source=Source.objects.get(key="crm"), records=[{
+        "external_id": "canary-crm-other", "identifiers": {"email": CANARIES["email"], "crm_id": "OTHER-1"}}])
+    conflict = MergeConflict.objects.get()
+    operator = get_user_model().objects.create_superuser("op", password="op-password-123456")
+    client = Client()
+    client.force_login(operator)
+    response = client.post(f"/admin/cdp/mergeconflict/{conflict.id}/change/", {"status": "resolved"})
+    assert response.status_code == 302
+    assert LogEntry.objects.get().object_repr == f"conflict {conflict.id}"
+    assert OutboxMessage.objects.exists()
     assert profile_unified_view(profile_id=profile_id)["attributes"]["first_name"]["value"] == CANARIES["first_name"]
     pg_dump = shutil.which("pg_dump")
     assert pg_dump, "pg_dump is needed for this test"
