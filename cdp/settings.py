@@ -8,7 +8,6 @@ development keys. `DEBUG=false` means production: every key, `SECRET_KEY` and
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import dj_database_url
@@ -44,12 +43,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
-    "drf_spectacular_sidecar",  # Swagger UI served from our static files: /api/docs/ works offline
     "cdp.core",
     "cdp",
     "consent",
     "personalization",
-    "cdp.api",
 ]
 
 MIDDLEWARE = [
@@ -179,27 +176,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Privacy-first customer data platform: profiles, events, consent, recommendations.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
 }
-
-# --- Cache (API throttling) -----------------------------------------------------------------
-# Throttle counters must be shared by every web process, so Redis is used whenever one is
-# configured; the embedded default counts per process, which is fine for one machine.
-_REDIS_CACHE_URL = env_url("REDIS_URL", schemes={"redis", "rediss"}) or (
-    CELERY_BROKER_URL if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith("redis") else None)
-if _REDIS_CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": _REDIS_CACHE_URL, "KEY_PREFIX": "tessera"}}
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-
-# Requests per API key, as "N/s", "N/m", "N/h" or "N/d" (DRF's rate syntax).
-TESSERA_API_RATE = env_str("TESSERA_API_RATE", "50/s")
-if not re.fullmatch(r"[1-9][0-9]*/(s|m|h|d)", TESSERA_API_RATE):
-    raise ConfigurationError("TESSERA_API_RATE must be a number of requests per s, m, h or d, such as 50/s.")
 
 # --- Identity resolution ------------------------------------------------------------------
 # Values that never identify anyone, on top of the built-in junk list (normalized form).
