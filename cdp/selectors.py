@@ -64,10 +64,22 @@ def unified_attributes(profile: Profile, *, dek: bytes) -> dict:
 
 def profile_ids_by_identifier(*, kind: str, value, source_key: str | None = None) -> list:
     """Active profiles holding this identifier (at most one, by the uniqueness rule)."""
-    namespace_source = "" if kind in GLOBAL_KINDS else (source_key or "")
-    keys, errors = parse_identifiers({kind: value}, source_key=namespace_source, region=None)
-    if errors or not keys:
-        return []
-    key: IdentifierKey = keys[0]
-    return list(Identity.objects.filter(kind=key.kind, namespace=key.namespace, blind_index=key.blind_index,
-                                        profile__status=ProfileStatus.ACTIVE).values_list("profile_id", flat=True))
+    found = profile_ids_by_identifiers([(kind, value)], source_key=source_key)
+    return [found[(kind, value)]] if (kind, value) in found else []
+
+
+def profile_ids_by_identifiers(pairs, *, source_key: str | None = None) -> dict:
+    """{(kind, value): active profile id} for the pairs that name someone, in one query."""
+    wanted: dict[tuple, tuple] = {}
+    for kind, value in pairs:
+        namespace_source = "" if kind in GLOBAL_KINDS else (source_key or "")
+        keys, errors = parse_identifiers({kind: value}, source_key=namespace_source, region=None)
+        if keys and not errors:
+            key: IdentifierKey = keys[0]
+            wanted[key.key] = (kind, value)
+    if not wanted:
+        return {}
+    rows = Identity.objects.filter(blind_index__in=[k[2] for k in wanted],
+                                   profile__status=ProfileStatus.ACTIVE).values_list(
+        "kind", "namespace", "blind_index", "profile_id")
+    return {wanted[(k, n, b)]: profile_id for k, n, b, profile_id in rows if (k, n, b) in wanted}

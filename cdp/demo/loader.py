@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 
 from cdp.demo.generator import generate_demo
 from cdp.models import Source
-from cdp.selectors import profile_ids_by_identifier
+from cdp.selectors import profile_ids_by_identifiers
 from cdp.services.events import events_ingest
 from cdp.services.items import items_upsert
 from cdp.services.resolution import profiles_ingest
@@ -96,11 +96,11 @@ def _apply_consents(consents: list[dict]) -> int:
     for change in sorted(consents, key=lambda c: c["occurred_at"]):
         identifier = tuple(sorted(change["profile"].items()))
         latest[(identifier, change["purpose"])] = change
+    owners = profile_ids_by_identifiers([identifier[0] for identifier, _ in latest])
     changed = 0
     for (identifier, purpose), change in latest.items():
-        kind, value = identifier[0]
-        profile_ids = profile_ids_by_identifier(kind=kind, value=value)
-        for profile_id in profile_ids:
+        profile_id = owners.get(identifier[0])
+        if profile_id is not None:
             changed += consent_set(profile_id=profile_id, purpose=purpose, granted=change["granted"])
     return changed
 
