@@ -7,8 +7,6 @@ import logging
 
 import pytest
 
-from cdp.celery import app as celery_app
-
 pytestmark = pytest.mark.django_db
 
 
@@ -25,12 +23,8 @@ def test_readyz_reports_each_dependency(client, settings):
 
 def test_readyz_answers_503_naming_an_unreachable_broker(client, settings):
     settings.TASKS_IN_PROCESS = False
-    previous = celery_app.conf.broker_url
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    try:
-        response = client.get("/readyz")
-    finally:
-        celery_app.conf.broker_url = previous
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["broker"] == "unreachable" and response.json()["failed"] == ["broker"]
 
