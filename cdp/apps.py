@@ -5,3 +5,9 @@ class CdpConfig(AppConfig):
     name = "cdp"
     verbose_name = "Profiles"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The profile domain's handlers for consent work (DSRs, retention, withdrawal).
+        from cdp import consent_handlers
+
+        consent_handlers.register()

@@ -8,6 +8,7 @@ development keys. `DEBUG=false` means production: every key, `SECRET_KEY` and
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -43,10 +44,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files: /api/docs/ works offline
     "cdp.core",
     "cdp",
     "consent",
     "personalization",
+    "cdp.segment",
+    "cdp.api",
+    "cdp.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -141,6 +146,23 @@ if PRODUCTION:
 
 # Request bodies: the batch endpoints check their own limits and answer 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TESSERA_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
+# Segment API: a gzip body may inflate to at most this many bytes (zip bombs stop here).
+TESSERA_SEGMENT_MAX_BODY_BYTES = env_int("TESSERA_SEGMENT_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
+
+# --- Web pages and e-mail (magic links) ---------------------------------------------------
+# Staff (compliance officers, operators) sign in here; customers sign in by magic link.
+LOGIN_URL = "/staff/login/"
+# Development writes e-mails (sign-in links) as files under var/mail, so no personal data
+# reaches a log or a real mailbox; production sends through SMTP.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend" if DEBUG
+                        else "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tessera <no-reply@localhost>")
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", schemes={"redis", "rediss", "amqp", "amqps", "pyamqp"})
@@ -163,6 +185,34 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, minimu
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 1200, minimum=60)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Webhooks ---------------------------------------------------------------------------
+# Each delivery: a short timeout, then retries with exponential backoff from the base
+# (doubling, capped), at most MAX_ATTEMPTS in all (defaults: 8 attempts over ~2 hours).
+TESSERA_WEBHOOK_TIMEOUT_SECONDS = env_int("TESSERA_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+TESSERA_WEBHOOK_MAX_ATTEMPTS = env_int("TESSERA_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+TESSERA_WEBHOOK_RETRY_BASE_SECONDS = env_int("TESSERA_WEBHOOK_RETRY_BASE_SECONDS", 60, minimum=0)
+TESSERA_WEBHOOK_RETRY_MAX_SECONDS = env_int("TESSERA_WEBHOOK_RETRY_MAX_SECONDS", 3600, minimum=0)
+# How often beat runs the relay (fan-out after a lost wake-up, and due retries).
+TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS = env_int("TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS", 30, minimum=1)
+# Loopback/private/link-local targets: allowed in development, refused in production
+# unless set (an API key must not reach internal services through a webhook).
+TESSERA_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("TESSERA_WEBHOOK_ALLOW_PRIVATE_NETWORKS", DEBUG)
+CELERY_BEAT_SCHEDULE = {
+    "webhooks-relay": {"task": "webhooks.webhooks_relay", "schedule": float(TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS)},
+}
+
+# --- Consent: ledger checkpoints, retention purge, DSR sweep -----------------------------
+# Checkpoints of every consent chain head are written here; keep (or ship) them where the
+# database's administrators cannot rewrite them.
+TESSERA_LEDGER_CHECKPOINT_DIR = env_str("TESSERA_LEDGER_CHECKPOINT_DIR", str(VAR_DIR / "ledger-checkpoints"))
+TESSERA_LEDGER_CHECKPOINT_INTERVAL_SECONDS = env_int("TESSERA_LEDGER_CHECKPOINT_INTERVAL_SECONDS", 3600, minimum=60)
+CELERY_BEAT_SCHEDULE.update({
+    "consent-ledger-checkpoint": {"task": "consent.ledger_checkpoint_create",
+                                  "schedule": float(TESSERA_LEDGER_CHECKPOINT_INTERVAL_SECONDS)},
+    "consent-retention-purge": {"task": "consent.retention_purge", "schedule": 24 * 3600.0},
+    "consent-dsr-pending": {"task": "consent.dsr_process_pending", "schedule": 600.0},
+})
+
 # --- REST framework ---------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -176,7 +226,27 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Privacy-first customer data platform: profiles, events, consent, recommendations.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# --- Cache (API throttling) -----------------------------------------------------------------
+# Throttle counters must be shared by every web process, so Redis is used whenever one is
+# configured; the embedded default counts per process, which is fine for one machine.
+_REDIS_CACHE_URL = env_url("REDIS_URL", schemes={"redis", "rediss"}) or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith("redis") else None)
+if _REDIS_CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": _REDIS_CACHE_URL, "KEY_PREFIX": "tessera"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Requests per API key, as "N/s", "N/m", "N/h" or "N/d" (DRF's rate syntax).
+TESSERA_API_RATE = env_str("TESSERA_API_RATE", "50/s")
+if not re.fullmatch(r"[1-9][0-9]*/(s|m|h|d)", TESSERA_API_RATE):
+    raise ConfigurationError("TESSERA_API_RATE must be a number of requests per s, m, h or d, such as 50/s.")
 
 # --- Identity resolution ------------------------------------------------------------------
 # Values that never identify anyone, on top of the built-in junk list (normalized form).

@@ -21,6 +21,12 @@ OPERATOR_PERMISSIONS = [
     ("cdp", "view_item"), ("cdp", "add_item"), ("cdp", "change_item"),
     ("cdp", "view_profile"), ("cdp", "view_mergeconflict"), ("cdp", "change_mergeconflict"),
     ("cdp", "view_merge"), ("cdp", "change_merge"),
+    # Consent settings (each change is logged as an operator action by consent's services).
+    ("consent", "view_purposebasis"), ("consent", "add_purposebasis"), ("consent", "change_purposebasis"),
+    ("consent", "view_noticeversion"), ("consent", "add_noticeversion"),
+    ("consent", "view_noticetext"), ("consent", "add_noticetext"),
+    ("consent", "view_retentionrule"), ("consent", "add_retentionrule"), ("consent", "change_retentionrule"),
+    ("consent", "view_dsrapprovalrule"), ("consent", "add_dsrapprovalrule"), ("consent", "change_dsrapprovalrule"),
 ]
 
 

@@ -12,4 +12,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("cdp.api.v1.urls")),
+    path("api/v1/", include("consent.api.v1.urls")),
+    path("api/v1/", include("cdp.webhooks.api.v1.urls")),
+    path("v1/", include("cdp.segment.urls")),
 ]

@@ -1,7 +1,17 @@
 """The one question every other app asks before using personal data.
 
 `allowed(profile_ids, purpose)` → the subset allowed; `is_allowed(profile_id, purpose)`.
-No record means no consent: every purpose is consent-based out of the box.
+
+What "allowed" means depends on the purpose's legal basis in the subject's jurisdiction
+(consent.notices): under consent (the default) only an unexpired grant recorded under a
+notice version that still counts (no later material version requiring re-consent)
+allows; under legitimate interest everyone is allowed unless they objected (a recorded
+withdrawal, a GPC signal included); under contract everyone is allowed. No record means
+no consent. Reads ConsentState, Subject and the basis table; logs nothing.
+
+Which app needs which purpose: segmentation → analytics, recommendations →
+personalization, third-party attributes → enrichment, campaign exports → marketing,
+sharing with third parties → sale_sharing.
 """
 
 from __future__ import annotations
@@ -9,25 +19,110 @@ from __future__ import annotations
 from collections.abc import Iterable
 from uuid import UUID
 
-from consent.models import ConsentState
-from consent.purposes import PURPOSES
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
 
-_CHUNK = 5000  # keeps IN lists within SQLite's and PostgreSQL's comfortable limits
+from consent.models import DEFAULT_JURISDICTION, Basis, ConsentState
+from consent.notices import bases_table, basis_for, notice_versions, purpose_check, subject_jurisdictions
+
+
+def _chunk() -> int:
+    # SQLite binds one placeholder per id (its limit is 32,766); PostgreSQL takes one array.
+    return 50_000 if connection.vendor == "postgresql" else 5000
+
+
+def _granted_filter(purpose: str, minimum_version: int, now) -> Q:
+    return (Q(purpose=purpose, granted=True, notice_version__gte=minimum_version)
+            & (Q(expires_at__isnull=True) | Q(expires_at__gt=now)))
 
 
 def allowed(profile_ids: Iterable[UUID], purpose: str) -> set[UUID]:
-    if purpose not in PURPOSES:
-        raise ValueError(f"Unknown purpose {purpose!r}.")
-    ids = [UUID(str(pid)) for pid in profile_ids]
+    purpose_check(purpose)
+    ids = [pid if isinstance(pid, UUID) else UUID(str(pid)) for pid in profile_ids]
+    if not ids:
+        return set()
+    table = bases_table()
+    bases = table[purpose]
+    minimum = notice_versions()[purpose]["minimum"]
+    now = timezone.now()
     result: set[UUID] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start:start + _CHUNK]
-        result.update(
-            ConsentState.objects.filter(profile_id__in=chunk, purpose=purpose, granted=True)
-            .values_list("profile_id", flat=True)
-        )
+    size = _chunk()
+    for start in range(0, len(ids), size):
+        chunk = ids[start:start + size]
+        if set(bases) == {DEFAULT_JURISDICTION}:
+            by_basis = {bases[DEFAULT_JURISDICTION]: chunk}  # the common case: one basis everywhere
+        else:
+            where = subject_jurisdictions(chunk)
+            by_basis: dict[str, list] = {}
+            for pid in chunk:
+                by_basis.setdefault(basis_for(purpose, where.get(pid), table=table), []).append(pid)
+        for basis, members in by_basis.items():
+            result.update(_allowed_under(basis, members, purpose, minimum, now))
     return result
+
+
+def _allowed_under(basis: str, ids: list, purpose: str, minimum: int, now) -> set[UUID]:
+    if basis == Basis.CONTRACT:
+        return set(ids)
+    if basis == Basis.LEGITIMATE_INTEREST:
+        objected = _state_ids(ids, purpose, granted=False, minimum=None, now=now)
+        return {pid for pid in ids if pid not in objected}
+    return _state_ids(ids, purpose, granted=True, minimum=minimum, now=now)
+
+
+def _state_ids(ids: list, purpose: str, *, granted: bool, minimum: int | None, now) -> set[UUID]:
+    if connection.vendor == "postgresql":
+        # One array parameter instead of thousands of placeholders: the IN list's parsing
+        # and planning cost more than the index lookups themselves.
+        table = connection.ops.quote_name(ConsentState._meta.db_table)
+        sql = f"SELECT profile_id FROM {table} WHERE purpose = %s AND granted = %s AND profile_id = ANY(%s)"  # noqa: S608
+        params: list = [purpose, granted, ids]
+        if granted:
+            sql += " AND notice_version >= %s AND (expires_at IS NULL OR expires_at > %s)"
+            params += [minimum, now]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {row[0] for row in cursor.fetchall()}
+    condition = _granted_filter(purpose, minimum, now) if granted else Q(purpose=purpose, granted=False)
+    return set(ConsentState.objects.filter(condition, profile_id__in=ids).values_list("profile_id", flat=True))
 
 
 def is_allowed(profile_id: UUID, purpose: str) -> bool:
     return bool(allowed([profile_id], purpose))
+
+
+def effective_states(profile_id: UUID) -> list[dict]:
+    """Every purpose for one person: what is recorded, what it means now, and why."""
+    pid = profile_id if isinstance(profile_id, UUID) else UUID(str(profile_id))
+    table, versions, now = bases_table(), notice_versions(), timezone.now()
+    jurisdiction = subject_jurisdictions([pid]).get(pid)
+    states = {s.purpose: s for s in ConsentState.objects.filter(profile_id=pid)}
+    result = []
+    for purpose in table:
+        basis = basis_for(purpose, jurisdiction, table=table)
+        state = states.get(purpose)
+        status = "not_recorded"
+        if state is not None and not state.granted:
+            status = "withdrawn"
+        elif state is not None and state.expires_at is not None and state.expires_at <= now:
+            status = "expired"
+        elif state is not None and state.notice_version < versions[purpose]["minimum"]:
+            status = "reconsent_required"
+        elif state is not None:
+            status = "granted"
+        if basis == Basis.CONTRACT:
+            granted = True
+        elif basis == Basis.LEGITIMATE_INTEREST:
+            granted = status != "withdrawn"
+        else:
+            granted = status == "granted"
+        result.append({
+            "purpose": purpose, "granted": granted, "status": status, "basis": basis,
+            "notice_version": state.notice_version if state else versions[purpose]["current"],
+            "current_notice_version": versions[purpose]["current"],
+            "expires_at": state.expires_at if state else None,
+            "updated_at": state.updated_at if state else None,
+            "event_id": state.event_id if state else None,
+        })
+    return result

@@ -1,7 +1,33 @@
 """Handlers that other apps register so consent work can change data they own.
 
 `consent` imports no app of ours; `cdp` and `personalization` register functions here
-at start-up (AppConfig.ready) and consent calls them inside its own transaction.
+at start-up (AppConfig.ready) and consent calls them inside its own transaction. Every
+handler takes keyword arguments only and must not log personal data.
+
+Hooks (keyword arguments → what a handler returns):
+
+WITHDRAWAL        (profile_id: UUID, purpose: str) → ignored. Delete or stop using what the
+                  purpose covered (recommendations, explanations, segment memberships,
+                  third-party attributes in the unified view).
+GRANT             (profile_id: UUID, purpose: str) → ignored.
+PROFILES_MERGED   (survivor_id: UUID, absorbed_id: UUID) → ignored. Called after consent
+                  merged the two subjects' states.
+RESOLVE           (identifiers: dict[kind, value], source: str | None) → list of active
+                  profile ids the identifiers name (empty when unknown). Raise ValueError
+                  with a code-like message for a malformed identifier.
+CANONICAL         (profile_id: UUID) → {"status": "active"|"merged"|"erased"|"unknown",
+                  "profile_id": the id to use (the survivor for a merged id) or None}.
+ALIASES           (profile_id: UUID) → list of profile ids merged into this one.
+EXPORT            (profile_id: UUID, aliases: list[UUID]) → dict of export sections
+                  (section name → JSON-serializable data) for an access request. Decrypted
+                  values are fine here: the export goes only to the person.
+ERASE             (profile_id: UUID) → dict of counts. Crypto-shred and delete everything
+                  the app holds on the person; the consent ledger is kept by consent.
+RECTIFY           (profile_id: UUID, attributes: dict, identifiers: dict) → dict of counts.
+                  A null attribute value means "remove it".
+RETENTION         (kind: str, source: str | None, older_than: datetime,
+                  exclude_sources: list[str]) → number of rows purged, or None when the
+                  handler does not own this kind.
 """
 
 from __future__ import annotations
@@ -11,14 +37,35 @@ from collections.abc import Callable
 
 _HANDLERS: dict[str, list[Callable]] = defaultdict(list)
 
-WITHDRAWAL = "withdrawal"          # (profile_id, purpose)
-GRANT = "grant"                    # (profile_id, purpose)
+WITHDRAWAL = "withdrawal"
+GRANT = "grant"
+PROFILES_MERGED = "profiles_merged"
+RESOLVE = "resolve"
+CANONICAL = "canonical"
+ALIASES = "aliases"
+EXPORT = "export"
+ERASE = "erase"
+RECTIFY = "rectify"
+RETENTION = "retention"
+
+HOOKS = (WITHDRAWAL, GRANT, PROFILES_MERGED, RESOLVE, CANONICAL, ALIASES, EXPORT, ERASE, RECTIFY, RETENTION)
 
 
 def register(hook: str, handler: Callable) -> None:
+    if hook not in HOOKS:
+        raise ValueError(f"Unknown consent hook {hook!r}.")
     if handler not in _HANDLERS[hook]:
         _HANDLERS[hook].append(handler)
 
 
+def unregister(hook: str, handler: Callable) -> None:
+    if handler in _HANDLERS[hook]:
+        _HANDLERS[hook].remove(handler)
+
+
 def run(hook: str, **kwargs) -> list:
-    return [handler(**kwargs) for handler in _HANDLERS[hook]]
+    return [handler(**kwargs) for handler in list(_HANDLERS[hook])]
+
+
+def has_handlers(hook: str) -> bool:
+    return bool(_HANDLERS[hook])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
 
@@ -17,9 +19,45 @@ class OutboxMessage(models.Model):
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # The public id of the change (webhook `id` / `Tessera-Event-Id`, change feed `id`).
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # The change feed order. Null until stamped after the writing transaction committed
+    # (cdp.core.changes): an id taken inside the transaction could commit out of order.
+    position = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
 
     class Meta:
-        indexes = [models.Index(fields=["dispatched_at", "id"], name="outbox_pending_idx")]
+        indexes = [
+            models.Index(fields=["dispatched_at", "id"], name="outbox_pending_idx"),
+            models.Index(fields=["id"], condition=models.Q(position__isnull=True), name="outbox_unstamped_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.topic} #{self.id}"
+
+
+class OutboxSequence(models.Model):
+    """The change feed's high-water mark: the last position handed to a change.
+
+    One row. Locking it serializes stampers, so positions are given in commit order and
+    never reused, even after old changes are purged.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_position = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"outbox position {self.last_position}"
+
+
+class OutboxConsumer(models.Model):
+    """How far one internal consumer of the change feed (e.g. the webhook relay) has read.
+
+    External readers keep their cursor themselves; internal ones keep it here.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.position}"

@@ -1,14 +1,122 @@
-"""Writing outbox messages inside the caller's transaction."""
+"""Writing outbox messages inside the caller's transaction.
+
+An outbox row is the promise that the outside world hears about a committed change: the
+change feed (`cdp.core.changes`) lists the rows, and the webhook relay delivers them. Any
+app announces a change by calling `outbox_put` (or `outbox_put_many`) inside the
+transaction that makes it, e.g. `outbox_put(topic="consent.changed", payload={"profile_id":
+..., "purpose": "marketing", "granted": False})`. A rolled-back change leaves no row.
+
+Payloads leave the system, so they hold ids and purposes only: `_check_payload` refuses
+anything else (an email in a payload is a programming error, caught by the tests).
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import uuid
+from collections.abc import Callable
+
+from django.db import transaction
+
 from cdp.core.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+# The change feed's types (CONTRACT.md); `dsr.completed` goes to webhooks only.
+CHANGE_TYPES = (
+    "profile.created",
+    "profile.updated",
+    "profile.merged",
+    "profile.unmerged",
+    "consent.changed",
+    "profile.erased",
+)
+TOPICS = frozenset(CHANGE_TYPES) | {"dsr.completed"}
+
+# Keys whose values are short codes, never personal: everything else must be an `*_id`
+# (a UUID) or `*_ids` (a list of UUIDs).
+_CODE_KEYS = frozenset({"purpose", "purposes", "granted", "channel", "basis", "notice_version", "type",
+                        "status", "reason", "source"})
+_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+_listeners: list[Callable[[], None]] = []
 
 
 def outbox_put(*, topic: str, payload: dict) -> OutboxMessage:
-    return OutboxMessage.objects.create(topic=topic, payload=payload)
+    _check(topic, payload)
+    message = OutboxMessage.objects.create(topic=topic, payload=payload)
+    _notify_after_commit()
+    return message
 
 
 def outbox_put_many(messages: list[tuple[str, dict]]) -> None:
     if messages:
+        for topic, payload in messages:
+            _check(topic, payload)
         OutboxMessage.objects.bulk_create([OutboxMessage(topic=t, payload=p) for t, p in messages])
+        _notify_after_commit()
+
+
+def outbox_listen(callback: Callable[[], None]) -> None:
+    """Call `callback()` after each commit that wrote outbox rows (e.g. to wake a relay).
+
+    Registered at start-up by the apps that consume the outbox. A wake-up is only a hint:
+    consumers also sweep periodically, so a lost one delays a delivery but loses nothing.
+    """
+    if callback not in _listeners:
+        _listeners.append(callback)
+
+
+def _notify_after_commit() -> None:
+    if not _listeners:
+        return
+    connection = transaction.get_connection()
+    # One wake-up per transaction, however many rows it wrote. (Django keeps pending
+    # callbacks as (savepoint ids, callback, robust); a savepoint rollback drops ours too,
+    # and the next put registers it again.)
+    if any(entry[1] is _wake for entry in connection.run_on_commit):
+        return
+    # robust: a broker hiccup after commit must not turn a committed change into an error.
+    transaction.on_commit(_wake, robust=True)
+
+
+def _wake() -> None:
+    for callback in list(_listeners):
+        try:
+            callback()
+        except Exception:  # a wake-up is a hint; the periodic sweep catches up
+            logger.warning("outbox_wake_failed", exc_info=True)
+
+
+def _check(topic: str, payload: dict) -> None:
+    if topic not in TOPICS:
+        raise ValueError(f"Unknown outbox topic {topic!r}; add it to cdp.core.outbox.TOPICS.")
+    if not isinstance(payload, dict):
+        raise ValueError("An outbox payload is a dict of ids and purposes.")
+    for key, value in payload.items():
+        if not _allowed(key, value):
+            # The key is ours; the value may be personal, so it is never echoed.
+            raise ValueError(f"Outbox payload member {key!r} is not allowed: payloads hold ids and purposes only.")
+
+
+def _allowed(key: str, value) -> bool:
+    if key.endswith("_id"):
+        return value is None or _is_uuid(value)
+    if key.endswith("_ids"):
+        return isinstance(value, list) and all(_is_uuid(v) for v in value)
+    if key in _CODE_KEYS:
+        values = value if isinstance(value, list) else [value]
+        return all(v is None or isinstance(v, bool) or (isinstance(v, str) and _CODE.fullmatch(v))
+                   for v in values)
+    return False
+
+
+def _is_uuid(value) -> bool:
+    if isinstance(value, uuid.UUID):
+        return False  # JSON cannot hold a UUID object: callers pass str(profile.id)
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

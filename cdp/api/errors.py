@@ -1,0 +1,63 @@
+"""Error codes and problem types of the integrator API (rendered by cdp.exceptions)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from cdp.core.errors import ApplicationError
+
+
+class ApiErrorCode(StrEnum):
+    MISSING_SCOPE = "missing_scope"
+    SOURCE_NOT_ALLOWED = "source_not_allowed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    TOO_MANY_RECORDS = "too_many_records"
+    INVALID_CURSOR = "invalid_cursor"
+    INVALID_LIMIT = "invalid_limit"
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
+    PRECONDITION_REQUIRED = "precondition_required"
+    PRECONDITION_FAILED = "precondition_failed"
+    IDENTIFIER_CONFLICT = "identifier_conflict"
+    IDENTIFIER_SUPPRESSED = "identifier_suppressed"
+    SOURCE_REQUIRED = "source_required"
+    EXACTLY_ONE_IDENTIFIER = "exactly_one_identifier"
+    VALIDATION_FAILED = "validation_failed"
+    INVALID_SCOPE = "invalid_scope"
+    INVALID_EXPIRY = "invalid_expiry"
+
+
+class Forbidden(ApplicationError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class PayloadTooLarge(ApplicationError):
+    status = 413
+    code = ApiErrorCode.PAYLOAD_TOO_LARGE.value
+    title = "Content too large"
+
+
+class PreconditionRequired(ApplicationError):
+    status = 428
+    code = ApiErrorCode.PRECONDITION_REQUIRED.value
+    title = "Precondition required"
+
+
+class PreconditionFailed(ApplicationError):
+    status = 412
+    code = ApiErrorCode.PRECONDITION_FAILED.value
+    title = "Precondition failed"
+
+
+class InvalidInput(ApplicationError):
+    """A 400 with the contract's `errors: [{field, code, message}]` member."""
+
+    status = 400
+    code = ApiErrorCode.VALIDATION_FAILED.value
+    title = "Invalid request"
+
+    def __init__(self, message: str, *, errors: list[dict], code: str | None = None):
+        super().__init__(message, code=code, extra={"errors": errors})

@@ -1,0 +1,24 @@
+"""The API key scopes of CONTRACT.md, one per kind of access."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    PROFILES_READ = "profiles:read"
+    PROFILES_WRITE = "profiles:write"
+    EVENTS_WRITE = "events:write"
+    ITEMS_WRITE = "items:write"
+    CONSENT_READ = "consent:read"
+    CONSENT_WRITE = "consent:write"
+    AUDIT_READ = "audit:read"
+    DSR_READ = "dsr:read"
+    DSR_WRITE = "dsr:write"
+    RECOMMENDATIONS_READ = "recommendations:read"
+    SEGMENTS_READ = "segments:read"
+    CHANGES_READ = "changes:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+
+
+SCOPES: tuple[str, ...] = tuple(scope.value for scope in Scope)

@@ -1,0 +1,15 @@
+"""Mounted at /v1/ (Segment's paths); `import` is Segment's older name for batch."""
+
+from django.urls import path
+
+from cdp.segment.mapping import MESSAGE_TYPES
+from cdp.segment.views import SegmentBatchApi, SegmentMessageApi
+
+app_name = "segment"
+
+urlpatterns = [
+    path("batch", SegmentBatchApi.as_view(), name="batch"),
+    path("import", SegmentBatchApi.as_view(), name="import"),
+    *[path(message_type, SegmentMessageApi.as_view(message_type=message_type), name=message_type)
+      for message_type in MESSAGE_TYPES],
+]

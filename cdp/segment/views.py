@@ -1,0 +1,112 @@
+"""Segment's HTTP Tracking API: /v1/batch and the single-message endpoints.
+
+Answers as Segment does, so SDKs behave unchanged: 200 `{"success": true}` once the
+body is read (bad messages inside it go to the ingestion-error log), 400 for a body that
+is not JSON, 401 for an unknown write key, 413 for a body too large. Error bodies carry
+`code` and `message` (what the SDKs read), never a value from the request.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.views import APIView
+
+from cdp.segment import transport
+from cdp.segment.services import segment_messages_ingest
+from cdp.services.sources import source_by_write_key
+
+MAX_BATCH_MESSAGES = 5000  # the events batch limit; SDKs send 100 or ~500 KB at a time
+
+_RESPONSES = {
+    200: OpenApiResponse(OpenApiTypes.OBJECT, description='`{"success": true}`'),
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description="The body is not a JSON object."),
+    401: OpenApiResponse(OpenApiTypes.OBJECT, description="Unknown write key."),
+    413: OpenApiResponse(OpenApiTypes.OBJECT, description="Body (or inflated body) or batch too large."),
+}
+_AUTH = ("Authenticate with the source's write key as the HTTP Basic user name (empty password), "
+         "or as `writeKey` in the body. `Content-Encoding: gzip` is accepted.")
+
+
+def _answer(status: int = 200, code: str | None = None, message: str | None = None) -> JsonResponse:
+    if status == 200:
+        return JsonResponse({"success": True})
+    response = JsonResponse({"success": False, "code": code, "message": message}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Basic realm="tessera"'
+    return response
+
+
+class _SegmentApi(APIView):
+    # The write key is the only credential here, checked below; DRF's auth, parsers and
+    # throttles would answer in problem+json, which Segment SDKs cannot read.
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes: list = []
+    throttle_classes: list = []
+
+    def post(self, request, *args, **kwargs):
+        try:
+            raw = request.body
+        except RequestDataTooBig:
+            return _answer(413, "body_too_large", "The body is too large.")
+        authorization = request.headers.get("Authorization")
+        source = None
+        if transport.basic_user_present(authorization):
+            # Checked before inflating anything: an unknown caller costs no decompression.
+            source = self._source(transport.write_key_from(authorization, None))
+            if source is None:
+                return _answer(401, "unauthenticated", "Unknown write key.")
+        try:
+            body = transport.body_decode(raw, content_encoding=request.headers.get("Content-Encoding"),
+                                         limit=settings.TESSERA_SEGMENT_MAX_BODY_BYTES)
+        except transport.BodyRejected as exc:
+            return _answer(exc.status, exc.code, exc.message)
+        if source is None:
+            source = self._source(transport.write_key_from(None, body))
+            if source is None:
+                return _answer(401, "unauthenticated", "Unknown write key.")
+        return self.handle_body(source, body)
+
+    @staticmethod
+    def _source(write_key: str | None):
+        return source_by_write_key(write_key) if write_key else None
+
+    def handle_body(self, source, body: dict) -> JsonResponse:
+        raise NotImplementedError
+
+
+class SegmentBatchApi(_SegmentApi):
+    @extend_schema(tags=["segment"], request=OpenApiTypes.OBJECT, responses=_RESPONSES, auth=[],
+                   summary="Segment batch", description="`{\"batch\": [message, ...], \"context\"?, \"sentAt\"?}`. "
+                   + _AUTH)
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def handle_body(self, source, body: dict) -> JsonResponse:
+        batch = body.get("batch")
+        if not isinstance(batch, list):
+            return _answer(400, "malformed_batch", "batch must be a list of messages.")
+        if len(batch) > MAX_BATCH_MESSAGES:
+            return _answer(413, "batch_too_large", f"A batch may hold at most {MAX_BATCH_MESSAGES} messages.")
+        context = body.get("context") if isinstance(body.get("context"), dict) else None
+        segment_messages_ingest(source=source, messages=batch, context=context, sent_at=body.get("sentAt"))
+        return _answer()
+
+
+class SegmentMessageApi(_SegmentApi):
+    message_type = ""  # set per route: the endpoint decides the type, as at Segment
+
+    @extend_schema(tags=["segment"], request=OpenApiTypes.OBJECT, responses=_RESPONSES, auth=[],
+                   summary="Segment single message", description="One identify, track, page, screen, group "
+                   "or alias message. " + _AUTH)
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def handle_body(self, source, body: dict) -> JsonResponse:
+        message = {**body, "type": self.message_type}
+        segment_messages_ingest(source=source, messages=[message], sent_at=body.get("sentAt"))
+        return _answer()

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class WebhooksConfig(AppConfig):
+    name = "cdp.webhooks"
+    label = "webhooks"
+    verbose_name = "Webhooks"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from cdp.core.outbox import outbox_listen
+        from cdp.webhooks.tasks import relay_wake
+
+        # After each commit that wrote outbox rows, wake the relay (beat sweeps too).
+        outbox_listen(relay_wake)

@@ -1,0 +1,39 @@
+"""Audit writers: the access log (reads of decrypted personal data) and operator actions.
+
+One small function per kind of entry (Saleor's `events.py`). Entries hold ids, field
+names, codes and counts, never values. The log is append-only (see consent.models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+from django.utils import timezone
+
+from consent.models import AccessKind, AccessLog
+
+MAX_ACTOR = 120
+
+
+def _actor(actor: str) -> str:
+    return (actor or "unknown")[:MAX_ACTOR]
+
+
+def personal_data_read_event(*, actor: str, profile_ids: Iterable, fields: Iterable[str], purpose: str,
+                             detail: dict | None = None) -> int:
+    """One entry per person whose decrypted data was read; returns how many were written."""
+    now = timezone.now()
+    field_list = sorted(set(fields))
+    rows = [AccessLog(at=now, kind=AccessKind.READ, actor=_actor(actor), profile_id=UUID(str(pid)),
+                      fields=field_list, purpose=purpose[:64], detail=detail or {})
+            for pid in sorted({str(p) for p in profile_ids})]
+    AccessLog.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+def operator_action_event(*, actor: str, action: str, profile_id=None, detail: dict | None = None) -> AccessLog:
+    """Key creation, purpose and notice changes, merges, DSR decisions, purges..."""
+    return AccessLog.objects.create(at=timezone.now(), kind=AccessKind.OPERATOR_ACTION, actor=_actor(actor),
+                                    profile_id=UUID(str(profile_id)) if profile_id else None,
+                                    purpose=action[:64], detail=detail or {})

@@ -1,0 +1,166 @@
+"""Reading consent data: states, the ledger, receipts, the access log. Pseudonymous only."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from consent import registry
+from consent.errors import ConsentError, ConsentErrorCode, ProfileErased, ProfileMerged, ProfileUnknown
+from consent.models import AccessLog, ConsentEvent, ConsentState
+from consent.policy import effective_states
+from consent.receipts import receipt_for_event
+
+
+def _iso(value) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def profile_canonical(profile_id, *, follow_merge: bool = False) -> UUID:
+    """The profile id consent work applies to; the right error for unknown/erased/merged ids.
+
+    Without a registered CANONICAL handler (consent alone) every id is taken as active.
+    """
+    pid = UUID(str(profile_id))
+    if not registry.has_handlers(registry.CANONICAL):
+        return pid
+    answer = registry.run(registry.CANONICAL, profile_id=pid)[0]
+    if answer["status"] == "unknown":
+        raise ProfileUnknown("No profile has this id.")
+    if answer["status"] == "erased":
+        raise ProfileErased("The profile was erased.")
+    if answer["status"] == "merged":
+        if follow_merge:
+            return UUID(str(answer["profile_id"]))
+        raise ProfileMerged("The profile was merged into another.",
+                            extra={"merged_into": str(answer["profile_id"])})
+    return pid
+
+
+def consent_state_list(*, profile_id) -> list[dict]:
+    """Every purpose for one person, as CONTRACT.md shapes it (plus status and expiry)."""
+    return [{"purpose": s["purpose"], "granted": s["granted"], "notice_version": s["notice_version"],
+             "basis": s["basis"], "status": s["status"], "expires_at": _iso(s["expires_at"]),
+             "updated_at": _iso(s["updated_at"])} for s in effective_states(profile_id)]
+
+
+def consent_event_as_dict(event: ConsentEvent) -> dict:
+    return {"id": str(event.id), "profile_id": str(event.profile_id), "position": event.seq,
+            "purpose": event.purpose, "granted": event.granted, "notice_version": event.notice_version,
+            "basis": event.basis, "channel": event.channel, "actor": event.actor, "source": event.source or None,
+            "jurisdiction": event.jurisdiction or None, "language": event.language or None,
+            "evidence": {"ip_hash": event.ip_hash or None, "user_agent_hash": event.user_agent_hash or None},
+            "occurred_at": _iso(event.occurred_at), "recorded_at": _iso(event.recorded_at)}
+
+
+def consent_events_query(*, profile_id=None, purpose: str | None = None, since: datetime | None = None,
+                         until: datetime | None = None) -> QuerySet:
+    events = ConsentEvent.objects.all()
+    if profile_id is not None:
+        events = events.filter(profile_id=profile_id)
+    if purpose:
+        events = events.filter(purpose=purpose)
+    if since is not None:
+        events = events.filter(recorded_at__gte=since)
+    if until is not None:
+        events = events.filter(recorded_at__lt=until)
+    return events
+
+
+def consent_receipt(*, profile_id, event_id) -> dict:
+    event = ConsentEvent.objects.filter(id=event_id, profile_id=profile_id).first()
+    if event is None:
+        raise ProfileUnknown("This profile has no consent event with this id.", code=ConsentErrorCode.EVENT_UNKNOWN)
+    return receipt_for_event(event)
+
+
+def consent_history(*, profile_ids) -> list[dict]:
+    events = ConsentEvent.objects.filter(profile_id__in=list(profile_ids)).order_by("profile_id", "seq")
+    return [consent_event_as_dict(e) for e in events]
+
+
+# --- exports ----------------------------------------------------------------------------------------
+
+EXPORT_FIELDS = {
+    "history": ["id", "profile_id", "position", "purpose", "granted", "notice_version", "basis", "channel",
+                "actor", "source", "jurisdiction", "occurred_at", "recorded_at"],
+    "current": ["profile_id", "purpose", "granted", "notice_version", "expires_at", "event_id", "updated_at"],
+}
+
+
+def consent_export_rows(*, kind: str, since: datetime | None, until: datetime | None) -> Iterator[dict]:
+    if kind == "history":
+        for event in consent_events_query(since=since, until=until).order_by("recorded_at", "id").iterator(
+                chunk_size=5000):
+            row = consent_event_as_dict(event)
+            yield {name: row[name] for name in EXPORT_FIELDS["history"]}
+        return
+    states = ConsentState.objects.all()
+    if since is not None:
+        states = states.filter(updated_at__gte=since)
+    if until is not None:
+        states = states.filter(updated_at__lt=until)
+    for state in states.order_by("profile_id", "purpose").iterator(chunk_size=5000):
+        yield {"profile_id": str(state.profile_id), "purpose": state.purpose, "granted": state.granted,
+               "notice_version": state.notice_version, "expires_at": _iso(state.expires_at),
+               "event_id": str(state.event_id) if state.event_id else None, "updated_at": _iso(state.updated_at)}
+
+
+def consent_export_stream(*, kind: str, fmt: str, since: datetime | None, until: datetime | None) -> Iterator[str]:
+    if kind not in EXPORT_FIELDS:
+        raise ConsentError("kind must be current or history.", code=ConsentErrorCode.INVALID_FORMAT)
+    if fmt not in ("csv", "jsonl"):
+        raise ConsentError("format must be csv or jsonl.", code=ConsentErrorCode.INVALID_FORMAT)
+    rows = consent_export_rows(kind=kind, since=since, until=until)
+    if fmt == "jsonl":
+        return (json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
+    return _csv_lines(EXPORT_FIELDS[kind], rows)
+
+
+def _csv_lines(header: list[str], rows) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    yield buffer.getvalue()
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        yield buffer.getvalue()
+
+
+# --- access log ------------------------------------------------------------------------------------------
+
+
+def access_log_search(*, profile_id=None, actor: str | None = None, kind: str | None = None,
+                      purpose: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None) -> QuerySet:
+    entries = AccessLog.objects.all()
+    if profile_id is not None:
+        entries = entries.filter(profile_id=profile_id)
+    if actor:
+        entries = entries.filter(actor=actor)
+    if kind:
+        entries = entries.filter(kind=kind)
+    if purpose:
+        entries = entries.filter(purpose=purpose)
+    if since is not None:
+        entries = entries.filter(at__gte=since)
+    if until is not None:
+        entries = entries.filter(at__lt=until)
+    return entries.order_by("-at", "-id")
+
+
+def access_log_as_dict(entry: AccessLog) -> dict:
+    return {"id": entry.id, "at": _iso(entry.at), "kind": entry.kind, "actor": entry.actor,
+            "profile_id": str(entry.profile_id) if entry.profile_id else None, "fields": entry.fields,
+            "purpose": entry.purpose, "detail": entry.detail}

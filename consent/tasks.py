@@ -1,0 +1,42 @@
+"""Celery tasks of the consent app: thin wrappers over services, ids only."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+TRANSIENT_ERRORS = (OperationalError, ConnectionError, TimeoutError)
+
+
+@shared_task(name="consent.dsr_process", ignore_result=True, acks_late=True, autoretry_for=TRANSIENT_ERRORS,
+             retry_backoff=10, retry_backoff_max=300, retry_jitter=True, max_retries=5, time_limit=1800,
+             soft_time_limit=1700)
+def dsr_process(request_id: str) -> None:
+    from consent.services.dsr import dsr_process as run
+
+    run(request_id=request_id)
+
+
+@shared_task(name="consent.dsr_process_pending", ignore_result=True, autoretry_for=TRANSIENT_ERRORS,
+             retry_backoff=30, max_retries=3)
+def dsr_process_pending() -> int:
+    from consent.services.dsr import dsr_process_pending as run
+
+    return run()
+
+
+@shared_task(name="consent.retention_purge", ignore_result=True, acks_late=True, autoretry_for=TRANSIENT_ERRORS,
+             retry_backoff=60, retry_backoff_max=900, retry_jitter=True, max_retries=5, time_limit=3600,
+             soft_time_limit=3500)
+def retention_purge() -> dict:
+    from consent.services.retention import retention_purge as run
+
+    return run()
+
+
+@shared_task(name="consent.ledger_checkpoint_create", ignore_result=True, autoretry_for=TRANSIENT_ERRORS,
+             retry_backoff=60, max_retries=3, time_limit=3600, soft_time_limit=3500)
+def ledger_checkpoint_create() -> str:
+    from consent.services.checkpoints import ledger_checkpoint_write
+
+    return ledger_checkpoint_write()

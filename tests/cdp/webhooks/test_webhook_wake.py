@@ -1,0 +1,75 @@
+"""The relay is woken after a commit that wrote changes, once per transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import transaction
+
+from cdp.core import outbox
+from cdp.core.outbox import outbox_put
+from cdp.services.resolution import profiles_ingest
+
+pytestmark = pytest.mark.django_db
+
+
+def wakes(callbacks) -> int:
+    return sum(1 for c in callbacks if c is outbox._wake)
+
+
+def test_one_wake_up_per_transaction_however_many_changes(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        for _ in range(3):
+            outbox_put(topic="profile.updated", payload={"profile_id": str(uuid.uuid4())})
+    assert wakes(callbacks) == 1
+
+
+def test_a_rolled_back_savepoint_does_not_swallow_the_wake_up(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        try:
+            with transaction.atomic():
+                outbox_put(topic="profile.updated", payload={"profile_id": str(uuid.uuid4())})
+                raise RuntimeError("roll back the savepoint")
+        except RuntimeError:
+            pass
+        outbox_put(topic="profile.updated", payload={"profile_id": str(uuid.uuid4())})
+    assert wakes(callbacks) == 1
+
+
+def test_a_committed_ingest_reaches_the_receiver_without_a_sweep(receiver, subscribe, source_factory,
+                                                                 django_capture_on_commit_callbacks):
+    subscribe(receiver.url, events=["profile.created"])
+    shop = source_factory("shop")
+    with django_capture_on_commit_callbacks(execute=True):
+        [result] = profiles_ingest(source=shop, records=[{"external_id": "o-1",
+                                                          "identifiers": {"email": "a@example.com"}}])
+    [request] = receiver.requests
+    assert request.event["type"] == "profile.created"
+    assert request.event["data"] == {"profile_id": result.profile_id}
+
+
+def test_a_failing_wake_up_does_not_fail_the_committed_change(monkeypatch, django_capture_on_commit_callbacks):
+    def broken():
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(outbox, "_listeners", [broken])
+    with django_capture_on_commit_callbacks(execute=True):
+        outbox_put(topic="profile.updated", payload={"profile_id": str(uuid.uuid4())})
+
+
+def test_a_burst_of_wake_ups_queues_one_relay_run_until_it_starts(monkeypatch):
+    from django.core.cache import cache
+
+    from cdp.webhooks import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.webhooks_relay, "delay", lambda: queued.append(1))
+    cache.delete(tasks.WAKE_KEY)
+    for _ in range(5):
+        tasks.relay_wake()
+    assert len(queued) == 1
+    tasks.webhooks_relay()  # the run starts: the next commit queues a new one
+    tasks.relay_wake()
+    assert len(queued) == 2
+    cache.delete(tasks.WAKE_KEY)

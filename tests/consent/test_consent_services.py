@@ -1,0 +1,121 @@
+"""Recording consent: ledger events, evidence, withdrawal in the same transaction, merges, GPC."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from cdp.core.models import OutboxMessage
+from cdp.services.merges import profile_merge
+from cdp.services.resolution import profiles_ingest
+from consent import policy, registry
+from consent.errors import ConsentError
+from consent.ledger import ledger_verify
+from consent.models import ConsentEvent, ConsentState
+from consent.services import ConsentChange, Evidence, consent_gpc_signal, consent_set, consents_record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_change_is_a_ledger_event_with_hashed_evidence_and_the_notice_version():
+    person = uuid.uuid4()
+    [result] = consents_record(profile_id=person, channel="preference_center", actor="subject",
+                               evidence=Evidence(ip="203.0.113.9", user_agent="Mozilla/5.0 Canary"),
+                               jurisdiction="GB", language="de",
+                               changes=[ConsentChange("marketing", True)])
+    event = result.event
+    assert (event.purpose, event.granted, event.notice_version, event.channel, event.seq) == (
+        "marketing", True, 1, "preference_center", 1)
+    assert event.jurisdiction == "GB" and event.language == "de" and event.basis == "consent"
+    assert len(event.ip_hash) == 64 and "203.0.113.9" not in event.ip_hash
+    assert event.user_agent_hash and "Canary" not in event.user_agent_hash
+    state = ConsentState.objects.get(profile_id=person, purpose="marketing")
+    assert state.event_id == event.id and state.granted
+    message = OutboxMessage.objects.get(topic="consent.changed")
+    assert message.payload == {"profile_id": str(person), "event_id": str(event.id), "purpose": "marketing",
+                               "granted": True, "channel": "preference_center", "basis": "consent",
+                               "notice_version": "1"}
+
+
+def test_unchanged_and_stale_decisions_record_nothing():
+    person = uuid.uuid4()
+    assert consent_set(profile_id=person, purpose="analytics", granted=True)
+    assert not consent_set(profile_id=person, purpose="analytics", granted=True)
+    stale = timezone.now() - timedelta(days=1)
+    assert not consent_set(profile_id=person, purpose="analytics", granted=False, occurred_at=stale)
+    assert policy.is_allowed(person, "analytics")
+    assert ConsentEvent.objects.filter(profile_id=person).count() == 1
+    with pytest.raises(ConsentError):
+        consent_set(profile_id=person, purpose="analytics", granted=True, notice_version=9)
+    with pytest.raises(ConsentError):
+        consent_set(profile_id=person, purpose="analytics", granted=True, channel="carrier_pigeon")
+
+
+def test_withdrawal_runs_handlers_in_the_same_transaction():
+    person = uuid.uuid4()
+    consent_set(profile_id=person, purpose="personalization", granted=True)
+    seen = []
+
+    def handler(*, profile_id, purpose):
+        seen.append((profile_id, purpose, transaction.get_connection().in_atomic_block))
+        raise RuntimeError("handler failed")
+
+    registry.register(registry.WITHDRAWAL, handler)
+    try:
+        with pytest.raises(RuntimeError):
+            consent_set(profile_id=person, purpose="personalization", granted=False)
+    finally:
+        registry.unregister(registry.WITHDRAWAL, handler)
+    assert seen == [(person, "personalization", True)]
+    # The handler's failure rolled the withdrawal back whole: event, state, outbox.
+    assert policy.is_allowed(person, "personalization")
+    assert ConsentEvent.objects.filter(profile_id=person).count() == 1
+    assert not OutboxMessage.objects.filter(topic="consent.changed", payload__granted=False).exists()
+    assert ledger_verify().intact
+
+
+def test_gpc_is_its_own_opt_out_event_once():
+    person = uuid.uuid4()
+    consent_set(profile_id=person, purpose="sale_sharing", granted=True)
+    event = consent_gpc_signal(profile_id=person, actor="subject")
+    assert event.channel == "gpc" and not event.granted and event.purpose == "sale_sharing"
+    assert consent_gpc_signal(profile_id=person, actor="subject") is None
+    assert not policy.is_allowed(person, "sale_sharing")
+
+
+def test_merges_carry_anonymous_consent_over_and_the_most_restrictive_state_wins(source_factory):
+    shop = source_factory("shop")
+    known, anonymous = profiles_ingest(source=shop, records=[
+        {"external_id": "1", "identifiers": {"email": "known@example.com"}},
+        {"external_id": "2", "identifiers": {"anonymous_id": "anon-77"}},
+    ])
+    known_id, anonymous_id = uuid.UUID(known.profile_id), uuid.UUID(anonymous.profile_id)
+    consent_set(profile_id=anonymous_id, purpose="analytics", granted=True, channel="cmp")       # carries over
+    consent_set(profile_id=anonymous_id, purpose="marketing", granted=False, channel="cmp")      # beats a grant
+    consent_set(profile_id=known_id, purpose="marketing", granted=True, channel="api")
+    consent_set(profile_id=known_id, purpose="personalization", granted=True, channel="api")    # kept
+    consent_set(profile_id=anonymous_id, purpose="personalization", granted=True, channel="cmp")
+    [merged] = profiles_ingest(source=shop, records=[
+        {"external_id": "3", "identifiers": {"email": "known@example.com", "anonymous_id": "anon-77"}}])
+    assert merged.status == "merged" and merged.profile_id == str(known_id)
+    assert policy.allowed([known_id], "analytics") == {known_id}
+    assert not policy.is_allowed(known_id, "marketing")
+    assert policy.is_allowed(known_id, "personalization")
+    merge_events = ConsentEvent.objects.filter(profile_id=known_id, channel="merge").order_by("seq")
+    assert [(e.purpose, e.granted) for e in merge_events] == [("analytics", True), ("marketing", False)]
+    assert merge_events[0].actor == f"merge:{anonymous_id}"
+    assert ledger_verify().intact
+
+
+def test_profile_merge_still_calls_consent(source_factory):
+    shop = source_factory("shop")
+    a, b = profiles_ingest(source=shop, records=[
+        {"external_id": "1", "identifiers": {"email": "a@example.com"}},
+        {"external_id": "2", "identifiers": {"email": "b@example.com"}}])
+    consent_set(profile_id=b.profile_id, purpose="enrichment", granted=True)
+    profile_merge(survivor_id=uuid.UUID(a.profile_id), absorbed_id=uuid.UUID(b.profile_id))
+    assert policy.is_allowed(uuid.UUID(a.profile_id), "enrichment")
