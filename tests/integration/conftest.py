@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from celery._state import _set_task_join_will_block
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +66,10 @@ def celery_worker(postgres, broker_url, settings, transactional_db):
                 return process
         pytest.fail("celery worker did not answer a ping within 60 s")
 
+    # Eager tasks run from several threads in earlier tests can leave Celery's process-wide
+    # "inside a task" flag set (its save/restore is not thread-safe); this test process is
+    # not a task, so joining results is allowed.
+    _set_task_join_will_block(False)
     app.control.purge()
     yield start
     for process in processes:
