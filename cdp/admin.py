@@ -80,7 +80,7 @@ class MergeAdmin(admin.ModelAdmin):
     def undo_merges(self, request, queryset):
         for merge in queryset:
             try:
-                merge_undo(merge_id=merge.id)
+                merge_undo(merge_id=merge.id, actor=f"staff:{request.user.pk}")
                 self.message_user(request, f"Undid merge {merge.id}.")
             except ApplicationError as error:
                 self.message_user(request, f"Merge {merge.id}: {error}", level=messages.ERROR)

@@ -67,7 +67,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         # The form already checked every value the service checks.
         created, plaintext = api_key_create(name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
                                             source_key=source.key if source else None,
-                                            expires_days=form.cleaned_data.get("expires_days"))
+                                            expires_days=form.cleaned_data.get("expires_days"),
+                                            actor=f"staff:{request.user.pk}")
         # The admin goes on with `obj` (redirect, change log): make it the created row.
         for field in ApiKey._meta.concrete_fields:
             setattr(obj, field.attname, getattr(created, field.attname))
@@ -78,6 +79,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = 0
         for key in queryset.filter(revoked_at__isnull=True):
-            api_key_revoke(api_key_id=key.pk)
+            api_key_revoke(api_key_id=key.pk, actor=f"staff:{request.user.pk}")
             count += 1
         messages.success(request, f"Revoked {count} key(s) at {timezone.now():%Y-%m-%d %H:%M} UTC.")

@@ -14,6 +14,7 @@ from django.utils.html import format_html
 
 from cdp.segment.models import IngestionError
 from cdp.segment.services import ingestion_error_message_read
+from consent.events import operator_action_event
 
 logger = logging.getLogger(__name__)
 
@@ -46,4 +47,6 @@ class IngestionErrorAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # Who read which row's personal data; never the content.
         logger.info("ingestion_error_viewed", extra={"error_id": str(object_id), "user_id": request.user.pk})
+        operator_action_event(actor=f"staff:{request.user.pk}", action="ingestion_error.viewed",
+                              detail={"ingestion_error_id": str(object_id)})
         return super().change_view(request, object_id, form_url, extra_context)

@@ -35,6 +35,7 @@ from cdp.services.profiles import (
     profiles_touch,
 )
 from cdp.services.source_records import record_payload_move, record_payload_read
+from consent.events import operator_action_event
 from consent.services import consent_profiles_merged
 
 
@@ -113,7 +114,7 @@ def profile_merge(*, survivor_id, absorbed_id, reason: str = "shared_identifier"
 
 
 @transaction.atomic
-def merge_undo(*, merge_id) -> Merge:
+def merge_undo(*, merge_id, actor: str = "system") -> Merge:
     """Restore both profiles and their identities as before the merge.
 
     Records that reached the survivor after the merge are re-resolved by their own
@@ -153,6 +154,8 @@ def merge_undo(*, merge_id) -> Merge:
 
     merge.undone_at = timezone.now()
     merge.save(update_fields=["undone_at"])
+    operator_action_event(actor=actor, action="merge.undone", profile_id=survivor.id,
+                          detail={"merge_id": str(merge.id), "restored_profile_id": str(absorbed.id)})
     profiles_touch([survivor.id, absorbed.id])
     outbox_put(topic="profile.unmerged", payload={"profile_id": str(survivor.id),
                                                   "restored_profile_id": str(absorbed.id), "merge_id": str(merge.id)})

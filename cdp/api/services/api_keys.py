@@ -21,6 +21,7 @@ from cdp.api.models import ApiKey
 from cdp.api.scopes import SCOPES
 from cdp.core.errors import ApplicationError
 from cdp.services.sources import source_get
+from consent.events import operator_action_event
 
 KEY_PREFIX = "tsk"
 # Writing last_used_at on every request would put a write on the hot path of every read.
@@ -46,7 +47,7 @@ def scopes_parse(scopes) -> list[str]:
 
 @transaction.atomic
 def api_key_create(*, name: str, scopes, source_key: str | None = None,
-                   expires_days: int | None = None) -> tuple[ApiKey, str]:
+                   expires_days: int | None = None, actor: str = "system") -> tuple[ApiKey, str]:
     """A new key and its plaintext (shown once; never stored)."""
     name = (name or "").strip()
     if not name or len(name) > 200:
@@ -60,12 +61,15 @@ def api_key_create(*, name: str, scopes, source_key: str | None = None,
                                    code=ApiErrorCode.INVALID_EXPIRY)
         expires_at = timezone.now() + timedelta(days=int(expires_days))
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(name=name, prefix=prefix, secret_hash=secret_hash(secret), scopes=scope_list,
-                                source=source, expires_at=expires_at)
+    with transaction.atomic():
+        key = ApiKey.objects.create(name=name, prefix=prefix, secret_hash=secret_hash(secret), scopes=scope_list,
+                                    source=source, expires_at=expires_at)
+        operator_action_event(actor=actor, action="api_key.created",
+                              detail={"api_key_id": str(key.id), "scopes": scope_list})
     return key, f"{KEY_PREFIX}_{prefix}_{secret}"
 
 
-def api_key_revoke(*, api_key_id) -> ApiKey:
+def api_key_revoke(*, api_key_id, actor: str = "system") -> ApiKey:
     """Revoke a key at once; revoking twice keeps the first time."""
     key = ApiKey.objects.filter(pk=api_key_id).first()
     if key is None:
@@ -73,6 +77,7 @@ def api_key_revoke(*, api_key_id) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        operator_action_event(actor=actor, action="api_key.revoked", detail={"api_key_id": str(key.id)})
     return key
 
 

@@ -13,7 +13,8 @@ class Command(TesseraCommand):
         parser.add_argument("--expires-days", type=int, help="The key stops working after this many days.")
 
     def handle(self, *args, name, scopes, source, expires_days, **options):
-        key, plaintext = api_key_create(name=name, scopes=scopes, source_key=source, expires_days=expires_days)
+        key, plaintext = api_key_create(name=name, scopes=scopes, source_key=source, expires_days=expires_days,
+                                        actor="cli:create_api_key")
         bound = f", bound to source '{key.source.key}'" if key.source_id else ""
         expiry = f", expiring {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""
         self.stderr.write(f"Created API key '{key.name}' (tsk_{key.prefix}) with scopes {', '.join(key.scopes)}"

@@ -79,7 +79,7 @@ class MergeUnmergeApi(ApiView):
         mid = uuid_or_404(merge_id, message="No merge has this id.")
 
         def run() -> StoredResponse:
-            merge = merge_undo(merge_id=mid)
+            merge = merge_undo(merge_id=mid, actor=self.actor())
             return StoredResponse(200, {"id": str(merge.id), "status": "undone", "profile_id": str(merge.survivor_id),
                                         "restored_profile_id": str(merge.absorbed_id)})
 

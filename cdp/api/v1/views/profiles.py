@@ -26,6 +26,7 @@ from cdp.api.v1.views.base import ApiView, batch_limit, uuid_or_404, validated
 from cdp.core.identifiers import IDENTIFIER_KINDS, SOURCE_SCOPED_KINDS
 from cdp.selectors import profile_unified_view
 from cdp.services.resolution import profiles_ingest
+from consent.gpc import gpc_apply
 
 MAX_PROFILE_RECORDS = 1000
 MAX_PROFILE_BATCH_BYTES = 2 * 1024 * 1024
@@ -152,6 +153,7 @@ class ProfileDetailApi(ApiView):
             return Response(profile)
         record_personal_data_access(actor=self.actor(), profile_ids=[profile["id"]],
                                     fields=profile_fields(profile), purpose="api_profile_read")
+        gpc_apply(request, profile_id=profile["id"], actor=self.actor())  # Sec-GPC: 1 opts out of sale
         return Response(profile, headers={"ETag": etag(view["version"]), **NO_STORE})
 
     @extend_schema(
