@@ -91,7 +91,10 @@ def _source(spec: dict, report: DemoReport) -> Source:
 
 
 def _apply_consents(consents: list[dict]) -> int:
-    """Each person's latest choice per purpose (the ledger, once built, keeps the history)."""
+    """Each person's latest choice per purpose, recorded in the ledger as an import.
+
+    Only the latest choice is replayed so that a rerun records nothing new.
+    """
     latest: dict[tuple, dict] = {}
     for change in sorted(consents, key=lambda c: c["occurred_at"]):
         identifier = tuple(sorted(change["profile"].items()))
@@ -101,7 +104,8 @@ def _apply_consents(consents: list[dict]) -> int:
     for (identifier, purpose), change in latest.items():
         profile_id = owners.get(identifier[0])
         if profile_id is not None:
-            changed += consent_set(profile_id=profile_id, purpose=purpose, granted=change["granted"])
+            changed += consent_set(profile_id=profile_id, purpose=purpose, granted=change["granted"],
+                                   channel="import", actor="load_demo")
     return changed
 
 
