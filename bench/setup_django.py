@@ -4,7 +4,12 @@
     fresh_postgres("tessera_bench_resolve")   # drops/creates it, migrates, django.setup()
 
 The server defaults to the local one (postgres@127.0.0.1:5432, trust auth); override
-with BENCH_PG_URL=postgres://user@host:port. Tasks run in-process.
+with BENCH_PG_URL=postgres://user@host:port, and the database name's end with
+BENCH_DB_SUFFIX (to run two at once). Tasks run in-process.
+
+`fresh_postgres(name, production=True)` measures what production runs: DEBUG=false
+(Django keeps no query log and wraps no cursor for it) with fresh random keys, since the
+database is new anyway.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def fresh_postgres(name: str) -> str:
+def fresh_postgres(name: str, *, production: bool = False) -> str:
     server = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+    name += os.environ.get("BENCH_DB_SUFFIX", "")  # two benchmarks at once need two databases
     url = f"{server}/{name}"
     psql = ["psql", f"{server}/postgres", "-qc"]
     subprocess.run([*psql, f"DROP DATABASE IF EXISTS {name}"], check=True, capture_output=True)
@@ -28,6 +34,8 @@ def fresh_postgres(name: str) -> str:
     os.environ.setdefault("TESSERA_VAR_DIR", str(ROOT / "var" / "bench"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    if production:
+        os.environ.update(production_env(os.environ))
     sys.path.insert(0, str(ROOT))
     import django
     from django.core.management import call_command
@@ -35,6 +43,40 @@ def fresh_postgres(name: str) -> str:
     django.setup()
     call_command("migrate", verbosity=0)
     return url
+
+
+def production_env(environ) -> dict:
+    """DEBUG=false and what production mode then requires, with fresh random keys
+    (values already set in `environ` win)."""
+    import base64
+    import secrets
+
+    def key() -> str:
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+    wanted = {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(48), "ALLOWED_HOSTS": "127.0.0.1,localhost",
+              "TESSERA_MASTER_KEYS": key(), "TESSERA_INDEX_KEY": key(), "TESSERA_LEDGER_KEY": key()}
+    return {name: environ.get(name) or value for name, value in wanted.items()}
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a local process (e.g. a PostgreSQL backend) has used so far,
+    or None when it cannot be read (another host, no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu_seconds() -> float | None:
+    """CPU time used so far by the PostgreSQL backend serving Django's connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return process_cpu_seconds(cursor.fetchone()[0])
 
 
 def peak_rss_mb() -> float:

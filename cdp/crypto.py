@@ -11,6 +11,7 @@ everything under it. Nothing here logs values.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -44,24 +45,64 @@ def _wrap_context(data_key_id) -> str:
 
 def data_key_new() -> tuple[DataKey, bytes]:
     """An unsaved DataKey row and its plaintext key (kept only in memory)."""
+    key_id, kek_id, wrapped, dek = data_key_material_new()
+    return DataKey(id=key_id, kek_id=kek_id, wrapped=wrapped), dek
+
+
+def data_key_material_new() -> tuple[uuid.UUID, str, bytes, bytes]:
+    """A data key as plain values (row id, master key id, wrapped key, plaintext key),
+    for hot paths that write DataKey rows without model instances."""
+    key_id = uuid.uuid4()
     dek = primitives.new_data_key()
-    row = DataKey()
-    row.kek_id, row.wrapped = keyring().wrap(dek, context=_wrap_context(row.id))
-    return row, dek
+    kek_id, wrapped = keyring().wrap(dek, context=_wrap_context(key_id))
+    return key_id, kek_id, wrapped, dek
 
 
 def data_key_open(row: DataKey) -> bytes:
-    return keyring().unwrap(row.kek_id, bytes(row.wrapped), context=_wrap_context(row.id))
+    return data_key_unwrap(row.id, row.kek_id, row.wrapped)
+
+
+def data_key_unwrap(key_id, kek_id: str, wrapped: bytes) -> bytes:
+    return keyring().unwrap(kek_id, bytes(wrapped), context=_wrap_context(key_id))
+
+
+# json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False), built once.
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def encrypt_value(dek: bytes, *, owner_id, field: str, value: Any) -> bytes:
-    plaintext = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    plaintext = _CANONICAL_JSON.encode(value).encode()
     return primitives.encrypt_field(dek, plaintext, aad=primitives.field_aad(str(owner_id), field))
 
 
 def decrypt_value(dek: bytes, *, owner_id, field: str, ciphertext: bytes) -> Any:
     plaintext = primitives.decrypt_field(dek, bytes(ciphertext), aad=primitives.field_aad(str(owner_id), field))
     return json.loads(plaintext)
+
+
+class ValueCipher:
+    """encrypt_value / decrypt_value for one batch: one AES-GCM context per data key.
+
+    Same ciphertext format and associated data as the functions above. Lives for one
+    batch (the plaintext keys it holds are in the batch's memory anyway) and is dropped
+    with it.
+    """
+
+    def __init__(self):
+        self._ciphers: dict[bytes, primitives.FieldCipher] = {}
+
+    def _cipher(self, dek: bytes) -> primitives.FieldCipher:
+        cipher = self._ciphers.get(dek)
+        if cipher is None:
+            cipher = self._ciphers[dek] = primitives.FieldCipher(dek)
+        return cipher
+
+    def encrypt(self, dek: bytes, *, owner_id, field: str, value: Any) -> bytes:
+        return self._cipher(dek).encrypt(_CANONICAL_JSON.encode(value).encode(),
+                                         aad=primitives.field_aad(str(owner_id), field))
+
+    def decrypt(self, dek: bytes, *, owner_id, field: str, ciphertext: bytes) -> Any:
+        return json.loads(self._cipher(dek).decrypt(ciphertext, aad=primitives.field_aad(str(owner_id), field)))
 
 
 def reencrypt_value(ciphertext: bytes, *, field: str, old_dek: bytes, old_owner, new_dek: bytes, new_owner) -> bytes:

@@ -14,6 +14,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
+from cdp.api.errors import safe_errors, safe_field_path
 from cdp.core.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -56,14 +57,26 @@ def flatten_validation_errors(detail, prefix: str = "") -> list[dict]:
             else:
                 errors.extend(flatten_validation_errors(value, prefix))
     else:
-        code = getattr(detail, "code", None) or "invalid"
-        errors.append({"field": prefix or "body", "code": str(code), "message": str(detail)})
+        code = str(getattr(detail, "code", None) or "invalid")
+        # DRF quotes the rejected value in some messages ('"x" is not a valid choice.').
+        message = _VALUE_FREE_MESSAGES.get(code, str(detail))
+        errors.append({"field": safe_field_path(prefix or "body"), "code": code, "message": message})
     return errors
+
+
+_VALUE_FREE_MESSAGES = {
+    "invalid_choice": "Not one of the allowed values.",
+    "does_not_exist": "No object has this value.",
+    "incorrect_type": "Wrong type.",
+}
 
 
 def problem_exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
-        body = problem(exc.status, exc.code, exc.title, exc.message, **exc.extra)
+        extra = dict(exc.extra)
+        if isinstance(extra.get("errors"), list):
+            extra["errors"] = safe_errors(extra["errors"])
+        body = problem(exc.status, exc.code, exc.title, exc.message, **extra)
         return _problem_response(body)
     if isinstance(exc, DjangoValidationError):
         exc = drf.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)

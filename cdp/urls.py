@@ -14,5 +14,7 @@ urlpatterns = [
     path("api/v1/", include("cdp.api.v1.urls")),
     path("api/v1/", include("consent.api.v1.urls")),
     path("api/v1/", include("cdp.webhooks.api.v1.urls")),
+    path("api/v1/", include("personalization.api.v1.urls")),
     path("v1/", include("cdp.segment.urls")),
+    path("", include("web.urls")),
 ]

@@ -5,3 +5,14 @@ class PersonalizationConfig(AppConfig):
     name = "personalization"
     verbose_name = "Personalization"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Consent calls these inside its own transaction: withdrawal, erasure, merge and
+        # access export reach the data this app derived.
+        from consent import registry
+        from personalization.services import cleanup
+
+        registry.register(registry.WITHDRAWAL, cleanup.personalization_withdrawal_handle)
+        registry.register(registry.ERASE, cleanup.personalization_profile_erase)
+        registry.register(registry.PROFILES_MERGED, cleanup.personalization_profiles_merged)
+        registry.register(registry.EXPORT, cleanup.personalization_profile_export)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from cdp.core.errors import ApplicationError
+from cdp.core.identifiers import IDENTIFIER_KINDS
+from cdp.services.records import ATTRIBUTE_NAME
 
 
 class ApiErrorCode(StrEnum):
@@ -61,3 +64,34 @@ class InvalidInput(ApplicationError):
 
     def __init__(self, message: str, *, errors: list[dict], code: str | None = None):
         super().__init__(message, code=code, extra={"errors": errors})
+
+
+# `...attributes.<name>`, `...identifiers.<kind>`, `...profile.<kind>`: the last part is a key the
+# client chose, which can be anything, personal data included (an email used as a key).
+_KEYED_PATH = re.compile(
+    r"^(?P<parent>(?:.*?[.\]])??(?P<container>attributes|identifiers|profile))\.(?P<key>.+)$", re.S)
+
+
+def safe_field_path(path: str) -> str:
+    """An error's field path that names a client-chosen key only when it is a valid name.
+
+    An invalid attribute name or an unknown identifier kind is the rejected value itself,
+    so it is not repeated (CONTRACT.md: no error echoes the rejected value): the path
+    stops at its container (`attributes`, `identifiers`, `profile`).
+    """
+    match = _KEYED_PATH.match(path or "")
+    if match is None:
+        return path
+    key, container = match["key"], match["container"]
+    valid = ATTRIBUTE_NAME.fullmatch(key) if container == "attributes" else key in IDENTIFIER_KINDS
+    return path if valid else match["parent"]
+
+
+def safe_errors(errors: list[dict]) -> list[dict]:
+    return [{**e, "field": safe_field_path(e["field"])} if isinstance(e, dict) and "field" in e else e
+            for e in errors]
+
+
+def safe_batch_results(results: list[dict]) -> list[dict]:
+    """Batch answers are replayed from storage too: their error paths must be safe as well."""
+    return [{**r, "errors": safe_errors(r["errors"])} if r.get("errors") else r for r in results]

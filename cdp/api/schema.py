@@ -9,10 +9,12 @@ from rest_framework import serializers
 
 PROBLEM = "application/problem+json"
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    OpenApiParameter.HEADER, required=False,
     description="Send the same key with the same request to have it applied once: for 24 h the first response "
                 "is replayed (header `Idempotent-Replayed: true`). A different request under the same key: 422; "
-                "while the first is still running: 409.")
+                "while the first is still running: 409. 1-255 visible ASCII characters (else 400 "
+                "`invalid_idempotency_key`).")
 
 
 class BearerApiKeyScheme(OpenApiAuthenticationExtension):

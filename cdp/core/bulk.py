@@ -4,11 +4,98 @@ Django's bulk_create builds one INSERT with a placeholder per value; for thousan
 psycopg spends more time splitting that query than the server spends storing it. COPY
 streams the rows instead. Auto-increment primary keys are drawn from the table's sequence
 first, so callers get their ids back exactly as with bulk_create.
+
+`insert_rows` goes one step further for the hottest paths: rows are plain tuples, never
+model instances (building a Django model costs more than encrypting a field).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 from django.db import connection, models
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
+
+
+def insert_rows(model: type[models.Model], columns: Sequence[str], rows: list[Sequence]) -> None:
+    """Insert rows given as value tuples in the order of `columns` (field attnames).
+
+    The caller supplies every column it names, defaults included (no pre_save runs):
+    uuids, text, bytes, numbers, booleans and aware datetimes as they are, JSON fields
+    as Python values. On PostgreSQL one COPY; elsewhere one prepared INSERT run per row.
+    """
+    if not rows:
+        return
+    meta = model._meta
+    fields = [meta.get_field(column) for column in columns]
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(field.column) for field in fields)
+    if connection.vendor != "postgresql":
+        placeholders = ", ".join(["%s"] * len(fields))
+        sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({placeholders})"  # noqa: S608
+        prepared = [[field.get_db_prep_save(value, connection) for field, value in zip(fields, row)] for row in rows]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, prepared)
+        return
+    json_columns = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
+    if json_columns:
+        encoders = {i: fields[i].encoder for i in json_columns}
+        rows = [_json_dumped(row, encoders) for row in rows]
+    with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {quote(meta.db_table)} ({names}) FROM STDIN") as copy:
+        write = copy.write_row
+        for row in rows:
+            write(row)
+
+
+def _json_dumped(row: Sequence, encoders: dict) -> list:
+    row = list(row)
+    for i, encoder in encoders.items():
+        if row[i] is not None:
+            row[i] = json.dumps(row[i], cls=encoder)
+    return row
+
+
+def any_of(model: type[models.Model], field_name: str, values) -> Q | RawSQL:
+    """A filter for `field_name IN values` that stays one small statement for big lists.
+
+    On PostgreSQL `column = ANY(%s)` with the values as one array parameter: the SQL text
+    is the same for every list, so psycopg prepares and caches its conversion once, where
+    `IN (%s, %s, ...)` with thousands of placeholders is split and converted again for
+    each batch. Elsewhere the plain `__in` lookup.
+    """
+    values = list(values)
+    if connection.vendor != "postgresql" or not values:
+        return Q(**{f"{field_name}__in": values})
+    quote = connection.ops.quote_name
+    column = model._meta.get_field(field_name).column
+    return RawSQL(f"{quote(model._meta.db_table)}.{quote(column)} = ANY(%s)", (values,),  # noqa: S611
+                  output_field=BooleanField())
+
+
+def reserve_ids(model: type[models.Model], count: int) -> list[int]:
+    """`count` new values of an auto-increment primary key, in increasing order.
+
+    PostgreSQL draws them from the table's sequence. SQLite has none to draw from, but
+    its write transactions are exclusive, so the next values after both the highest id
+    and the AUTOINCREMENT high-water mark are free until this transaction ends.
+    """
+    if count <= 0:
+        return []
+    table, column = model._meta.db_table, model._meta.pk.column
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                           [table, column, count])
+            return [row[0] for row in cursor.fetchall()]
+        quote = connection.ops.quote_name
+        cursor.execute(f"SELECT MAX({quote(column)}) FROM {quote(table)}")  # noqa: S608
+        highest = cursor.fetchone()[0] or 0
+        cursor.execute("SELECT MAX(seq) FROM sqlite_sequence WHERE name = %s", [table])
+        highest = max(highest, cursor.fetchone()[0] or 0)
+    return list(range(highest + 1, highest + 1 + count))
 
 
 def bulk_insert(model: type[models.Model], objs: list[models.Model]) -> list[models.Model]:

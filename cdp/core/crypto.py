@@ -17,10 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import os
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -107,17 +107,25 @@ def _require_key(key: bytes) -> None:
 
 
 def _seal(key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    # The header is authenticated too, so a flipped version byte fails like any other bit.
-    return _HEADER + nonce + AESGCM(key).encrypt(nonce, plaintext, _HEADER + associated_data)
+    return _seal_with(AESGCM(key), plaintext, associated_data)
 
 
 def _open(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
+    return _open_with(AESGCM(key), sealed, associated_data)
+
+
+def _seal_with(aead: AESGCM, plaintext: bytes, associated_data: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    # The header is authenticated too, so a flipped version byte fails like any other bit.
+    return _HEADER + nonce + aead.encrypt(nonce, plaintext, _HEADER + associated_data)
+
+
+def _open_with(aead: AESGCM, sealed: bytes, associated_data: bytes) -> bytes:
     if len(sealed) < _MIN_SEALED_BYTES or sealed[:1] != _HEADER:
         raise DecryptionError("ciphertext is malformed or has an unknown format version")
     nonce = sealed[1 : 1 + NONCE_BYTES]
     try:
-        return AESGCM(key).decrypt(nonce, sealed[1 + NONCE_BYTES :], _HEADER + associated_data)
+        return aead.decrypt(nonce, sealed[1 + NONCE_BYTES :], _HEADER + associated_data)
     except InvalidTag:
         # Re-raised without the cause: callers depend on our type, not cryptography's.
         raise DecryptionError("ciphertext failed authentication (wrong key, context or tampered)") from None
@@ -138,6 +146,9 @@ class KeyRing:
             _require_key(key)
             self._keys.setdefault(key_id(key), bytes(key))  # a repeated key keeps its first slot
         self._active_id = next(iter(self._keys))
+        # One AES-GCM context per master key, built once: wrapping and unwrapping a data
+        # key then costs the cipher work only. The ring already holds the keys themselves.
+        self._aeads = {kek_id: AESGCM(key) for kek_id, key in self._keys.items()}
 
     @property
     def active_id(self) -> str:
@@ -157,13 +168,13 @@ class KeyRing:
         to another row fails to unwrap.
         """
         _require_key(dek)
-        return self._active_id, _seal(self._keys[self._active_id], dek, _wrap_aad(context))
+        return self._active_id, _seal_with(self._aeads[self._active_id], dek, _wrap_aad(context))
 
     def unwrap(self, kek_id: str, wrapped: bytes, *, context: str) -> bytes:
-        key = self._keys.get(kek_id)
-        if key is None:
+        aead = self._aeads.get(kek_id)
+        if aead is None:
             raise KeyUnavailable(f"master key {kek_id} is not in the key ring (TESSERA_MASTER_KEYS)")
-        return _open(key, bytes(wrapped), _wrap_aad(context))
+        return _open_with(aead, bytes(wrapped), _wrap_aad(context))
 
     def __repr__(self) -> str:  # ids only: a repr must never print key material
         return f"KeyRing(active={self._active_id!r}, keys={len(self._keys)})"
@@ -202,23 +213,69 @@ def decrypt_field(dek: bytes, ciphertext: bytes, *, aad: bytes) -> bytes:
     return _open(bytes(dek), bytes(ciphertext), aad)
 
 
+class FieldCipher:
+    """Field encryption under one data key, with its AES-GCM context built once.
+
+    The same format and checks as encrypt_field / decrypt_field; for code that seals
+    many fields under one key in a row (a batch). Hold it no longer than the key itself.
+    """
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, dek: bytes):
+        _require_key(dek)
+        self._aead = AESGCM(bytes(dek))
+
+    def encrypt(self, plaintext: bytes, *, aad: bytes) -> bytes:
+        return _seal_with(self._aead, plaintext, aad)
+
+    def decrypt(self, ciphertext: bytes, *, aad: bytes) -> bytes:
+        return _open_with(self._aead, bytes(ciphertext), aad)
+
+
 # --- keyed hashes -----------------------------------------------------------------------
 
 
 def _encode_parts(*parts: str) -> bytes:
     """Length-prefix every part, so ("a|b", "c") and ("a", "b|c") encode differently."""
-    encoded = bytearray()
+    encoded = []
     for part in parts:
         data = part.encode()
-        encoded += len(data).to_bytes(4, "big") + data
-    return bytes(encoded)
+        encoded += (len(data).to_bytes(4, "big"), data)
+    return b"".join(encoded)
+
+
+@lru_cache(maxsize=256)
+def _blind_index_prefix(kind: str, namespace: str) -> bytes:
+    # The same bytes _encode_parts gives for these leading parts; kinds and source keys are few.
+    return _encode_parts(_BLIND_INDEX_LABEL, kind, namespace)
+
+
+@lru_cache(maxsize=8)
+def _hmac_sha256_pads(key: bytes) -> tuple:
+    """HMAC-SHA256's keyed inner and outer hash states (RFC 2104), computed once per key.
+
+    Copying them is the same HMAC as hmac.new(key, message, sha256), without re-deriving
+    the pads on every call. Only long-lived keys from settings come here.
+    """
+    block = key.ljust(hashlib.sha256().block_size, b"\0")  # 32-byte keys never need hashing first
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in block)), hashlib.sha256(bytes(b ^ 0x5C for b in block)))
+
+
+def _hmac_sha256_hex(key: bytes, message: bytes) -> str:
+    inner_base, outer_base = _hmac_sha256_pads(bytes(key))
+    inner = inner_base.copy()
+    inner.update(message)
+    outer = outer_base.copy()
+    outer.update(inner.digest())
+    return outer.hexdigest()
 
 
 def blind_index(index_key: bytes, *, kind: str, namespace: str, normalized_value: str) -> str:
     """HMAC-SHA256 (64 hex chars) of an identifier, for exact-match lookups without plaintext."""
     _require_key(index_key)
-    message = _encode_parts(_BLIND_INDEX_LABEL, kind, namespace, normalized_value)
-    return hmac.new(index_key, message, hashlib.sha256).hexdigest()
+    message = _blind_index_prefix(kind, namespace) + _encode_parts(normalized_value)
+    return _hmac_sha256_hex(index_key, message)
 
 
 def keyed_hash(key: bytes, value: str, *, purpose: str) -> str:
@@ -227,7 +284,7 @@ def keyed_hash(key: bytes, value: str, *, purpose: str) -> str:
     _require_key(key)
     if not purpose:
         raise ValueError("purpose must be non-empty")
-    return hmac.new(key, _encode_parts(_KEYED_HASH_LABEL, purpose, value), hashlib.sha256).hexdigest()
+    return _hmac_sha256_hex(key, _encode_parts(_KEYED_HASH_LABEL, purpose, value))
 
 
 def advisory_lock_key(blind_index_hex: str) -> int:

@@ -18,7 +18,9 @@ import uuid
 from collections.abc import Callable
 
 from django.db import transaction
+from django.utils import timezone
 
+from cdp.core.bulk import insert_rows
 from cdp.core.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -54,7 +56,11 @@ def outbox_put_many(messages: list[tuple[str, dict]]) -> None:
     if messages:
         for topic, payload in messages:
             _check(topic, payload)
-        OutboxMessage.objects.bulk_create([OutboxMessage(topic=t, payload=p) for t, p in messages])
+        # As bulk_create would write them, as plain rows (COPY on PostgreSQL): identity
+        # resolution writes one per profile it touches.
+        now = timezone.now()
+        insert_rows(OutboxMessage, ("topic", "payload", "created_at", "dispatched_at", "event_id", "position"),
+                    [(topic, payload, now, None, uuid.uuid4(), None) for topic, payload in messages])
         _notify_after_commit()
 
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 
 from cdp import crypto
+from cdp.core.bulk import any_of
 from cdp.models import DataKey, Identity, Source, Suppression
 from cdp.segment import mapping
 from cdp.segment.models import IngestionError, IngestionErrorIdentifier
@@ -59,10 +60,12 @@ def segment_messages_ingest(*, source: Source, messages: list, context: dict | N
         failures[index].update(item.codes)
         outcome.dropped_traits += item.dropped_traits
         mapped.append(item)
-    _aliases_check(source, mapped, failures)
+    cache: dict = {}  # identifiers of this batch, normalized and blind-indexed once
+    _aliases_check(source, mapped, failures, cache)
     # People first, so the events below find the profiles identify/alias just made or merged.
-    _records_store(source, mapped, failures, suppressed)
-    outcome.duplicates = _events_store(source, mapped, failures, suppressed)
+    _records_store(source, mapped, failures, suppressed, cache)
+    outcome.duplicates = _events_store(source, mapped, failures, suppressed, cache)
+    cache.clear()
 
     failed = {index: sorted(codes) for index, codes in failures.items() if codes and index not in suppressed}
     logged, erased = ingestion_errors_log(source=source, failures=[(messages[i], codes, context)
@@ -83,20 +86,20 @@ def _note(result, origin: int, failures: dict, suppressed: set) -> None:
         suppressed.add(origin)
 
 
-def _records_store(source: Source, mapped: list, failures: dict, suppressed: set) -> None:
+def _records_store(source: Source, mapped: list, failures: dict, suppressed: set, cache: dict) -> None:
     records, origins = [], []
     for item in mapped:
         records += item.records
         origins += [item.index] * len(item.records)
-    for item, link in _links_needed(source, mapped, records):
+    for item, link in _links_needed(source, mapped, records, cache):
         records.append(link)
         origins.append(item.index)
     if records:
-        for origin, result in zip(origins, profiles_ingest(source=source, records=records)):
+        for origin, result in zip(origins, profiles_ingest(source=source, records=records, identifier_cache=cache)):
             _note(result, origin, failures, suppressed)
 
 
-def _events_store(source: Source, mapped: list, failures: dict, suppressed: set) -> int:
+def _events_store(source: Source, mapped: list, failures: dict, suppressed: set, cache: dict) -> int:
     events, origins = [], []
     for item in mapped:
         events += item.events
@@ -104,19 +107,19 @@ def _events_store(source: Source, mapped: list, failures: dict, suppressed: set)
     if not events:
         return 0
     try:
-        results = events_ingest(source=source, events=events)
+        results = events_ingest(source=source, events=events, identifier_cache=cache)
     except IntegrityError:
         # A concurrent request stored one of these message ids between the duplicate
         # check and the insert. The transaction rolled back whole; a second pass sees
         # the stored id and answers `duplicate`.
-        results = events_ingest(source=source, events=events)
+        results = events_ingest(source=source, events=events, identifier_cache=cache)
     for origin, result in zip(origins, results):
         _note(result, origin, failures, suppressed)
     return sum(result.status == "duplicate" for result in results)
 
 
-def _keys(source: Source, identifiers: dict) -> list:
-    keys, _errors = parse_identifiers(identifiers, source_key=source.key, region=phone_region({}))
+def _keys(source: Source, identifiers: dict, cache: dict | None = None) -> list:
+    keys, _errors = parse_identifiers(identifiers, source_key=source.key, region=phone_region({}), cache=cache)
     return keys
 
 
@@ -124,12 +127,12 @@ def _owners(keys) -> dict:
     if not keys:
         return {}
     wanted = {k.key for k in keys}
-    rows = Identity.objects.filter(blind_index__in=[k.blind_index for k in keys]).values_list(
+    rows = Identity.objects.filter(any_of(Identity, "blind_index", {k.blind_index for k in keys})).values_list(
         "kind", "namespace", "blind_index", "profile_id")
     return {(kind, ns, index): pid for kind, ns, index, pid in rows if (kind, ns, index) in wanted}
 
 
-def _aliases_check(source: Source, mapped: list, failures: dict) -> None:
+def _aliases_check(source: Source, mapped: list, failures: dict, cache: dict) -> None:
     """An alias whose previousId is a known user id of this source is logged, not stored.
 
     Tessera keeps one user id per source per profile, so linking two user ids is a merge
@@ -139,8 +142,8 @@ def _aliases_check(source: Source, mapped: list, failures: dict) -> None:
     aliases = [item for item in mapped if item.alias_previous_id is not None]
     if not aliases:
         return
-    as_user = {item.index: _keys(source, {"user_id": item.alias_previous_id}) for item in aliases}
-    as_anonymous = {item.index: _keys(source, {"anonymous_id": item.alias_previous_id}) for item in aliases}
+    as_user = {item.index: _keys(source, {"user_id": item.alias_previous_id}, cache) for item in aliases}
+    as_anonymous = {item.index: _keys(source, {"anonymous_id": item.alias_previous_id}, cache) for item in aliases}
     owners = _owners([k for keys in (*as_user.values(), *as_anonymous.values()) for k in keys])
     for item in aliases:
         known_user = any(k.key in owners for k in as_user[item.index])
@@ -151,7 +154,7 @@ def _aliases_check(source: Source, mapped: list, failures: dict) -> None:
             mapped.remove(item)
 
 
-def _links_needed(source: Source, mapped: list, records: list) -> list:
+def _links_needed(source: Source, mapped: list, records: list, cache: dict) -> list:
     """Link records for events naming several identifiers not yet held by one profile.
 
     Skipped when an identify/alias record of this batch already names them all, or when
@@ -166,7 +169,7 @@ def _links_needed(source: Source, mapped: list, records: list) -> list:
         wanted = set(_stringified(item.link["identifiers"]))
         if any(wanted <= other for other in named):
             continue
-        candidates.append((item, _keys(source, item.link["identifiers"])))
+        candidates.append((item, _keys(source, item.link["identifiers"], cache)))
     owners = _owners([k for _, keys in candidates for k in keys])
     needed, seen = [], set()
     for item, keys in candidates:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
-from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.views import APIView
 
 from cdp.segment import transport
@@ -21,11 +23,75 @@ from cdp.services.sources import source_by_write_key
 
 MAX_BATCH_MESSAGES = 5000  # the events batch limit; SDKs send 100 or ~500 KB at a time
 
+
+
+class WriteKeyAuthentication(BaseAuthentication):
+    """Documents the write key in the schema; the views check it themselves (below), so a
+    refusal is answered the way Segment SDKs read it rather than as problem+json."""
+
+    def authenticate(self, request):
+        return None
+
+
+class WriteKeyScheme(OpenApiAuthenticationExtension):
+    target_class = WriteKeyAuthentication
+    name = "writeKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "basic",
+                "description": "A source's write key as the HTTP Basic user name, with an empty password."}
+
+
+class SegmentSuccessSerializer(serializers.Serializer):
+    success = serializers.BooleanField(help_text="Always true.")
+
+
+class SegmentErrorSerializer(serializers.Serializer):
+    success = serializers.BooleanField(help_text="Always false.")
+    code = serializers.CharField(help_text="Stable snake_case code, e.g. `malformed_json`, `unauthenticated`.")
+    message = serializers.CharField(help_text="One sentence; never quotes the request.")
+
+
+class SegmentMessageSerializer(serializers.Serializer):
+    """The members Tessera reads; any other member of Segment's spec is accepted and ignored."""
+
+    type = serializers.CharField(required=False, help_text="In a batch: identify, track, page, screen, group "
+                                                           "or alias.")
+    userId = serializers.CharField(required=False, allow_null=True)  # Segment's member names
+    anonymousId = serializers.CharField(required=False, allow_null=True)
+    previousId = serializers.CharField(required=False, help_text="alias: the id being linked to userId.")
+    event = serializers.CharField(required=False, help_text="track: the event name.")
+    traits = serializers.DictField(required=False, help_text="identify: email and phone become identifiers, "
+                                                             "other traits attributes.")
+    properties = serializers.DictField(required=False)
+    context = serializers.DictField(required=False)
+    timestamp = serializers.CharField(required=False, help_text="ISO 8601.")
+    messageId = serializers.CharField(required=False, help_text="Deduplicates, as at Segment.")
+
+
+class SegmentBatchSerializer(serializers.Serializer):
+    batch = SegmentMessageSerializer(many=True, help_text=f"At most {MAX_BATCH_MESSAGES} messages; a malformed "
+                                                          "one goes to the ingestion-error log, the rest are stored.")
+    context = serializers.DictField(required=False)
+    sentAt = serializers.CharField(required=False)
+    writeKey = serializers.CharField(required=False, help_text="Instead of HTTP Basic.")
+
+
+class SegmentSingleMessageSerializer(SegmentMessageSerializer):
+    writeKey = serializers.CharField(required=False, help_text="Instead of HTTP Basic.")
+    sentAt = serializers.CharField(required=False)
+
+
+_ERRORS = {
+    400: "The body is not a JSON object (or not valid gzip), or `batch` is not a list.",
+    401: "Unknown write key.",
+    413: "Body (or inflated body) or batch too large.",
+    415: "A Content-Encoding other than gzip or identity.",
+}
 _RESPONSES = {
-    200: OpenApiResponse(OpenApiTypes.OBJECT, description='`{"success": true}`'),
-    400: OpenApiResponse(OpenApiTypes.OBJECT, description="The body is not a JSON object."),
-    401: OpenApiResponse(OpenApiTypes.OBJECT, description="Unknown write key."),
-    413: OpenApiResponse(OpenApiTypes.OBJECT, description="Body (or inflated body) or batch too large."),
+    200: OpenApiResponse(SegmentSuccessSerializer, description='`{"success": true}`'),
+    **{status: OpenApiResponse(SegmentErrorSerializer, description=description)
+       for status, description in _ERRORS.items()},
 }
 _AUTH = ("Authenticate with the source's write key as the HTTP Basic user name (empty password), "
          "or as `writeKey` in the body. `Content-Encoding: gzip` is accepted.")
@@ -43,7 +109,7 @@ def _answer(status: int = 200, code: str | None = None, message: str | None = No
 class _SegmentApi(APIView):
     # The write key is the only credential here, checked below; DRF's auth, parsers and
     # throttles would answer in problem+json, which Segment SDKs cannot read.
-    authentication_classes: list = []
+    authentication_classes: list = [WriteKeyAuthentication]
     permission_classes: list = []
     parser_classes: list = []
     throttle_classes: list = []
@@ -80,7 +146,7 @@ class _SegmentApi(APIView):
 
 
 class SegmentBatchApi(_SegmentApi):
-    @extend_schema(tags=["segment"], request=OpenApiTypes.OBJECT, responses=_RESPONSES, auth=[],
+    @extend_schema(tags=["segment"], request={"application/json": SegmentBatchSerializer}, responses=_RESPONSES,
                    summary="Segment batch", description="`{\"batch\": [message, ...], \"context\"?, \"sentAt\"?}`. "
                    + _AUTH)
     def post(self, request, *args, **kwargs):
@@ -100,9 +166,9 @@ class SegmentBatchApi(_SegmentApi):
 class SegmentMessageApi(_SegmentApi):
     message_type = ""  # set per route: the endpoint decides the type, as at Segment
 
-    @extend_schema(tags=["segment"], request=OpenApiTypes.OBJECT, responses=_RESPONSES, auth=[],
-                   summary="Segment single message", description="One identify, track, page, screen, group "
-                   "or alias message. " + _AUTH)
+    @extend_schema(tags=["segment"], request={"application/json": SegmentSingleMessageSerializer},
+                   responses=_RESPONSES, summary="Segment single message",
+                   description="One identify, track, page, screen, group or alias message. " + _AUTH)
     def post(self, request, *args, **kwargs):
         return super().post(request, *args, **kwargs)
 

@@ -3,16 +3,24 @@
 Events name a person by identifiers or by profile id. A first-party source naming an
 unknown person creates a profile through ordinary resolution. Reads blind indexes and
 ids; events hold no personal fields; logs nothing personal.
+
+Per batch: one identity lookup before resolving unknown people and one after, one read
+each for suppressions, named profiles and seen message ids, then one COPY of the events
+(plain rows, no model instances); identifiers repeated in a batch are normalized and
+blind-indexed once.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
 from django.db import transaction
+from django.utils import timezone
 
+from cdp.core.bulk import any_of, insert_rows
 from cdp.models import Event, EventType, Identity, Profile, ProfileStatus, Source, Suppression
 from cdp.services.records import RecordRejected, error, parse_identifiers, parse_observed_at, phone_region
 from cdp.services.resolution import profiles_ingest
@@ -32,15 +40,33 @@ class EventResult:
         return {"index": self.index, "status": self.status, "profile_id": self.profile_id, "errors": self.errors}
 
 
+class _EventRow:
+    """An Event row to insert, named like the model's fields."""
+
+    __slots__ = ("type", "name", "item_id", "quantity", "price", "rating", "occurred_at", "message_id",
+                 "profile_id", "origin_profile_id")
+
+    def __init__(self, type, name, item_id, quantity, price, rating, occurred_at, message_id):  # noqa: A002
+        self.type, self.name, self.item_id, self.quantity, self.price = type, name, item_id, quantity, price
+        self.rating, self.occurred_at, self.message_id = rating, occurred_at, message_id
+        self.profile_id = self.origin_profile_id = None
+
+
+_EVENT_COLUMNS = ("id", "profile_id", "origin_profile_id", "source_id", "type", "name", "item_id", "quantity",
+                  "price", "rating", "occurred_at", "received_at", "message_id")
+_EVENT_TYPES = frozenset(EventType.values)
+_ITEM_TYPES = frozenset((EventType.PURCHASE, EventType.VIEW, EventType.ADD_TO_CART, EventType.RATING))
+
+
 @dataclass
 class _ParsedEvent:
     index: int
     keys: list
     profile_id: UUID | None
-    row: Event
+    row: _EventRow
 
 
-def _parse_event(raw, *, index: int, source: Source) -> _ParsedEvent:
+def _parse_event(raw, *, index: int, source: Source, cache: dict | None = None) -> _ParsedEvent:
     if not isinstance(raw, dict):
         raise RecordRejected([error("event", "wrong_type", "An event must be an object.")])
     errors: list[dict] = []
@@ -52,14 +78,14 @@ def _parse_event(raw, *, index: int, source: Source) -> _ParsedEvent:
             errors.append(error("profile_id", "invalid_uuid", "profile_id must be a UUID."))
     elif isinstance(raw.get("profile"), dict):
         keys, id_errors = parse_identifiers(raw["profile"], source_key=source.key, region=phone_region(raw["profile"]),
-                                            field_prefix="profile")
+                                            field_prefix="profile", cache=cache)
         errors.extend(id_errors)
         if not id_errors and not keys:
             errors.append(error("profile", "no_usable_identifier", "The event names no usable identifier."))
     else:
         errors.append(error("profile", "required", "Name the person with profile or profile_id."))
     event_type = raw.get("type")
-    if event_type not in EventType.values:
+    if not isinstance(event_type, str) or event_type not in _EVENT_TYPES:
         errors.append(error("type", "invalid_choice", f"type must be one of {', '.join(EventType.values)}."))
     name = _optional_str(raw, "name", MAX_NAME, errors)
     item_id = _optional_str(raw, "item_id", MAX_ITEM_ID, errors)
@@ -71,7 +97,7 @@ def _parse_event(raw, *, index: int, source: Source) -> _ParsedEvent:
     rating = raw.get("rating")
     if rating is not None and (not isinstance(rating, (int, float)) or isinstance(rating, bool)):
         errors.append(error("rating", "invalid_number", "rating must be a number."))
-    if event_type in (EventType.PURCHASE, EventType.VIEW, EventType.ADD_TO_CART, EventType.RATING) and not item_id:
+    if event_type in _ITEM_TYPES and not item_id:
         errors.append(error("item_id", "required", f"A {event_type} event needs item_id."))
     if event_type == EventType.RATING and rating is None:
         errors.append(error("rating", "required", "A rating event needs rating."))
@@ -82,9 +108,8 @@ def _parse_event(raw, *, index: int, source: Source) -> _ParsedEvent:
         occurred_at = None
     if errors:
         raise RecordRejected(errors)
-    row = Event(source=source, type=event_type, name=name or "", item_id=item_id, quantity=quantity,
-                price=price, rating=float(rating) if rating is not None else None, occurred_at=occurred_at,
-                message_id=message_id)
+    row = _EventRow(event_type, name or "", item_id, quantity, price, float(rating) if rating is not None else None,
+                    occurred_at, message_id)
     return _ParsedEvent(index, keys, profile_id, row)
 
 
@@ -120,22 +145,25 @@ def _decimal(value, name: str, errors: list) -> Decimal | None:
     return number.quantize(Decimal("0.01"))
 
 
-def events_ingest(*, source: Source, events: list) -> list[EventResult]:
+def events_ingest(*, source: Source, events: list, identifier_cache: dict | None = None) -> list[EventResult]:
+    """`identifier_cache`: a dict the caller keeps for this one batch of this source
+    (see records.parse_identifiers), shared with its other calls."""
     results: dict[int, EventResult] = {}
     parsed: list[_ParsedEvent] = []
+    cache = {} if identifier_cache is None else identifier_cache
     for index, raw in enumerate(events):
         try:
-            parsed.append(_parse_event(raw, index=index, source=source))
+            parsed.append(_parse_event(raw, index=index, source=source, cache=cache))
         except RecordRejected as exc:
             results[index] = EventResult(index, "rejected", errors=exc.errors)
-    _create_unknown_people(parsed, source)
+    _create_unknown_people(parsed, source, cache)
     with transaction.atomic():
         for result in _store(parsed, source):
             results[result.index] = result
     return [results[i] for i in range(len(events))]
 
 
-def _create_unknown_people(parsed: list[_ParsedEvent], source: Source) -> None:
+def _create_unknown_people(parsed: list[_ParsedEvent], source: Source, cache: dict) -> None:
     """A first-party source naming someone new creates their profile (resolution decides)."""
     if source.is_third_party:
         return
@@ -151,13 +179,13 @@ def _create_unknown_people(parsed: list[_ParsedEvent], source: Source) -> None:
             records.append({"external_id": "event-person:" + event.keys[0].blind_index,
                             "identifiers": {k.kind: k.value for k in event.keys}})
     if records:
-        profiles_ingest(source=source, records=records)
+        profiles_ingest(source=source, records=records, identifier_cache=cache)
 
 
 def _owners(keys) -> dict:
     if not keys:
         return {}
-    rows = Identity.objects.filter(blind_index__in=[k[2] for k in keys]).values_list(
+    rows = Identity.objects.filter(any_of(Identity, "blind_index", {k[2] for k in keys})).values_list(
         "kind", "namespace", "blind_index", "profile_id")
     return {(k, n, b): p for k, n, b, p in rows if (k, n, b) in keys}
 
@@ -165,12 +193,13 @@ def _owners(keys) -> dict:
 def _store(parsed: list[_ParsedEvent], source: Source) -> list[EventResult]:
     keys = {k.key for event in parsed for k in event.keys}
     owners = _owners(keys)
-    suppressed = set(Suppression.objects.filter(blind_index__in=[k[2] for k in keys]).values_list(
+    suppressed = set(Suppression.objects.filter(any_of(Suppression, "blind_index", {k[2] for k in keys})).values_list(
         "kind", "namespace", "blind_index")) & keys if keys else set()
     named_ids = {e.profile_id for e in parsed if e.profile_id}
-    profiles = {p.id: p for p in Profile.objects.filter(id__in=named_ids)} if named_ids else {}
-    message_ids = [e.row.message_id for e in parsed if e.row.message_id]
-    seen_messages = set(Event.objects.filter(source=source, message_id__in=message_ids).values_list(
+    profiles = {pid: (status, merged_into) for pid, status, merged_into in Profile.objects.filter(
+        any_of(Profile, "id", named_ids)).values_list("id", "status", "merged_into_id")} if named_ids else {}
+    message_ids = {e.row.message_id for e in parsed if e.row.message_id}
+    seen_messages = set(Event.objects.filter(any_of(Event, "message_id", message_ids), source=source).values_list(
         "message_id", flat=True)) if message_ids else set()
     results, rows = [], []
     for event in parsed:
@@ -194,7 +223,10 @@ def _store(parsed: list[_ParsedEvent], source: Source) -> list[EventResult]:
         event.row.profile_id = event.row.origin_profile_id = profile_id
         rows.append(event.row)
         results.append(EventResult(event.index, "accepted", str(profile_id)))
-    Event.objects.bulk_create(rows, batch_size=1000)
+    now = timezone.now()
+    insert_rows(Event, _EVENT_COLUMNS, [
+        (uuid.uuid4(), r.profile_id, r.origin_profile_id, source.id, r.type, r.name, r.item_id, r.quantity, r.price,
+         r.rating, r.occurred_at, now, r.message_id) for r in rows])
     return results
 
 
@@ -203,9 +235,10 @@ def _profile_for(event: _ParsedEvent, owners: dict, profiles: dict):
         profile = profiles.get(event.profile_id)
         if profile is None:
             return None
-        if profile.status == ProfileStatus.ERASED:
+        status, merged_into = profile
+        if status == ProfileStatus.ERASED:
             return "erased"
-        return profile.merged_into_id if profile.status == ProfileStatus.MERGED else profile.id
+        return merged_into if status == ProfileStatus.MERGED else event.profile_id
     for key in event.keys:
         if key.key in owners:
             return owners[key.key]

@@ -42,12 +42,27 @@ def _validate(raw, errors: list) -> dict | None:
         if len(value) > LIMITS[name]:
             errors.append(error(name, "too_long", f"{name} may hold at most {LIMITS[name]} characters."))
             continue
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL: refused here, not a 500 at insert
+            errors.append(error(name, "invalid_character", f"{name} may not contain NUL characters."))
+            continue
         clean[name] = value.strip()
     attributes = raw.get("attributes") or {}
     if not isinstance(attributes, dict):
         errors.append(error("attributes", "wrong_type", "attributes must be an object."))
+    elif _holds_nul(attributes):  # nor can jsonb (\u0000)
+        errors.append(error("attributes", "invalid_character", "attributes may not contain NUL characters."))
     clean["attributes"] = attributes
     return None if errors else clean
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 @transaction.atomic

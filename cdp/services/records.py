@@ -25,6 +25,10 @@ from cdp.core.identifiers import (
 )
 
 MAX_RECORD_BYTES = 32 * 1024
+# json.dumps(value, default=str) and json.dumps(value, sort_keys=True, default=str), each
+# encoder built once instead of on every call.
+_SIZE_JSON = json.JSONEncoder(default=str)
+_DIGEST_JSON = json.JSONEncoder(sort_keys=True, default=str)
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 COUNTRY_CODE = re.compile(r"^[A-Za-z]{2}$")
 
@@ -35,10 +39,11 @@ class IdentifierKey:
     namespace: str
     blind_index: str
     value: str  # normalized plaintext; lives only in memory and inside ciphertexts
+    # (kind, namespace, blind_index): how identities are keyed; built once, read often.
+    key: tuple[str, str, str] = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.kind, self.namespace, self.blind_index)
+    def __post_init__(self):
+        object.__setattr__(self, "key", (self.kind, self.namespace, self.blind_index))
 
     @property
     def is_source_scoped(self) -> bool:
@@ -55,15 +60,21 @@ class ParsedRecord:
     observed_at: datetime
     digest: str
     errors: list[dict] = field(default_factory=list)
+    _payload: dict | None = field(default=None, repr=False, compare=False)
 
     def payload(self) -> dict:
-        """What is stored (encrypted) as the SourceRecord: normalized identifiers."""
-        return {
-            "external_id": self.external_id,
-            "identifiers": {k.kind: k.value for k in self.identifiers},
-            "attributes": self.attributes,
-            "observed_at": self.observed_at.isoformat(),
-        }
+        """What is stored (encrypted) as the SourceRecord: normalized identifiers.
+
+        Built once per record; callers treat it as read-only.
+        """
+        if self._payload is None:
+            self._payload = {
+                "external_id": self.external_id,
+                "identifiers": {k.kind: k.value for k in self.identifiers},
+                "attributes": self.attributes,
+                "observed_at": self.observed_at.isoformat(),
+            }
+        return self._payload
 
 
 class RecordRejected(Exception):
@@ -80,36 +91,54 @@ def external_key_for(*, source_key: str, external_id: str) -> str:
     return crypto.blind_index(kind="external_id", namespace=source_key, normalized_value=external_id)
 
 
-def parse_identifiers(raw, *, source_key: str, region: str | None, field_prefix: str = "identifiers"):
-    """Normalize identifiers; junk values are dropped, malformed ones are errors."""
+def parse_identifiers(raw, *, source_key: str, region: str | None, field_prefix: str = "identifiers",
+                      cache: dict | None = None):
+    """Normalize identifiers; junk values are dropped, malformed ones are errors.
+
+    `cache` (a dict the caller keeps for one batch of one source, never longer: it holds
+    plaintext identifiers) remembers each value's outcome, so a value repeated in a
+    batch is normalized and blind-indexed once.
+    """
     keys: list[IdentifierKey] = []
     errors: list[dict] = []
     if not isinstance(raw, dict):
         return keys, [error(field_prefix, "wrong_type", "Identifiers must be an object.")]
-    blocklist = settings.TESSERA_IDENTIFIER_BLOCKLIST
     for kind, value in raw.items():
-        path = f"{field_prefix}.{kind}"
         if kind not in IDENTIFIER_KINDS:
-            errors.append(error(path, "unknown_identifier",
+            errors.append(error(f"{field_prefix}.{kind}", "unknown_identifier",
                                 f"Unknown identifier kind; use one of {', '.join(IDENTIFIER_KINDS)}."))
             continue
         if value is None:
             continue
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            errors.append(error(path, "wrong_type", "An identifier must be a string."))
+            errors.append(error(f"{field_prefix}.{kind}", "wrong_type", "An identifier must be a string."))
             continue
-        try:
-            normalized = normalize(kind, value, default_region=region, blocklist=blocklist)
-        except InvalidIdentifier as exc:
-            errors.append(error(path, exc.code, f"The {kind} is not valid."))
-            continue
-        if normalized is None:
-            continue  # junk: never identifies anyone
-        namespace = "" if kind in GLOBAL_KINDS else source_key
-        keys.append(IdentifierKey(kind, namespace,
-                                  crypto.blind_index(kind=kind, namespace=namespace, normalized_value=normalized),
-                                  normalized))
+        if cache is None:
+            outcome = _identifier_outcome(kind, value, source_key=source_key, region=region)
+        else:
+            cache_key = (kind, type(value), value, region, source_key)
+            outcome = cache.get(cache_key)
+            if outcome is None:
+                outcome = cache[cache_key] = _identifier_outcome(kind, value, source_key=source_key, region=region)
+        if isinstance(outcome, IdentifierKey):
+            keys.append(outcome)
+        elif outcome:  # an error code
+            errors.append(error(f"{field_prefix}.{kind}", outcome, f"The {kind} is not valid."))
+        # else junk: never identifies anyone
     return keys, errors
+
+
+def _identifier_outcome(kind: str, value, *, source_key: str, region: str | None):
+    """The IdentifierKey of a value, "" for junk, or the error code of a malformed one."""
+    try:
+        normalized = normalize(kind, value, default_region=region, blocklist=settings.TESSERA_IDENTIFIER_BLOCKLIST)
+    except InvalidIdentifier as exc:
+        return exc.code
+    if normalized is None:
+        return ""
+    namespace = "" if kind in GLOBAL_KINDS else source_key
+    return IdentifierKey(kind, namespace, crypto.blind_index(kind=kind, namespace=namespace,
+                                                             normalized_value=normalized), normalized)
 
 
 def parse_observed_at(raw, path: str = "observed_at") -> datetime:
@@ -129,11 +158,14 @@ def phone_region(attributes: dict) -> str | None:
     return settings.TESSERA_DEFAULT_PHONE_REGION
 
 
-def parse_record(raw, *, index: int, source_key: str) -> ParsedRecord:
-    """Validate one record of a profiles batch; raises RecordRejected with all errors."""
+def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None) -> ParsedRecord:
+    """Validate one record of a profiles batch; raises RecordRejected with all errors.
+
+    `cache`: see parse_identifiers (one batch of one source).
+    """
     if not isinstance(raw, dict):
         raise RecordRejected([error("record", "wrong_type", "A record must be an object.")])
-    size = len(json.dumps(raw, default=str))
+    size = len(_SIZE_JSON.encode(raw))
     if size > MAX_RECORD_BYTES:
         raise RecordRejected([error("record", "record_too_large",
                                     f"A record may hold at most {MAX_RECORD_BYTES} bytes.")])
@@ -158,7 +190,7 @@ def parse_record(raw, *, index: int, source_key: str) -> ParsedRecord:
         keys = []
     else:
         keys, id_errors = parse_identifiers(raw.get("identifiers"), source_key=source_key,
-                                            region=phone_region(attributes))
+                                            region=phone_region(attributes), cache=cache)
         errors.extend(id_errors)
     try:
         observed_at = parse_observed_at(raw.get("observed_at"))
@@ -176,8 +208,7 @@ def parse_record(raw, *, index: int, source_key: str) -> ParsedRecord:
                           identifiers=_dedupe(keys), attributes=attributes, observed_at=observed_at, digest="")
     # observed_at stays out of the digest: a re-sent record with a fresh timestamp is unchanged.
     content = {k: v for k, v in parsed.payload().items() if k != "observed_at"}
-    parsed.digest = crypto.keyed_digest(json.dumps([source_key, content], sort_keys=True, default=str),
-                                        purpose="record-payload")
+    parsed.digest = crypto.keyed_digest(_DIGEST_JSON.encode([source_key, content]), purpose="record-payload")
     return parsed
 
 

@@ -8,6 +8,7 @@ from consent.services.consents import (  # noqa: F401
     Evidence,
     consent_gpc_signal,
     consent_profiles_merged,
+    consent_profiles_merged_many,
     consent_set,
     consents_record,
 )

@@ -191,36 +191,52 @@ def consent_profiles_merged(*, survivor_id: UUID, absorbed_id: UUID) -> list[Con
     older notice version and the earlier expiry win. Each change is a ledger event with
     channel `merge`; then the other apps' PROFILES_MERGED handlers run.
     """
-    survivor, absorbed = UUID(str(survivor_id)), UUID(str(absorbed_id))
-    heads = heads_lock([survivor, absorbed])
+    return consent_profiles_merged_many([(survivor_id, absorbed_id)])
+
+
+@transaction.atomic
+def consent_profiles_merged_many(pairs) -> list[ConsentEvent]:
+    """consent_profiles_merged for several (survivor, absorbed) merges sharing no profile,
+    as identity resolution stores them: the same events and handler calls, in pair order,
+    with the heads locked and the states, notices and bases read once for all pairs.
+    """
+    pairs = [(UUID(str(survivor)), UUID(str(absorbed))) for survivor, absorbed in pairs]
+    if not pairs:
+        return []
+    ids = [pid for pair in pairs for pid in pair]
+    if len(set(ids)) != len(ids):
+        raise ValueError("consent_profiles_merged_many takes merges that share no profile")
+    heads = heads_lock(ids)
     states = {(s.profile_id, s.purpose): s
-              for s in ConsentState.objects.select_for_update().filter(profile_id__in=[survivor, absorbed])}
-    versions, now = notice_versions(), timezone.now()
-    context = _Context(versions=versions, table=bases_table(),
-                       jurisdiction=subject_jurisdictions([survivor]).get(survivor, ""), evidence={}, language="")
+              for s in ConsentState.objects.select_for_update().filter(profile_id__in=ids)}
+    versions, now, table = notice_versions(), timezone.now(), bases_table()
+    jurisdictions = subject_jurisdictions([survivor for survivor, _ in pairs])
     events = []
-    for purpose in PURPOSES:
-        mine, theirs = states.get((survivor, purpose)), states.get((absorbed, purpose))
-        theirs = None if theirs is not None and _expired(theirs, now) else theirs
-        if theirs is None:
-            continue
-        if mine is not None and _expired(mine, now):
-            mine = None
-        if mine is None:
-            winner = theirs
-        elif not mine.granted or not theirs.granted:
-            winner = mine if not mine.granted else theirs
-        else:
-            winner = min((mine, theirs), key=lambda s: (s.notice_version, s.expires_at or now.max))
-        if mine is not None and winner is mine:
-            continue
-        if mine is not None and mine.granted == winner.granted and mine.notice_version == winner.notice_version:
-            continue
-        event, _ = _append(heads[survivor], mine, context, purpose=purpose, granted=winner.granted,
-                           version=winner.notice_version, occurred_at=winner.updated_at,
-                           channel=Channel.MERGE, actor=f"merge:{absorbed}", source="")
-        events.append(event)
-    registry.run(registry.PROFILES_MERGED, survivor_id=survivor, absorbed_id=absorbed)
+    for survivor, absorbed in pairs:
+        context = _Context(versions=versions, table=table, jurisdiction=jurisdictions.get(survivor, ""),
+                           evidence={}, language="")
+        for purpose in PURPOSES:
+            mine, theirs = states.get((survivor, purpose)), states.get((absorbed, purpose))
+            theirs = None if theirs is not None and _expired(theirs, now) else theirs
+            if theirs is None:
+                continue
+            if mine is not None and _expired(mine, now):
+                mine = None
+            if mine is None:
+                winner = theirs
+            elif not mine.granted or not theirs.granted:
+                winner = mine if not mine.granted else theirs
+            else:
+                winner = min((mine, theirs), key=lambda s: (s.notice_version, s.expires_at or now.max))
+            if mine is not None and winner is mine:
+                continue
+            if mine is not None and mine.granted == winner.granted and mine.notice_version == winner.notice_version:
+                continue
+            event, _ = _append(heads[survivor], mine, context, purpose=purpose, granted=winner.granted,
+                               version=winner.notice_version, occurred_at=winner.updated_at,
+                               channel=Channel.MERGE, actor=f"merge:{absorbed}", source="")
+            events.append(event)
+        registry.run(registry.PROFILES_MERGED, survivor_id=survivor, absorbed_id=absorbed)
     return events
 
 

@@ -101,12 +101,12 @@ def profile_correct(*, profile_id, attributes: dict, identifiers: dict,
 def _parse(attributes: dict, identifiers: dict) -> list:
     errors = []
     for name, value in attributes.items():
-        path = f"attributes.{name}" if len(str(name)) < 80 else "attributes"
         if not ATTRIBUTE_NAME.match(str(name)):
-            errors.append(error(path, "invalid_name",
+            # An invalid name is the rejected value itself: not repeated in the path.
+            errors.append(error("attributes", "invalid_name",
                                 "Attribute names are lower-case letters, digits and underscores."))
         elif value is None:
-            errors.append(error(path, "null_not_allowed",
+            errors.append(error(f"attributes.{name}", "null_not_allowed",
                                 "A correction sets values; removing one is a rectification request."))
     for kind in identifiers:
         if kind in SOURCE_SCOPED_KINDS:

@@ -69,3 +69,14 @@ def entries_field(entry_serializer: type[serializers.Serializer], **kwargs) -> s
     field_class = extend_schema_field(entry_serializer(many=True))(
         type(f"{entry_serializer.__name__}ListField", (serializers.ListField,), {}))
     return field_class(**kwargs)
+
+
+def holds_nul(value) -> bool:
+    """Whether a decoded JSON value holds a NUL character (in a key or a string) anywhere."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(v) for v in value)
+    return False

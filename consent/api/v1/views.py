@@ -29,7 +29,7 @@ from consent.api.v1.base import (
 from consent.errors import ConsentError, ConsentErrorCode
 from consent.events import operator_action_event
 from consent.gpc import evidence_of, gpc_apply
-from consent.models import CHANNELS, DsrType
+from consent.models import CHANNELS, Basis, DsrType
 from consent.notices import notice_served, notice_text
 from consent.purposes import PURPOSES
 from consent.selectors import (
@@ -232,15 +232,44 @@ def _record_profile(raw: dict, source: str | None, errors: list) -> UUID | None:
     return found[0] if found else None
 
 
+class ConsentEvidenceSerializer(serializers.Serializer):
+    ip_hash = serializers.CharField(allow_null=True, help_text="Keyed hash of the IP address, never the address.")
+    user_agent_hash = serializers.CharField(allow_null=True, help_text="Keyed hash of the user agent.")
+
+
+class ConsentEventSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    profile_id = serializers.UUIDField()
+    position = serializers.IntegerField(help_text="Position in the person's ledger chain.")
+    purpose = serializers.ChoiceField(choices=PURPOSES)
+    granted = serializers.BooleanField()
+    notice_version = serializers.IntegerField()
+    basis = serializers.ChoiceField(choices=Basis.values)
+    channel = serializers.ChoiceField(choices=CHANNELS)
+    actor = serializers.CharField(help_text="Who recorded it, e.g. `api_key:PREFIX`; never a person's identifier.")
+    source = serializers.CharField(allow_null=True)
+    jurisdiction = serializers.CharField(allow_null=True)
+    language = serializers.CharField(allow_null=True)
+    evidence = ConsentEvidenceSerializer()
+    occurred_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+
+
 class ConsentEventsListApi(ApiView):
     required_scopes = {"GET": Scope.AUDIT_READ}
 
+    class OutputSerializer(serializers.Serializer):
+        results = ConsentEventSerializer(many=True)
+        next_cursor = serializers.CharField(allow_null=True, help_text="Pass as `cursor`; null on the last page.")
+
     @extend_schema(operation_id="consent_events_list", tags=["consent"], parameters=[
-        OpenApiParameter("profile", str, description="A profile id."),
+        OpenApiParameter("profile", str, description="A profile id (a malformed one answers 404, like an "
+                                                     "unknown id in a path)."),
         OpenApiParameter("purpose", str, enum=list(PURPOSES)),
         OpenApiParameter("since", str, description="ISO 8601; events recorded at or after."),
-        OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
-        responses={200: serializers.DictField(), **problems(400)},
+        OpenApiParameter("limit", int, description="Page size, 1-1000 (default 100)."),
+        OpenApiParameter("cursor", str, description="`next_cursor` of the previous page.")],
+        responses={200: OutputSerializer, **problems(400, 404)},
         description="Scope `audit:read`. The consent ledger, oldest first, cursor-paginated.")
     def get(self, request):
         params = request.query_params
@@ -283,11 +312,66 @@ class ConsentExportApi(ApiView):
         return response
 
 
+class ReceiptControllerSerializer(serializers.Serializer):
+    piiController = serializers.CharField()
+    onBehalf = serializers.BooleanField()
+    contact = serializers.CharField()
+    address = serializers.CharField()
+    email = serializers.CharField()
+    phone = serializers.CharField()
+
+
+class ReceiptPurposeSerializer(serializers.Serializer):
+    purpose = serializers.CharField(help_text="The notice's title and text.")
+    purposeCategory = serializers.ListField(child=serializers.CharField())
+    consentType = serializers.CharField()
+    piiCategory = serializers.ListField(child=serializers.CharField())
+    primaryPurpose = serializers.BooleanField()
+    termination = serializers.CharField()
+    thirdPartyDisclosure = serializers.BooleanField()
+    thirdPartyName = serializers.CharField(allow_null=True)
+
+
+class ReceiptServiceSerializer(serializers.Serializer):
+    service = serializers.CharField()
+    purposes = ReceiptPurposeSerializer(many=True)
+
+
+class ReceiptExtensionSerializer(serializers.Serializer):
+    purpose = serializers.ChoiceField(choices=PURPOSES)
+    granted = serializers.BooleanField()
+    noticeVersion = serializers.IntegerField()
+    basis = serializers.ChoiceField(choices=Basis.values)
+    channel = serializers.ChoiceField(choices=CHANNELS)
+    recordedAt = serializers.DateTimeField()
+    ledgerPosition = serializers.IntegerField()
+    ledgerLink = serializers.CharField(help_text="The event's link in the HMAC chain.")
+
+
+class ConsentReceiptSerializer(serializers.Serializer):
+    """Kantara Initiative Consent Receipt v1.1, plus Tessera's `tessera` extension member."""
+
+    version = serializers.CharField()
+    jurisdiction = serializers.CharField()
+    consentTimestamp = serializers.IntegerField(help_text="Unix seconds.")
+    collectionMethod = serializers.CharField()
+    consentReceiptID = serializers.UUIDField()
+    publicKey = serializers.CharField(allow_null=True)
+    language = serializers.CharField()
+    piiPrincipalId = serializers.UUIDField(help_text="The pseudonymous profile id.")
+    piiControllers = ReceiptControllerSerializer(many=True)
+    policyUrl = serializers.CharField()
+    services = ReceiptServiceSerializer(many=True)
+    sensitive = serializers.BooleanField()
+    spiCat = serializers.ListField(child=serializers.CharField())
+    tessera = ReceiptExtensionSerializer()
+
+
 class ConsentReceiptApi(ApiView):
     required_scopes = {"GET": Scope.CONSENT_READ}
 
     @extend_schema(operation_id="consent_receipt_retrieve", tags=["consent"],
-                   responses={200: serializers.DictField(), **problems(404)},
+                   responses={200: ConsentReceiptSerializer, **problems(404)},
                    description="Scope `consent:read`. The Kantara Consent Receipt v1.1 of one ledger event.")
     def get(self, request, profile_id, event_id):
         pid = uuid_or_404(profile_id, message="No profile has this id.")
@@ -295,11 +379,24 @@ class ConsentReceiptApi(ApiView):
         return Response(consent_receipt(profile_id=pid, event_id=eid))
 
 
+class NoticeSerializer(serializers.Serializer):
+    purpose = serializers.ChoiceField(choices=PURPOSES)
+    version = serializers.IntegerField()
+    language = serializers.CharField(help_text="The language of the text returned (English when the one asked "
+                                               "for has no translation).")
+    title = serializers.CharField()
+    body = serializers.CharField()
+
+
 class NoticesApi(ApiView):
     required_scopes = {"GET": Scope.CONSENT_READ}
 
+    class OutputSerializer(serializers.Serializer):
+        results = NoticeSerializer(many=True)
+
     @extend_schema(operation_id="notices_list", tags=["consent"],
-                   parameters=[OpenApiParameter("language", str)], responses={200: serializers.DictField()},
+                   parameters=[OpenApiParameter("language", str, description="Default en.")],
+                   responses={200: OutputSerializer, **problems()},
                    description="Scope `consent:read`. The current notice of every purpose, for a CMP to show.")
     def get(self, request):
         language = request.query_params.get("language", "en")

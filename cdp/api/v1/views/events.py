@@ -5,11 +5,12 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
+from cdp.api.errors import safe_batch_results
 from cdp.api.permissions import source_for_write
 from cdp.api.schema import IDEMPOTENCY_HEADER, problems
 from cdp.api.scopes import Scope
 from cdp.api.services.idempotency import StoredResponse
-from cdp.api.v1.serializers import BatchErrorSerializer, IdentifiersSerializer, entries_field
+from cdp.api.v1.serializers import BatchErrorSerializer, IdentifiersSerializer, entries_field, holds_nul
 from cdp.api.v1.views.base import ApiView, batch_limit, validated
 from cdp.models import EventType
 from cdp.services.events import events_ingest
@@ -64,7 +65,22 @@ class EventsBatchApi(ApiView):
         source = source_for_write(api_key=request.auth, source_key=data["source"])
 
         def run() -> StoredResponse:
-            results = events_ingest(source=source, events=data["events"])
-            return StoredResponse(200, {"results": [r.as_dict() for r in results]})
+            return StoredResponse(200, {"results": safe_batch_results(_ingest(source, data["events"]))})
 
         return self.idempotent(run)
+
+
+def _ingest(source, events: list) -> list[dict]:
+    """Events with a NUL character anywhere are rejected alone here: PostgreSQL's text and
+    jsonb cannot hold one, so the insert would fail the whole batch with a 500."""
+    bad = {index for index, event in enumerate(events) if holds_nul(event)}
+    stored = iter(events_ingest(source=source, events=[e for i, e in enumerate(events) if i not in bad])
+                  if len(bad) < len(events) else [])
+    results = []
+    for index in range(len(events)):
+        if index in bad:
+            results.append({"index": index, "status": "rejected", "profile_id": None, "errors": [{
+                "field": "event", "code": "invalid_character", "message": "An event may not contain NUL characters."}]})
+        else:
+            results.append({**next(stored).as_dict(), "index": index})
+    return results

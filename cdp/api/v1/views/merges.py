@@ -71,7 +71,7 @@ class MergeUnmergeApi(ApiView):
 
     @extend_schema(
         operation_id="merges_unmerge", tags=["merges"], request=None, parameters=[IDEMPOTENCY_HEADER],
-        responses={200: OutputSerializer, **problems(404, 409, 422)},
+        responses={200: OutputSerializer, **problems(400, 404, 409, 422)},
         description="Scope `profiles:write`. Restores both profiles as before the merge and blocks the pair "
                     "from merging again automatically. 409 when already undone or no longer restorable.",
     )

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from cdp.api.access import profile_fields, record_personal_data_access
-from cdp.api.errors import ApiErrorCode, PreconditionRequired
+from cdp.api.errors import ApiErrorCode, PreconditionRequired, safe_batch_results
 from cdp.api.permissions import source_for_write, source_known, unbound_only
 from cdp.api.schema import ETAG, IDEMPOTENCY_HEADER, problems
 from cdp.api.scopes import Scope
@@ -78,7 +78,7 @@ class ProfilesBatchApi(ApiView):
 
         def run() -> StoredResponse:
             results = profiles_ingest(source=source, records=data["records"])
-            return StoredResponse(200, {"results": [r.as_dict() for r in results]})
+            return StoredResponse(200, {"results": safe_batch_results([r.as_dict() for r in results])})
 
         return self.idempotent(run)
 

@@ -1,0 +1,40 @@
+"""Error codes of the personalization app (rendered as problem+json by cdp.exceptions)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from cdp.core.errors import ApplicationError, Conflict
+
+
+class PersonalizationErrorCode(StrEnum):
+    CONSENT_REQUIRED = "consent_required"
+    PIPELINE_ACTIVE = "pipeline_active"
+    PIPELINE_FAILED = "pipeline_failed"
+    BUDGET_EXCEEDED = "privacy_budget_exceeded"
+    NOT_ENOUGH_DATA = "not_enough_data"
+    RECOMMENDER_UNAVAILABLE = "recommender_unavailable"
+    UNKNOWN_PURPOSE = "unknown_purpose"
+    PURPOSE_REQUIRED = "purpose_required"
+
+
+class ConsentRequired(ApplicationError):
+    status = 403
+    code = PersonalizationErrorCode.CONSENT_REQUIRED.value
+    title = "Consent required"
+
+
+class PipelineActive(Conflict):
+    code = PersonalizationErrorCode.PIPELINE_ACTIVE.value
+
+
+class BudgetExceeded(ApplicationError):
+    """The release would take the ledger past its limit; nothing was computed or stored."""
+
+    status = 409
+    code = PersonalizationErrorCode.BUDGET_EXCEEDED.value
+    title = "Privacy budget exhausted"
+
+
+class StageNotReady(Exception):
+    """A stage's chunks are still running (a duplicate chord callback came early): retry later."""

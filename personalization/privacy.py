@@ -1,0 +1,366 @@
+"""Differentially private releases and the privacy-budget ledger: the only place budget is spent.
+
+Segment sizes, total and average spend per segment, and consent rates per purpose leave
+Tessera only as outputs of OpenDP measurements, each with a bounded per-person
+contribution (rows per person in the input) and clamped values. Every release is debited
+from a persistent PrivacyBudget row (per data set and month) under a row lock, which
+refuses a release that would pass the limit; OpenDP's own accounting lives in memory and
+dies with the process, the ledger does not. The same question (`query_key`) is answered
+once: asking again returns the stored release and costs nothing.
+
+Reads segment memberships, features (spend) and consent states through consent.policy;
+writes DpRelease and PrivacyBudget rows holding noisy values only. Raw figures stay in
+local variables of this module and are never stored, returned or logged.
+
+A caveat the numbers carry: the guarantee treats the segmentation (its centroids) as
+fixed when the statistics are released. The centroids are fitted without noise and are
+therefore never published.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_UP, Decimal
+
+import numpy as np
+import opendp.prelude as dp
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from cdp.models import Profile, ProfileStatus
+from consent import policy
+from consent.purposes import PURPOSES
+from personalization.errors import BudgetExceeded
+from personalization.models import (
+    DpRelease,
+    PrivacyBudget,
+    ProfileFeatures,
+    Segment,
+    Segmentation,
+    SegmentMembership,
+)
+
+dp.enable_features("contrib")
+logger = logging.getLogger(__name__)
+
+DATASET = "customers"
+# Per data set and calendar month. A nightly run spends EPSILON's total (0.6) a night,
+# 18.6 in a 31-day month. The limit is stored on the ledger row: operators change it there.
+DEFAULT_EPSILON_LIMIT = Decimal("20")
+EPSILON = {"segment_sizes": 0.1, "segment_total_spend": 0.4, "consent_rates": 0.1}
+# One person's spend counts at most this much (in cents) towards a segment's total.
+SPEND_UPPER_CENTS = 2_000_00
+ALPHA = 0.05  # error bounds hold with probability 1 − ALPHA
+_EPSILON_QUANTUM = Decimal("0.000001")
+
+
+@dataclass
+class Measured:
+    """One OpenDP measurement with the data it will run on (which never leaves here)."""
+
+    measurement: dp.Measurement
+    data: list
+    label: str = ""
+
+
+@dataclass
+class Query:
+    """A release to make: measurements over disjoint parts (`parallel`) or one measurement."""
+
+    query_key: str
+    statistic: str
+    parts: list[Measured]
+    d_in: int                                # rows one person may contribute: the bound
+    mechanism: str
+    noise_scale: float
+    error_bound_95: float
+    values: Callable[[list], dict]           # noisy outputs → the stored values
+    parallel: bool = False
+    clamp: tuple[float, float] | None = None
+    details: dict = field(default_factory=dict)
+    segmentation: Segmentation | None = None
+    run_id: int | None = None
+
+
+# --- the ledger ---------------------------------------------------------------------------------
+
+
+def budget_period(now=None) -> str:
+    return (now or timezone.now()).strftime("%Y-%m")
+
+
+def privacy_budget_get(*, dataset: str = DATASET, period: str | None = None) -> PrivacyBudget:
+    period = period or budget_period()
+    try:
+        with transaction.atomic():
+            budget, _ = PrivacyBudget.objects.get_or_create(
+                dataset=dataset, period=period, defaults={"epsilon_limit": DEFAULT_EPSILON_LIMIT})
+    except IntegrityError:  # created concurrently
+        budget = PrivacyBudget.objects.get(dataset=dataset, period=period)
+    return budget
+
+
+def query_epsilon(query: Query) -> float:
+    """ε the query costs, from OpenDP's privacy maps at the contribution bound.
+
+    Parallel parts cover disjoint people (one segment per person), so their cost is the
+    largest part's, not the sum (parallel composition).
+    """
+    costs = [float(part.measurement.map(query.d_in)) for part in query.parts]
+    return max(costs) if query.parallel else sum(costs)
+
+
+def dp_release(query: Query, *, dataset: str = DATASET) -> DpRelease:
+    """Answer the query once: debit the ledger, run the measurements, store noisy values.
+
+    Reads and writes PrivacyBudget (locked) and DpRelease; the raw data in `query` is
+    consumed by the measurements and dropped. Raises BudgetExceeded (storing nothing and
+    charging nothing) when the release would pass the period's limit.
+    """
+    existing = DpRelease.objects.filter(dataset=dataset, query_key=query.query_key).first()
+    if existing is not None:
+        return existing
+    epsilon = query_epsilon(query)
+    debit = Decimal(repr(epsilon)).quantize(_EPSILON_QUANTUM, rounding=ROUND_UP)
+    budget = privacy_budget_get(dataset=dataset)
+    refused = False
+    with transaction.atomic():
+        budget = PrivacyBudget.objects.select_for_update().get(pk=budget.pk)
+        # Checked again under the lock: a concurrent twin may have paid for it meanwhile.
+        existing = DpRelease.objects.filter(dataset=dataset, query_key=query.query_key).first()
+        if existing is not None:
+            return existing
+        if budget.epsilon_spent + debit > budget.epsilon_limit:
+            refused = True
+        else:
+            outputs = [part.measurement(part.data) for part in query.parts]
+            release = DpRelease.objects.create(
+                budget=budget, dataset=dataset, query_key=query.query_key, statistic=query.statistic,
+                segmentation=query.segmentation, run_id=query.run_id, values=query.values(outputs),
+                epsilon=epsilon, mechanism=query.mechanism, noise_scale=query.noise_scale,
+                error_bound_95=query.error_bound_95, contribution_bound=query.d_in,
+                clamp_lower=query.clamp[0] if query.clamp else None,
+                clamp_upper=query.clamp[1] if query.clamp else None,
+                details={**query.details, "period": budget.period, "epsilon_debited": str(debit),
+                         "composition": "parallel over disjoint parts" if query.parallel else "single"},
+            )
+            PrivacyBudget.objects.filter(pk=budget.pk).update(
+                epsilon_spent=F("epsilon_spent") + debit, releases=F("releases") + 1, updated_at=timezone.now())
+    if refused:
+        PrivacyBudget.objects.filter(pk=budget.pk).update(refusals=F("refusals") + 1)
+        logger.warning("dp_release_refused", extra={"dataset": dataset, "query": query.query_key,
+                                                    "epsilon": epsilon, "period": budget.period})
+        raise BudgetExceeded(
+            f"The privacy budget of {dataset} for {budget.period} cannot pay ε={epsilon:g} "
+            f"({budget.epsilon_spent} of {budget.epsilon_limit} spent).")
+    logger.info("dp_released", extra={"dataset": dataset, "query": query.query_key, "epsilon": epsilon})
+    return release
+
+
+def derived_release(*, query_key: str, statistic: str, values: dict, parents: list[DpRelease],
+                    mechanism: str, error_bound_95: float, details: dict | None = None,
+                    segmentation: Segmentation | None = None, run_id: int | None = None,
+                    dataset: str = DATASET) -> DpRelease:
+    """A figure computed only from released noisy values (post-processing): ε = 0."""
+    existing = DpRelease.objects.filter(dataset=dataset, query_key=query_key).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return DpRelease.objects.create(
+                budget=parents[0].budget, dataset=dataset, query_key=query_key, statistic=statistic,
+                segmentation=segmentation, run_id=run_id, values=values, epsilon=0.0, mechanism=mechanism,
+                noise_scale=None, error_bound_95=error_bound_95,
+                contribution_bound=max(p.contribution_bound for p in parents),
+                details={**(details or {}), "post_processing_of": [p.id for p in parents]})
+    except IntegrityError:
+        return DpRelease.objects.get(dataset=dataset, query_key=query_key)
+
+
+# --- measurements ---------------------------------------------------------------------------------
+
+
+def _scale_for(build: Callable[[float], dp.Measurement], *, d_in: int, epsilon: float) -> float:
+    """The smallest noise scale whose privacy map at d_in is within epsilon."""
+    return float(dp.binary_search_param(build, d_in=d_in, d_out=epsilon))
+
+
+def histogram_measurement(categories: list[int], *, d_in: int, epsilon: float) -> tuple[dp.Measurement, float]:
+    """Counts per category: each person adds at most d_in rows, so at most d_in to the L1
+    distance; discrete Laplace noise. Returns (measurement, scale)."""
+    space = (dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.symmetric_distance())
+    counts = dp.t.make_count_by_categories(*space, categories=categories, null_category=False)
+    scale = _scale_for(lambda s: counts >> dp.m.then_laplace(scale=s), d_in=d_in, epsilon=epsilon)
+    return counts >> dp.m.then_laplace(scale=scale), scale
+
+
+def spend_sum_transformation(upper_cents: int = SPEND_UPPER_CENTS) -> dp.Transformation:
+    """One person's spend (cents) clamped to [0, upper], summed: stability = upper per row."""
+    space = (dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.symmetric_distance())
+    return space >> dp.t.then_clamp((0, upper_cents)) >> dp.t.then_sum()
+
+
+def spend_sum_measurement(*, epsilon: float, upper_cents: int = SPEND_UPPER_CENTS) -> tuple[dp.Measurement, float]:
+    total = spend_sum_transformation(upper_cents)
+    scale = _scale_for(lambda s: total >> dp.m.then_laplace(scale=s), d_in=1, epsilon=epsilon)
+    return total >> dp.m.then_laplace(scale=scale), scale
+
+
+def accuracy(scale: float) -> float:
+    """95% bound on |noise| for discrete Laplace noise of this scale."""
+    return float(dp.discrete_laplacian_scale_to_accuracy(scale=scale, alpha=ALPHA))
+
+
+def ratio_error_bound(numerator: float, numerator_scale: float, denominator: float, denominator_scale: float,
+                      *, seed: int = 0, draws: int = 20_000) -> float:
+    """95% bound on the error of a ratio of two noisy values, by simulating their noise.
+
+    Uses only released values and public scales (post-processing): no privacy cost.
+    """
+    if denominator <= 0:
+        return float("inf")
+    rng = np.random.default_rng(seed)
+    num = numerator - rng.laplace(0.0, numerator_scale, draws)
+    den = np.maximum(denominator - rng.laplace(0.0, denominator_scale, draws), 1.0)
+    return float(np.quantile(np.abs(numerator / denominator - num / den), 1 - ALPHA))
+
+
+# --- the statistics ---------------------------------------------------------------------------------
+
+
+def _members(segmentation: Segmentation) -> tuple[list, list[int], dict]:
+    """(profile ids, segment index per id, index → segment id) of people still allowing analytics."""
+    rows = list(SegmentMembership.objects.filter(segmentation=segmentation)
+                .values_list("profile_id", "segment__index").order_by("profile_id"))
+    allowed = policy.allowed([pid for pid, _ in rows], "analytics")
+    rows = [(pid, index) for pid, index in rows if pid in allowed]
+    segments = dict(Segment.objects.filter(segmentation=segmentation).values_list("index", "id"))
+    return [pid for pid, _ in rows], [index for _, index in rows], segments
+
+
+def segment_sizes_release(*, segmentation: Segmentation, run_id: int | None = None) -> DpRelease:
+    """Members per segment; one row per person (one segment each): contribution bound 1."""
+    epsilon = EPSILON["segment_sizes"]
+    _, labels, segments = _members(segmentation)
+    categories = sorted(segments)
+    measurement, scale = histogram_measurement(categories, d_in=1, epsilon=epsilon)
+    return dp_release(Query(
+        query_key=f"segmentation:{segmentation.id}:sizes", statistic="segment_sizes",
+        parts=[Measured(measurement, labels)], d_in=1,
+        mechanism="discrete Laplace on counts by segment (OpenDP count_by_categories + laplace)",
+        noise_scale=scale, error_bound_95=accuracy(scale),
+        values=lambda outputs: {str(segments[c]): max(0, int(v)) for c, v in zip(categories, outputs[0])},
+        segmentation=segmentation, run_id=run_id,
+    ))
+
+
+def segment_spend_release(*, segmentation: Segmentation, run_id: int | None = None) -> DpRelease:
+    """Total spend per segment: each person's run total clamped to [0, SPEND_UPPER], one row
+    per person, one segment per person (parallel composition over the segments)."""
+    epsilon = EPSILON["segment_total_spend"]
+    ids, labels, segments = _members(segmentation)
+    # The run's features exist only for analytics-allowed people; members are a subset.
+    spend = dict(ProfileFeatures.objects.filter(run_id=segmentation.run_id).values_list("profile_id", "monetary"))
+    by_segment: dict[int, list[int]] = {index: [] for index in segments}
+    for pid, index in zip(ids, labels):
+        by_segment[index].append(int(round(float(spend.get(pid, 0)) * 100)))
+    measurement, scale = spend_sum_measurement(epsilon=epsilon)
+    categories = sorted(segments)
+    return dp_release(Query(
+        query_key=f"segmentation:{segmentation.id}:total_spend", statistic="segment_total_spend",
+        parts=[Measured(measurement, by_segment[c], label=str(segments[c])) for c in categories], d_in=1,
+        parallel=True, clamp=(0.0, SPEND_UPPER_CENTS / 100),
+        mechanism="discrete Laplace on clamped sum of spend per segment (OpenDP clamp + sum + laplace)",
+        noise_scale=scale / 100, error_bound_95=accuracy(scale) / 100,
+        values=lambda outputs: {str(segments[c]): round(max(0, v) / 100, 2) for c, v in zip(categories, outputs)},
+        details={"unit": "currency", "per_person_clamp_cents": [0, SPEND_UPPER_CENTS]},
+        segmentation=segmentation, run_id=run_id,
+    ))
+
+
+def segment_average_spend_release(*, sizes: DpRelease, totals: DpRelease) -> DpRelease:
+    """Average spend = noisy total / noisy size: post-processing, no budget."""
+    values, bounds = {}, {}
+    for segment_id, size in sizes.values.items():
+        total = totals.values.get(segment_id, 0.0)
+        values[segment_id] = round(total / size, 2) if size > 0 else None
+        bounds[segment_id] = round(ratio_error_bound(total, totals.noise_scale, size, sizes.noise_scale), 2) \
+            if size > 0 else None
+    finite = [b for b in bounds.values() if b is not None]
+    return derived_release(
+        query_key=f"segmentation:{sizes.segmentation_id}:average_spend", statistic="segment_average_spend",
+        values=values, parents=[sizes, totals], mechanism="post-processing: noisy total / noisy size",
+        error_bound_95=max(finite) if finite else 0.0, details={"error_bound_95_per_segment": bounds},
+        segmentation=sizes.segmentation, run_id=sizes.run_id,
+    )
+
+
+def consent_rates_release(*, day: str | None = None, run_id: int | None = None) -> DpRelease:
+    """Share of active profiles allowing each purpose, released once per day.
+
+    Each person contributes one row to the population count and one per purpose allowed:
+    at most 1 + len(PURPOSES) rows, the contribution bound OpenDP's map is evaluated at.
+    """
+    day = day or timezone.now().date().isoformat()
+    query_key = f"consent_rates:{day}"
+    existing = DpRelease.objects.filter(dataset=DATASET, query_key=query_key).first()
+    if existing is not None:
+        return existing
+    epsilon = EPSILON["consent_rates"]
+    ids = list(Profile.objects.filter(status=ProfileStatus.ACTIVE).values_list("id", flat=True))
+    rows = [0] * len(ids)
+    for code, purpose in enumerate(PURPOSES, start=1):
+        rows += [code] * len(policy.allowed(ids, purpose))
+    categories = list(range(len(PURPOSES) + 1))
+    d_in = len(categories)
+    measurement, scale = histogram_measurement(categories, d_in=d_in, epsilon=epsilon)
+
+    def values(outputs: list) -> dict:
+        counts = [max(0, int(v)) for v in outputs[0]]
+        population = counts[0]
+        result = {"population": population}
+        for code, purpose in enumerate(PURPOSES, start=1):
+            rate = min(1.0, counts[code] / population) if population else None
+            result[purpose] = {
+                "count": counts[code], "rate": round(rate, 4) if rate is not None else None,
+                "rate_error_95": round(ratio_error_bound(counts[code], scale, population, scale), 4)
+                if population else None,
+            }
+        return result
+
+    return dp_release(Query(
+        query_key=query_key, statistic="consent_rates", parts=[Measured(measurement, rows)], d_in=d_in,
+        mechanism="discrete Laplace on counts by purpose (OpenDP count_by_categories + laplace)",
+        noise_scale=scale, error_bound_95=accuracy(scale), values=values,
+        details={"purposes": list(PURPOSES), "error_bound_applies_to": "counts"}, run_id=run_id,
+    ))
+
+
+def statistics_release_for_run(*, run_id: int) -> dict:
+    """The pipeline's release stage: segment statistics of the run's segmentation and
+    today's consent rates. A release the budget refuses is skipped and reported, not fatal."""
+    from personalization.services.pipeline import pipeline_counts_add, pipeline_warning_add
+
+    outcome = {"released": [], "refused": []}
+    segmentation = Segmentation.objects.filter(run_id=run_id).first()
+    steps: list[tuple[str, Callable[[], DpRelease]]] = []
+    if segmentation is not None:
+        steps += [("segment_sizes", lambda: segment_sizes_release(segmentation=segmentation, run_id=run_id)),
+                  ("segment_total_spend", lambda: segment_spend_release(segmentation=segmentation, run_id=run_id))]
+    steps.append(("consent_rates", lambda: consent_rates_release(run_id=run_id)))
+    made: dict[str, DpRelease] = {}
+    for name, release in steps:
+        try:
+            made[name] = release()
+            outcome["released"].append(name)
+        except BudgetExceeded as refusal:
+            outcome["refused"].append(name)
+            pipeline_warning_add(run_id=run_id, stage="releases", code=refusal.code, message=refusal.message)
+    if "segment_sizes" in made and "segment_total_spend" in made:
+        segment_average_spend_release(sizes=made["segment_sizes"], totals=made["segment_total_spend"])
+        outcome["released"].append("segment_average_spend")
+    pipeline_counts_add(run_id=run_id, dp_releases=outcome)
+    return outcome

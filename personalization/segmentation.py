@@ -1,0 +1,229 @@
+"""Segmentation maths: K-Means on scaled RFM/behaviour features, k chosen by silhouette.
+
+Pure numpy and scikit-learn over a feature matrix, no Django: the pipeline feeds it the
+features it computed in the database, `evaluate_segmentation` the features of a
+transactions file. A fitted segmentation is a small JSON-able dict (`model`), so chunk
+tasks on any worker assign members exactly as the fit did.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, pairwise_distances
+from threadpoolctl import threadpool_limits
+
+# The columns K-Means sees, in this order. Engagement = views + add-to-carts + ratings.
+FEATURES = ("recency_days", "frequency", "monetary", "tenure_days", "engagement")
+# Counts and money are heavy-tailed: without the log a handful of big spenders would be
+# clusters of their own and everyone else one blob.
+LOG_FEATURES = frozenset(FEATURES)
+K_RANGE = (2, 8)
+SILHOUETTE_SAMPLE = 5_000  # silhouette is O(n²): beyond this it is estimated on a sample
+SELECTION_SAMPLE = 20_000  # k is chosen on at most this many profiles, then refitted on all
+MIN_POPULATION = 10
+
+# Named archetypes as target centroids in standardized units (recency, frequency, monetary,
+# tenure, engagement); each segment gets the name whose target is nearest, one name per
+# segment (Hungarian matching), so names follow the centroids rather than the cluster ids.
+ARCHETYPES: dict[str, tuple[float, ...]] = {
+    "High-value loyal": (-0.8, 1.2, 1.2, 0.6, 0.6),
+    "Loyal": (-0.5, 0.6, 0.4, 0.6, 0.3),
+    "At risk": (0.9, 0.5, 0.6, 0.5, 0.0),
+    "Big spenders": (0.0, -0.2, 1.0, 0.0, 0.0),
+    "New": (-0.9, -0.6, -0.5, -1.2, -0.2),
+    "Promising": (-0.4, 0.0, 0.0, -0.5, 0.2),
+    "Hibernating": (1.0, -0.6, -0.6, 0.3, -0.5),
+    "Browsers": (0.0, -0.8, -0.8, 0.0, 0.8),
+    "Regular": (0.0, 0.0, 0.0, 0.0, 0.0),
+}
+
+
+class NotEnoughData(ValueError):
+    """Too few distinct profiles to segment."""
+
+
+@dataclass
+class SegmentationResult:
+    k: int
+    silhouette: float
+    davies_bouldin: float
+    labels: np.ndarray
+    sizes: list[int]
+    names: list[str]
+    centroids: list[dict]          # per segment: feature means in original units
+    k_scores: dict[int, float]
+    silhouette_sample: int
+    model: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "k": self.k, "silhouette": self.silhouette, "davies_bouldin": self.davies_bouldin,
+            "sizes": self.sizes,
+            "segments": [{"name": n, "size": s, "centroid": c}
+                         for n, s, c in zip(self.names, self.sizes, self.centroids)],
+        }
+
+
+def transform(raw: np.ndarray, model: dict) -> np.ndarray:
+    """Raw features → the standardized space the centroids live in."""
+    values = np.asarray(raw, dtype=float).copy()
+    for j, name in enumerate(model["features"]):
+        if name in model["log"]:
+            values[:, j] = np.log1p(np.maximum(values[:, j], 0.0))
+    return (values - np.asarray(model["mean"])) / np.asarray(model["scale"])
+
+
+def assign(raw: np.ndarray, model: dict) -> np.ndarray:
+    """Nearest centroid for each row (what KMeans.predict does)."""
+    scaled = transform(raw, model)
+    centroids = np.asarray(model["centroids"])
+    distances = ((scaled[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    return distances.argmin(axis=1)
+
+
+def rfm_scores(raw: np.ndarray, model: dict) -> np.ndarray:
+    """RFM quintile scores 1..5 (5 best: most recent, most frequent, highest spend)."""
+    cuts = model["rfm_cuts"]
+    columns = {name: j for j, name in enumerate(model["features"])}
+    r = 6 - _quintile(raw[:, columns["recency_days"]], cuts["recency_days"])
+    f = _quintile(raw[:, columns["frequency"]], cuts["frequency"])
+    m = _quintile(raw[:, columns["monetary"]], cuts["monetary"])
+    return np.stack([r, f, m], axis=1)
+
+
+def _quintile(values: np.ndarray, cuts: list[float]) -> np.ndarray:
+    return 1 + np.searchsorted(np.asarray(cuts), values, side="left")
+
+
+def fit(raw: np.ndarray, *, seed: int = 42, k_range: tuple[int, int] = K_RANGE,
+        silhouette_sample: int = SILHOUETTE_SAMPLE, selection_sample: int = SELECTION_SAMPLE,
+        n_init: int = 4) -> SegmentationResult:
+    """Fit K-Means for every k in the range; keep the k with the best silhouette.
+
+    For large populations k is chosen on a random sample (K-Means per k on at most
+    `selection_sample` profiles, silhouette on at most `silhouette_sample` of them), then
+    the chosen k is refitted on everyone, starting from the sample's centroids.
+    """
+    raw = np.asarray(raw, dtype=float)
+    n = raw.shape[0]
+    if n < MIN_POPULATION or len(np.unique(raw, axis=0)) < k_range[0] + 1:
+        raise NotEnoughData(f"Segmentation needs at least {MIN_POPULATION} distinct profiles.")
+    model = _scaler(raw)
+    scaled = transform(raw, model)
+    rng = np.random.default_rng(seed)
+    selection = np.sort(rng.choice(n, size=selection_sample, replace=False)) if n > selection_sample else np.arange(n)
+    # The silhouette points are a subset of the selection, so they have labels for every k.
+    within = np.sort(rng.choice(len(selection), size=silhouette_sample, replace=False)) \
+        if len(selection) > silhouette_sample else np.arange(len(selection))
+    points = selection[within]
+    # One distance matrix serves every k: silhouette is O(n²) and this is the n² part.
+    distances = pairwise_distances(scaled[points]).astype(np.float32)
+    distinct = len(np.unique(np.round(scaled[selection], 9), axis=0))
+    best = None
+    k_scores: dict[int, float] = {}
+    with threadpool_limits(limits=1):  # small dense problems: threads cost more than they save
+        for k in range(k_range[0], min(k_range[1], distinct - 1, len(ARCHETYPES)) + 1):
+            labels, centroids = _kmeans(scaled[selection], k, seed=seed, n_init=n_init)
+            if len(np.unique(labels[within])) < 2:
+                continue
+            score = silhouette(distances, labels[within])
+            k_scores[k] = round(score, 6)
+            if best is None or score > best[0] + 1e-12:
+                best = (score, k, labels, centroids)
+        if best is None:
+            raise NotEnoughData("The profiles are too alike to split into segments.")
+        score, k, labels, centroids = best
+        if len(selection) < n:
+            labels, centroids = _kmeans(scaled, k, seed=seed, n_init=1, init=centroids)
+            score = silhouette(distances, labels[points])
+    labels, centroids = _order_by_value(raw, labels, centroids)
+    model["centroids"] = centroids.tolist()
+    model["rfm_cuts"] = {name: np.quantile(raw[:, FEATURES.index(name)], [0.2, 0.4, 0.6, 0.8]).tolist()
+                         for name in ("recency_days", "frequency", "monetary")}
+    sizes = np.bincount(labels, minlength=k).tolist()
+    means = [{name: round(float(raw[labels == s, j].mean()), 4) for j, name in enumerate(FEATURES)}
+             for s in range(k)]
+    return SegmentationResult(
+        k=k, silhouette=round(score, 6), davies_bouldin=round(float(davies_bouldin_score(scaled, labels)), 6),
+        labels=labels, sizes=sizes, names=segment_names(centroids), centroids=means, k_scores=k_scores,
+        silhouette_sample=len(points), model=model,
+    )
+
+
+def silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette from a precomputed distance matrix (sklearn's definition: a point
+    alone in its cluster scores 0), with one matrix product per k."""
+    n = len(labels)
+    k = int(labels.max()) + 1
+    onehot = np.zeros((n, k), dtype=np.float32)
+    onehot[np.arange(n), labels] = 1.0
+    sums = (distances @ onehot).astype(np.float64)
+    counts = onehot.sum(axis=0).astype(np.float64)
+    own = counts[labels]
+    a = sums[np.arange(n), labels] / np.maximum(own - 1, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = np.where(counts > 0, sums / counts, np.inf)
+    means[np.arange(n), labels] = np.inf
+    b = means.min(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.where(own > 1, (b - a) / np.maximum(a, b), 0.0)
+    return float(np.nan_to_num(values).mean())
+
+
+def _scaler(raw: np.ndarray) -> dict:
+    model = {"features": list(FEATURES), "log": sorted(LOG_FEATURES)}
+    logged = raw.copy()
+    for j, name in enumerate(FEATURES):
+        if name in LOG_FEATURES:
+            logged[:, j] = np.log1p(np.maximum(logged[:, j], 0.0))
+    scale = logged.std(axis=0)
+    # A constant column (no purchases at all, as in MovieLens) carries no information:
+    # scale 1 keeps it at zero instead of dividing by zero.
+    scale[scale < 1e-12] = 1.0
+    model["mean"] = logged.mean(axis=0).tolist()
+    model["scale"] = scale.tolist()
+    return model
+
+
+def _kmeans(scaled: np.ndarray, k: int, *, seed: int, n_init: int, init=None) -> tuple[np.ndarray, np.ndarray]:
+    with warnings.catch_warnings():
+        # Many identical rows (one-off buyers) make some inits converge early: harmless.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed,
+                    init="k-means++" if init is None else init).fit(scaled)
+    return km.labels_.astype(np.int64), km.cluster_centers_
+
+
+def _order_by_value(raw: np.ndarray, labels: np.ndarray, centroids: np.ndarray):
+    """Index 0 = highest mean spend, then frequency: stable, meaningful segment order."""
+    k = len(centroids)
+    keys = [(-raw[labels == s, 2].mean(), -raw[labels == s, 1].mean(), s) for s in range(k)]
+    order = [s for *_, s in sorted(keys)]
+    remap = np.empty(k, dtype=np.int64)
+    remap[order] = np.arange(k)
+    return remap[labels], centroids[order]
+
+
+def segment_names(centroids: np.ndarray) -> list[str]:
+    """One archetype name per centroid, nearest first, never the same name twice."""
+    names = list(ARCHETYPES)
+    targets = np.asarray([ARCHETYPES[n] for n in names])
+    clipped = np.clip(np.asarray(centroids), -2.5, 2.5)
+    cost = ((clipped[:, None, :] - targets[None, :, :]) ** 2).sum(axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    chosen = dict(zip(rows, cols))
+    return [names[chosen[i]] for i in range(len(centroids))]
+
+
+def stability(raw: np.ndarray, seeds: list[int], **options) -> tuple[list[SegmentationResult], float]:
+    """Fit once per seed; the mean pairwise adjusted Rand index of their labelings."""
+    results = [fit(raw, seed=seed, **options) for seed in seeds]
+    pairs = [adjusted_rand_score(a.labels, b.labels) for a, b in combinations(results, 2)]
+    return results, round(float(np.mean(pairs)), 6) if pairs else 1.0

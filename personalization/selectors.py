@@ -1,0 +1,104 @@
+"""Reading personalization results for the API: recommendations, segments, members.
+
+Only the newest succeeded run's results are served; segment figures come only from DP
+releases (raw sizes, centroids and quality figures stay internal). Consent is the
+caller's check for the person (recommendations) and applied here per member (exports).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db.models import Max
+
+from consent import policy
+from personalization.models import (
+    DpRelease,
+    Recommendation,
+    RunStatus,
+    Segment,
+    Segmentation,
+    SegmentMembership,
+)
+
+MEMBERS_SCAN_BATCH = 1000
+STATISTIC_NAMES = {"segment_sizes": "size", "segment_total_spend": "total_spend",
+                   "segment_average_spend": "average_spend"}
+
+
+def recommendations_for_profile(*, profile_id: UUID, limit: int) -> dict:
+    """The person's recommendations from the newest succeeded run that scored them."""
+    run_id = (Recommendation.objects.filter(profile_id=profile_id, run__status=RunStatus.SUCCEEDED)
+              .aggregate(latest=Max("run_id"))["latest"])
+    if run_id is None:
+        return {"recommendations": [], "generated_at": None, "model_version": None}
+    rows = list(Recommendation.objects.filter(profile_id=profile_id, run_id=run_id).order_by("rank")
+                .values("item_id", "title", "score", "rank", "explanation", "model_version", "created_at")[:limit])
+    return {
+        "recommendations": [{"item_id": r["item_id"], "title": r["title"], "score": round(r["score"], 6),
+                             "rank": r["rank"], "explanation": r["explanation"]} for r in rows],
+        "generated_at": rows[0]["created_at"].isoformat() if rows else None,
+        "model_version": rows[0]["model_version"] if rows else None,
+    }
+
+
+def segmentation_latest() -> Segmentation | None:
+    return (Segmentation.objects.filter(run__status=RunStatus.SUCCEEDED).order_by("-created_at").first())
+
+
+def segment_statistics(segmentation: Segmentation) -> dict[str, dict]:
+    """Per segment id: the DP releases about it (noisy value, ε, mechanism, error bound)."""
+    statistics: dict[str, dict] = {}
+    releases = DpRelease.objects.filter(segmentation=segmentation).order_by("created_at")
+    for release in releases:
+        name = STATISTIC_NAMES.get(release.statistic, release.statistic)
+        per_segment_bound = release.details.get("error_bound_95_per_segment", {})
+        for segment_id, value in release.values.items():
+            statistics.setdefault(segment_id, {})[name] = {
+                "value": value,
+                "error_95": per_segment_bound.get(segment_id, release.error_bound_95),
+                "epsilon": release.epsilon,
+                "mechanism": release.mechanism,
+                "released_at": release.created_at.isoformat(),
+            }
+    return statistics
+
+
+def segment_as_dict(segment: Segment, statistics: dict) -> dict:
+    return {
+        "id": str(segment.id),
+        "name": segment.name,
+        "segmentation": {"id": str(segment.segmentation_id), "k": segment.segmentation.k,
+                         "created_at": segment.segmentation.created_at.isoformat()},
+        "statistics": statistics.get(str(segment.id)) or None,
+    }
+
+
+def segment_members_page(*, segment: Segment, purpose: str, after: UUID | None, limit: int) -> tuple[list, UUID | None]:
+    """Members allowed for `purpose` (and for analytics, which segmented them), in id order.
+
+    Scans memberships past `after` in batches until `limit` allowed members are found, so
+    a page is full whenever more allowed members exist. Returns (rows, next cursor id).
+    """
+    found: list[SegmentMembership] = []
+    position = after
+    while len(found) < limit:
+        queryset = SegmentMembership.objects.filter(segment=segment).order_by("profile_id")
+        if position is not None:
+            queryset = queryset.filter(profile_id__gt=position)
+        batch = list(queryset[:MEMBERS_SCAN_BATCH])
+        if not batch:
+            return found, None
+        ids = [m.profile_id for m in batch]
+        ok = policy.allowed(ids, purpose) & policy.allowed(ids, "analytics")
+        for membership in batch:
+            if membership.profile_id in ok:
+                found.append(membership)
+                if len(found) == limit:
+                    break
+        position = batch[-1].profile_id
+        if len(batch) < MEMBERS_SCAN_BATCH and len(found) < limit:
+            return found, None
+    last = found[-1].profile_id
+    more = SegmentMembership.objects.filter(segment=segment, profile_id__gt=last).exists()
+    return found, last if more else None

@@ -1,0 +1,77 @@
+"""The seam between the pipeline and the recommender model (personalization.recommender).
+
+The pipeline speaks TrainingData in and `Scored` out (see explanations.py); this adapter
+translates to and from the model's own API (item indices, `Recommendation` objects), so a
+change there changes only this file. Pure numpy/scipy; no database.
+"""
+
+from __future__ import annotations
+
+from cdp.core.errors import ApplicationError
+from personalization.errors import PersonalizationErrorCode
+from personalization.explanations import Scored
+
+# How much of the model's explanation a stored recommendation keeps: the person's top own
+# items and matched attributes are what a sentence (and a reader) can take in.
+MAX_BECAUSE = 3
+MAX_ATTRIBUTES = 3
+
+
+class RecommenderUnavailable(ApplicationError):
+    code = PersonalizationErrorCode.RECOMMENDER_UNAVAILABLE.value
+    status = 503
+    title = "Recommender unavailable"
+
+
+class HybridAdapter:
+    """A fitted HybridRecommender with the item ids it was fitted on; pickled as the artifact."""
+
+    def __init__(self, model, item_ids: list[str]):
+        self.model = model
+        self.item_ids = list(item_ids)
+        self.column = {item_id: j for j, item_id in enumerate(self.item_ids)}
+        self.model_version = str(model.model_version)
+
+    @classmethod
+    def fit(cls, data, *, seed: int, config=None) -> HybridAdapter:
+        try:
+            from personalization.recommender import HybridRecommender, RecommenderConfig
+        except ImportError:
+            raise RecommenderUnavailable("The recommender model package is not installed.") from None
+        config = config or RecommenderConfig(seed=seed)
+        model = HybridRecommender(config).fit(
+            data.interactions,
+            item_texts=data.item_texts,
+            item_categories=[attributes.get("category", "") for attributes in data.item_attributes],
+            user_segments=data.user_segments,
+        )
+        return cls(model, data.item_ids)
+
+    def recommend(self, *, rows: list, segments: list, exclude: list[set[str]], k: int) -> list[list[Scored]]:
+        """Top k per person (rows: the person's row in the fitted matrix, None when new)."""
+        excluded = [[self.column[i] for i in items if i in self.column] for items in exclude]
+        ranked = self.model.recommend(
+            rows, k, exclude_seen=True, exclude=excluded,
+            segments=[s if s is not None else -1 for s in segments])
+        return [[self._scored(rec) for rec in recs] for recs in ranked]
+
+    def _scored(self, rec) -> Scored:
+        # The customer's own items: the collaborative and the content terms of each item,
+        # added, kept where they raised the score, as shares of what they raised it by.
+        per_item: dict[int, float] = {}
+        for item, value in [*rec.contributing_items, *rec.content_items]:
+            per_item[item] = per_item.get(item, 0.0) + value
+        positive = sorted(((i, v) for i, v in per_item.items() if v > 0), key=lambda p: (-p[1], p[0]))
+        total = sum(v for _, v in positive)
+        because = [(self.item_ids[i], v / total, v) for i, v in positive[:MAX_BECAUSE]] if total > 0 else []
+        attributes = [(match.kind, match.value, float(match.contribution))
+                      for match in rec.matched_attributes if match.contribution > 0]
+        return Scored(
+            item_id=self.item_ids[rec.item], score=float(rec.score),
+            parts={part: float(value) for part, value in rec.parts.items() if value != 0} or {"popularity": 0.0},
+            because=because, attributes=attributes[:MAX_ATTRIBUTES], fallback=rec.fallback,
+            # Everything of the person's own items not listed (other items, negative terms),
+            # so the listed contributions plus this add up to the personal parts exactly.
+            other_items=sum(per_item.values()) - sum(v for _, _, v in because),
+            segment_used=rec.segment is not None,
+        )

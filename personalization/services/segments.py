@@ -1,0 +1,109 @@
+"""Segmentation of analytics-allowed profiles: one K-Means fit per run, memberships by chunk.
+
+`segmentation_fit` reads the run's ProfileFeatures of people who still allow `analytics`,
+fits (see personalization.segmentation) and writes a Segmentation with its Segments
+(quality figures and raw sizes are internal: only DP releases leave the system).
+`segments_assign` writes SegmentMembership rows (segment + RFM quintile scores) for one
+profile-id range, checking `analytics` again when it runs. Logs ids and counts only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from django.db import transaction
+from django.db.models import F, FloatField
+from django.db.models.functions import Cast
+
+from consent import policy
+from personalization import segmentation
+from personalization.db import rows_write
+from personalization.locks import derived_data_write_lock
+from personalization.models import ProfileFeatures, Segment, Segmentation, SegmentMembership, Stage
+from personalization.services.pipeline import (
+    pipeline_chunk_claim_write,
+    pipeline_chunk_finish,
+    pipeline_chunk_start,
+    pipeline_counts_add,
+    pipeline_warning_add,
+)
+
+logger = logging.getLogger(__name__)
+PURPOSE = "analytics"
+
+
+def features_matrix(*, run_id: int, profile_ids: list | None = None) -> tuple[list, np.ndarray]:
+    """(profile ids, raw feature matrix in segmentation.FEATURES order) of the run."""
+    queryset = ProfileFeatures.objects.filter(run_id=run_id)
+    if profile_ids is not None:
+        queryset = queryset.filter(profile_id__in_array=profile_ids)
+    rows = list(queryset.order_by("profile_id").values_list(
+        "profile_id", "recency_days", "frequency", Cast("monetary", FloatField()), "tenure_days",
+        F("views") + F("carts") + F("ratings")))
+    ids = [row[0] for row in rows]
+    matrix = np.asarray([row[1:] for row in rows], dtype=float).reshape(len(rows), len(segmentation.FEATURES))
+    return ids, matrix
+
+
+def segmentation_fit(*, run_id: int) -> Segmentation | None:
+    """Fit the run's segmentation once; None when there are too few profiles to segment."""
+    existing = Segmentation.objects.filter(run_id=run_id).first()
+    if existing is not None:
+        return existing
+    from personalization.models import PipelineRun
+
+    params = PipelineRun.objects.values_list("params", flat=True).get(id=run_id)
+    ids, matrix = features_matrix(run_id=run_id)
+    still = policy.allowed(ids, PURPOSE)
+    keep = np.fromiter((pid in still for pid in ids), dtype=bool, count=len(ids))
+    matrix = matrix[keep]
+    try:
+        result = segmentation.fit(matrix, seed=params["seed"], k_range=(params["k_min"], params["k_max"]),
+                                  silhouette_sample=params["silhouette_sample"])
+    except segmentation.NotEnoughData as error:
+        pipeline_warning_add(run_id=run_id, stage="segments_fit", code="not_enough_data", message=str(error))
+        return None
+    with transaction.atomic():
+        seg = Segmentation.objects.create(
+            run_id=run_id, k=result.k, silhouette=result.silhouette, davies_bouldin=result.davies_bouldin,
+            sizes=result.sizes, k_scores={str(k): v for k, v in result.k_scores.items()},
+            population=len(matrix), silhouette_sample=result.silhouette_sample, seed=params["seed"],
+            model=result.model)
+        Segment.objects.bulk_create([
+            Segment(segmentation=seg, index=i, name=name, size=size, centroid=centroid)
+            for i, (name, size, centroid) in enumerate(zip(result.names, result.sizes, result.centroids))
+        ])
+    pipeline_counts_add(run_id=run_id, segments=result.k)
+    logger.info("segmentation_fitted", extra={"run_id": run_id, "k": result.k, "population": len(matrix),
+                                              "silhouette": result.silhouette})
+    return seg
+
+
+def segments_assign(*, run_id: int, chunk_index: int) -> int:
+    """Memberships for one profile-id range; returns the number of profiles segmented."""
+    chunk = pipeline_chunk_start(run_id=run_id, stage=Stage.SEGMENTS_ASSIGN, index=chunk_index)
+    if chunk is None:
+        return 0
+    seg = Segmentation.objects.filter(run_id=run_id).first()
+    ids = chunk.profile_ids()
+    allowed = policy.allowed(ids, PURPOSE)
+    memberships = []
+    if seg is not None and allowed:
+        featured, matrix = features_matrix(run_id=run_id, profile_ids=sorted(allowed))
+        if featured:
+            labels = segmentation.assign(matrix, seg.model)
+            scores = segmentation.rfm_scores(matrix, seg.model)
+            segment_ids = dict(Segment.objects.filter(segmentation=seg).values_list("index", "id"))
+            memberships = [(seg.id, segment_ids[int(label)], pid, int(r), int(f), int(m))
+                           for pid, label, (r, f, m) in zip(featured, labels, scores)]
+    with transaction.atomic():
+        if not pipeline_chunk_claim_write(chunk):
+            return 0
+        derived_data_write_lock()
+        still = policy.allowed([m[2] for m in memberships], PURPOSE)
+        memberships = [m for m in memberships if m[2] in still]
+        rows_write(SegmentMembership, ("segmentation_id", "segment_id", "profile_id", "r_score", "f_score", "m_score"),
+                   memberships)
+        pipeline_chunk_finish(chunk, count=len(memberships), skipped=len(ids) - len(allowed))
+    return len(memberships)

@@ -1,0 +1,167 @@
+"""GET /api/v1/profiles/{id}/recommendations, /api/v1/segments and segment members."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from personalization_helpers import fake_model_fit, shop_population
+from rest_framework.test import APIClient
+
+from cdp.api.scopes import SCOPES
+from consent.services import consent_set
+from personalization.models import DpRelease, Segment
+from personalization.services import pipeline
+
+pytestmark = pytest.mark.django_db
+
+
+def client_with(*scopes: str) -> APIClient:
+    from cdp.api.services.api_keys import api_key_create
+
+    _, plaintext = api_key_create(name="test", scopes=list(scopes or SCOPES))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client
+
+
+def problem(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content[:500]
+    assert response["Content-Type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == code, body
+    return body
+
+
+@pytest.fixture
+def shop(db, monkeypatch):
+    monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
+    return shop_population(people=40)
+
+
+@pytest.fixture
+def ran(shop):
+    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k_max": 3})
+    pipeline.pipeline_run_sync(run_id=run.id)
+    return shop
+
+
+def url(profile_id) -> str:
+    return f"/api/v1/profiles/{profile_id}/recommendations"
+
+
+# --- recommendations --------------------------------------------------------------------------------
+
+
+def test_recommendations_with_explanations(ran):
+    person = sorted(ran.personalization)[0]
+    response = client_with("recommendations:read").get(url(person))
+    assert response.status_code == 200, response.content
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    assert body["model_version"] == "fake-1" and body["generated_at"]
+    recs = body["recommendations"]
+    assert [r["rank"] for r in recs] == list(range(1, len(recs) + 1)) and len(recs) == 10
+    assert set(recs[0]) == {"item_id", "title", "score", "rank", "explanation"}
+    explanation = recs[0]["explanation"]
+    assert {"text", "parts", "because_of", "matched_attributes", "segment", "fallback", "data_sources",
+            "purposes"} <= set(explanation)
+    limited = client_with("recommendations:read").get(url(person) + "?limit=3").json()
+    assert [r["item_id"] for r in limited["recommendations"]] == [r["item_id"] for r in recs[:3]]
+
+
+def test_no_recommendations_yet_is_an_empty_list(shop):
+    person = sorted(shop.personalization)[0]
+    body = client_with("recommendations:read").get(url(person)).json()
+    assert body == {"recommendations": [], "generated_at": None, "model_version": None}
+
+
+def test_without_personalization_consent_it_is_403_consent_required(ran):
+    person = sorted(ran.personalization)[0]
+    consent_set(profile_id=person, purpose="personalization", granted=False)
+    problem(client_with("recommendations:read").get(url(person)), 403, "consent_required")
+    never = (set(ran.profile_ids) - ran.personalization).pop()
+    problem(client_with("recommendations:read").get(url(never)), 403, "consent_required")
+
+
+def test_unknown_malformed_and_erased_profiles(ran):
+    client = client_with("recommendations:read")
+    problem(client.get(url(uuid.uuid4())), 404, "not_found")
+    problem(client.get(url("not-a-uuid")), 404, "not_found")
+    problem(client.get(url(sorted(ran.personalization)[0]) + "?limit=0"), 400, "invalid_limit")
+    from cdp.services.erasure import profile_erase
+
+    person = sorted(ran.personalization)[0]
+    profile_erase(profile_id=person)
+    problem(client.get(url(person)), 410, "erased")
+
+
+def test_scopes(ran):
+    person = sorted(ran.personalization)[0]
+    body = problem(client_with("segments:read").get(url(person)), 403, "missing_scope")
+    assert body["missing_scope"] == "recommendations:read"
+    problem(client_with("recommendations:read").get("/api/v1/segments"), 403, "missing_scope")
+    problem(APIClient().get("/api/v1/segments"), 401, "unauthenticated")
+
+
+# --- segments ------------------------------------------------------------------------------------------
+
+
+def test_segments_carry_only_dp_statistics(ran):
+    body = client_with("segments:read").get("/api/v1/segments").json()
+    assert body["next_cursor"] is None and body["results"]
+    for segment in body["results"]:
+        assert set(segment) == {"id", "name", "segmentation", "statistics"}
+        stats = segment["statistics"]
+        assert set(stats) == {"size", "total_spend", "average_spend"}
+        for stat in stats.values():
+            assert {"value", "error_95", "epsilon", "mechanism", "released_at"} <= set(stat)
+        assert stats["size"]["epsilon"] > 0 and stats["average_spend"]["epsilon"] == 0
+        raw = Segment.objects.get(id=segment["id"])
+        assert "size" not in segment and "centroid" not in segment  # raw figures never leave
+        release = DpRelease.objects.get(statistic="segment_sizes")
+        assert stats["size"]["value"] == release.values[str(raw.id)]
+
+
+def test_segments_paginate(ran):
+    client = client_with("segments:read")
+    first = client.get("/api/v1/segments?limit=1").json()
+    assert len(first["results"]) == 1 and first["next_cursor"]
+    second = client.get(f"/api/v1/segments?limit=1&cursor={first['next_cursor']}").json()
+    assert second["results"][0]["id"] != first["results"][0]["id"]
+
+
+def test_segment_members_only_allowed_for_the_purpose(ran):
+    client = client_with("segments:read")
+    segment = Segment.objects.order_by("index").first()
+    marketing = sorted(ran.analytics)[::2]
+    for pid in marketing:
+        consent_set(profile_id=pid, purpose="marketing", granted=True)
+    members, cursor = [], None
+    while True:
+        page = client.get(f"/api/v1/segments/{segment.id}/members?purpose=marketing&limit=2"
+                          + (f"&cursor={cursor}" if cursor else "")).json()
+        members += page["results"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    ids = [uuid.UUID(m["profile_id"]) for m in members]
+    expected = set(segment.memberships.values_list("profile_id", flat=True)) & set(marketing)
+    assert set(ids) == expected and len(ids) == len(expected) and ids == sorted(ids)
+    assert all(len(m["rfm_score"]) == 3 for m in members)
+
+
+def test_segment_members_need_a_known_purpose_and_segment(ran):
+    client = client_with("segments:read")
+    segment = Segment.objects.first()
+    problem(client.get(f"/api/v1/segments/{segment.id}/members"), 400, "purpose_required")
+    problem(client.get(f"/api/v1/segments/{segment.id}/members?purpose=spam"), 400, "unknown_purpose")
+    problem(client.get(f"/api/v1/segments/{uuid.uuid4()}/members?purpose=marketing"), 404, "not_found")
+
+
+def test_the_openapi_schema_documents_the_endpoints(db):
+    response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "/api/v1/profiles/{profile_id}/recommendations" in paths
+    assert "/api/v1/segments" in paths and "/api/v1/segments/{segment_id}/members" in paths

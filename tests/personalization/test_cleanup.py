@@ -1,0 +1,96 @@
+"""Derived data follows the person: erasure, merges, access export, and the withdrawal race."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+from personalization_helpers import fake_model_fit, shop_population
+
+from consent import registry
+from consent.services import consent_set
+from personalization.locks import derived_data_write_lock
+from personalization.models import PipelineRun, ProfileFeatures, Recommendation, SegmentMembership
+from personalization.services import pipeline
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ran(db, monkeypatch):
+    monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
+    shop = shop_population(people=30)
+    run = pipeline.pipeline_run_create(params={"chunk_size": 100, "k_max": 3})
+    pipeline.pipeline_run_sync(run_id=run.id)
+    return shop
+
+
+def test_erasure_deletes_everything_derived(ran):
+    person = sorted(ran.analytics & ran.personalization)[0]
+    counts = {}
+    for result in registry.run(registry.ERASE, profile_id=person):
+        counts.update(result or {})
+    assert counts["recommendations"] > 0 and counts["segment_memberships"] == 1 and counts["features"] == 1
+    for model in (Recommendation, SegmentMembership, ProfileFeatures):
+        assert not model.objects.filter(profile_id=person).exists()
+
+
+def test_the_access_export_holds_segments_and_explanations(ran):
+    person = sorted(ran.analytics & ran.personalization)[0]
+    data = {}
+    for contribution in registry.run(registry.EXPORT, profile_id=person, aliases=[]):
+        data.update(contribution or {})
+    section = data["personalization"]
+    assert section["segments"][0]["segment"] and len(section["segments"][0]["rfm_score"]) == 3
+    assert section["recommendations"][0]["explanation"]["text"]
+
+
+def test_a_merge_drops_what_the_absorbed_profile_had(ran):
+    survivor, absorbed = sorted(ran.analytics & ran.personalization)[:2]
+    registry.run(registry.PROFILES_MERGED, survivor_id=survivor, absorbed_id=absorbed)
+    assert not Recommendation.objects.filter(profile_id=absorbed).exists()
+    assert Recommendation.objects.filter(profile_id=survivor).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_withdrawal_racing_a_chunk_write_leaves_nothing_behind(postgres):
+    """The chunk checked consent and is writing; the withdrawal waits for it, then deletes."""
+    shop = shop_population(people=3)
+    person = sorted(shop.personalization)[0]
+    run = PipelineRun.objects.create(status="running", active=None)
+    writing, withdrawn = threading.Event(), threading.Event()
+
+    def chunk() -> None:
+        try:
+            with transaction.atomic():
+                derived_data_write_lock()
+                Recommendation.objects.create(run=run, profile_id=person, rank=1, item_id="x", title="x",
+                                              score=1.0, explanation={}, model_version="m",
+                                              created_at=timezone.now())
+                writing.set()
+                time.sleep(1.0)  # the withdrawal arrives while the chunk is still writing
+        finally:
+            connection.close()
+
+    def withdraw() -> None:
+        try:
+            writing.wait()
+            consent_set(profile_id=person, purpose="personalization", granted=False)
+            withdrawn.set()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=chunk), threading.Thread(target=withdraw)]
+    for thread in threads:
+        thread.start()
+    writing.wait()
+    time.sleep(0.3)
+    assert not withdrawn.is_set()  # blocked behind the chunk's write transaction
+    for thread in threads:
+        thread.join()
+    assert withdrawn.is_set()
+    assert not Recommendation.objects.filter(profile_id=person).exists()

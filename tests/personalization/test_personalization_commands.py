@@ -1,0 +1,90 @@
+"""run_pipeline and evaluate_segmentation: output, exit codes, failures in one sentence."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from personalization_helpers import fake_model_fit, shop_population
+
+from personalization.models import PipelineRun, RunStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+RETAIL = Path("/work/shared/data/online-retail-uci/by-day")
+
+
+def run(*args) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db
+def test_run_pipeline_in_process_prints_the_run_id_last(monkeypatch):
+    monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
+    shop_population(people=30)
+    out, _ = run("run_pipeline", "--sync", "--chunk-size", "10")
+    run_id = int(out.strip().splitlines()[-1])
+    assert PipelineRun.objects.get(id=run_id).status == RunStatus.SUCCEEDED
+    assert "succeeded" in out
+
+
+@pytest.mark.django_db
+def test_run_pipeline_failure_is_one_sentence(monkeypatch):
+    def broken(data, *, seed):
+        raise ValueError("boom")
+
+    monkeypatch.setattr("personalization.services.recommendations.model_fit", broken)
+    shop_population(people=30)
+    with pytest.raises(CommandError, match=r"^Pipeline run \d+ failed at recommender_fit: "):
+        run("run_pipeline", "--sync")
+
+
+@pytest.mark.django_db
+def test_run_pipeline_fails_clearly_when_no_worker_answers(settings, monkeypatch):
+    from cdp.celery import app
+
+    settings.TASKS_IN_PROCESS = False
+    monkeypatch.setattr(app.control, "ping", lambda timeout: [])
+    with pytest.raises(CommandError, match="No Celery worker answered within 1 seconds"):
+        run("run_pipeline", "--timeout", "1")
+    assert not PipelineRun.objects.exists()
+
+
+@pytest.fixture(scope="module")
+def retail_sample(tmp_path_factory) -> Path:
+    if not RETAIL.is_dir():
+        pytest.skip("the UCI Online Retail data is not at /work/shared/data")
+    directory = tmp_path_factory.mktemp("retail")
+    for file in sorted(RETAIL.glob("*.csv"))[:40]:
+        shutil.copy(file, directory / file.name)
+    return directory
+
+
+def test_evaluate_segmentation_prints_one_json_document(retail_sample):
+    out, _ = run("evaluate_segmentation", "--format", "transactions", "--path", str(retail_sample),
+                 "--seeds", "42,1,2")
+    result = json.loads(out.strip().splitlines()[-1])
+    assert {"k", "silhouette", "davies_bouldin", "sizes", "stability_ari", "segments"} <= set(result)
+    assert 2 <= result["k"] <= 8 and -1 <= result["silhouette"] <= 1 and result["davies_bouldin"] > 0
+    assert sum(result["sizes"]) == result["customers"] and len(result["segments"]) == result["k"]
+    assert 0 <= result["stability_ari"] <= 1
+    segment = result["segments"][0]
+    assert set(segment) == {"name", "size", "centroid"} and "monetary" in segment["centroid"]
+
+
+def test_evaluate_segmentation_needs_no_database_and_fails_in_one_sentence(tmp_path):
+    env = {"DJANGO_SETTINGS_MODULE": "cdp.settings", "DATABASE_URL": f"sqlite:///{tmp_path}/none.sqlite3",
+           "TESSERA_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    missing = subprocess.run([sys.executable, "manage.py", "evaluate_segmentation", "--format", "transactions",
+                              "--path", str(tmp_path / "nothing")], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1].startswith("CommandError:") or missing.stderr.strip()

@@ -1,0 +1,64 @@
+"""Forms of the console and the dashboard (labels and validation in one place)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from django import forms
+
+from cdp.models import Source
+from consent.services.dsr import MAX_EXTENSION_DAYS
+
+LOOKUP_KINDS = [("email", "E-mail address"), ("phone", "Phone number"), ("crm_id", "CRM id"),
+                ("user_id", "User id (web or app)"), ("profile_id", "Profile id")]
+SCOPED = ("crm_id", "user_id")
+
+
+class SubjectLookupForm(forms.Form):
+    kind = forms.ChoiceField(choices=LOOKUP_KINDS, label="Look up by")
+    value = forms.CharField(max_length=254, label="Value", strip=True,
+                            widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
+    source = forms.ChoiceField(required=False, label="Source (for CRM and user ids)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = [("", "—")] + list(Source.objects.order_by("key").values_list("key", "name"))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") in SCOPED and not data.get("source"):
+            self.add_error("source", "Choose the source: CRM and user ids are unique only within one source.")
+        return data
+
+
+class LedgerExportForm(forms.Form):
+    date_from = forms.DateField(label="From (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    kind = forms.ChoiceField(choices=[("history", "Every consent event (the ledger)"),
+                                      ("current", "Current state per person and purpose")], label="What")
+    format = forms.ChoiceField(choices=[("csv", "CSV"), ("jsonl", "JSON Lines")], label="Format")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        start = datetime.combine(self.cleaned_data["date_from"], time.min, tzinfo=UTC)
+        end = datetime.combine(self.cleaned_data["date_to"], time.min, tzinfo=UTC) + timedelta(days=1)
+        return start, end
+
+
+class DsrDecisionForm(forms.Form):
+    action = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject"), ("extend", "Extend")])
+    reason = forms.CharField(required=False, max_length=500, label="Reason (no personal data)")
+    days = forms.IntegerField(required=False, min_value=1, max_value=MAX_EXTENSION_DAYS, label="Extra days")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") in ("reject", "extend") and not data.get("reason"):
+            self.add_error("reason", "Give a reason: the person will read it.")
+        if data.get("action") == "extend" and not data.get("days"):
+            self.add_error("days", f"How many days (1 to {MAX_EXTENSION_DAYS})?")
+        return data

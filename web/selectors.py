@@ -1,0 +1,301 @@
+"""What the pages show, read through the other apps' selectors where they have one.
+
+Where no public reader exists yet (lists for the console and the dashboard) the
+queries are read-only and live here. Nothing here writes; the access log is written by
+the views, which know who is reading. Decrypted personal data is read in one place only:
+the subject look-up resolves an identifier the officer typed, without decrypting.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from uuid import UUID
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from cdp.models import Merge, MergeConflict, Source
+from cdp.segment.models import IngestionError
+from cdp.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from consent import policy, registry
+from consent.ledger import CheckpointInvalid
+from consent.models import (
+    AccessKind,
+    AccessLog,
+    Basis,
+    ConsentEvent,
+    DataSubjectRequest,
+    DsrStatus,
+    LedgerCheckpoint,
+)
+from consent.notices import notice_text
+from consent.policy import effective_states
+from consent.purposes import PURPOSES
+from consent.selectors import access_log_search, consent_events_query
+from personalization.models import DpRelease, PipelineRun, PrivacyBudget, RunStatus, Segment
+from personalization.selectors import recommendations_for_profile, segment_statistics, segmentation_latest
+from personalization.services.pipeline import pipeline_progress
+
+OPEN_DSR = (DsrStatus.RECEIVED, DsrStatus.AWAITING_APPROVAL, DsrStatus.IN_PROGRESS)
+LEDGER_VERIFIED = "ledger_verified"
+ATTRIBUTE_NAMES = {"text": "words in its description", "category": "category"}
+PART_NAMES = {"collaborative": "Customers with similar taste", "content": "Similar to items you chose",
+              "segment_popularity": "Popular in your segment", "popularity": "Popular with everyone"}
+STATUS_WORDS = {"granted": "On", "withdrawn": "Off", "not_recorded": "Off (never asked)",
+                "expired": "Off (your consent expired)", "reconsent_required": "Off (the notice changed)"}
+
+
+def source_names() -> dict[str, str]:
+    return dict(Source.objects.values_list("key", "name"))
+
+
+def purpose_titles(language: str = "en") -> dict[str, str]:
+    return {p: notice_text(purpose=p, language=language)["title"] for p in PURPOSES}
+
+
+# --- the preference center ---------------------------------------------------------------------------
+
+
+def me_purposes(*, profile_id: UUID, language: str) -> list[dict]:
+    """Every purpose with the current notice (text, version) and what the person decided."""
+    rows = []
+    for state in effective_states(profile_id):
+        text = notice_text(purpose=state["purpose"], language=language)
+        basis = state["basis"]
+        rows.append({
+            "purpose": state["purpose"], "title": text["title"], "body": text["body"], "language": text["language"],
+            "version": text["version"], "granted": state["granted"], "status": state["status"], "basis": basis,
+            "status_text": ("On (needed to serve you)" if basis == Basis.CONTRACT
+                            else "On unless you object" if basis == Basis.LEGITIMATE_INTEREST and state["granted"]
+                            else STATUS_WORDS.get(state["status"], state["status"])),
+            "changeable": basis != Basis.CONTRACT,
+            "agreed_version": state["notice_version"] if state["status"] != "not_recorded" else None,
+            "updated_at": state["updated_at"], "expires_at": state["expires_at"],
+        })
+    return rows
+
+
+def me_recommendations(*, profile_id: UUID, limit: int = 10) -> dict:
+    """The person's recommendations (empty unless personalization is allowed now)."""
+    if not policy.is_allowed(profile_id, "personalization"):
+        return {"allowed": False, "recommendations": [], "generated_at": None}
+    body = recommendations_for_profile(profile_id=profile_id, limit=limit)
+    names, titles = source_names(), purpose_titles()
+    for rec in body["recommendations"]:
+        explanation = rec.get("explanation") or {}
+        rec["why"] = {
+            "text": explanation.get("text", ""),
+            "because_of": [{**b, "percent": round(100 * float(b.get("share") or 0))}
+                           for b in explanation.get("because_of", [])],
+            "segment": explanation.get("segment"),
+            "attributes": [{**a, "name": ATTRIBUTE_NAMES.get(a.get("name"), a.get("name"))}
+                           for a in explanation.get("matched_attributes", [])],
+            "parts": sorted(((PART_NAMES.get(part, part.replace("_", " ")), round(100 * float(share)))
+                             for part, share in
+                             (explanation.get("parts") or {}).items() if share), key=lambda p: -p[1]),
+            "fallback": explanation.get("fallback"),
+            "sources": [names.get(key, key) for key in explanation.get("data_sources", [])],
+            "purposes": [{"purpose": p, "title": titles.get(p, p)} for p in explanation.get("purposes", [])],
+        }
+    return {"allowed": True, **body}
+
+
+def me_consent_events(*, profile_id: UUID) -> list[ConsentEvent]:
+    return list(consent_events_query(profile_id=profile_id).order_by("-recorded_at", "-seq")[:200])
+
+
+def me_requests(*, profile_id: UUID) -> list[DataSubjectRequest]:
+    return list(DataSubjectRequest.objects.filter(profile_id=profile_id).order_by("-received_at")[:50])
+
+
+def me_request(*, profile_id: UUID, request_id: UUID) -> DataSubjectRequest | None:
+    """One of the person's own requests; another person's id finds nothing."""
+    return DataSubjectRequest.objects.filter(profile_id=profile_id, id=request_id).first()
+
+
+# --- the compliance console ---------------------------------------------------------------------------
+
+
+def ledger_status() -> dict:
+    last = access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED).first()
+    return {
+        "last": last, "events": ConsentEvent.objects.count(),
+        "checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
+        "history": list(access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED)[:10]),
+    }
+
+
+def consent_rates_over_time(*, days: int = 90) -> dict:
+    """Consent rates per purpose from the daily DP releases (noisy values with 95% bounds)."""
+    since = timezone.now() - timedelta(days=days)
+    releases = list(DpRelease.objects.filter(statistic="consent_rates", created_at__gte=since)
+                    .order_by("created_at"))
+    labels = [r.query_key.split(":", 1)[-1] for r in releases]
+    series = {p: {"values": [], "errors": []} for p in PURPOSES}
+    for release in releases:
+        for purpose in PURPOSES:
+            entry = release.values.get(purpose) or {}
+            series[purpose]["values"].append(entry.get("rate"))
+            series[purpose]["errors"].append(entry.get("rate_error_95"))
+    rows = [{"day": label, "cells": [
+        {"rate": _percent(series[p]["values"][i]), "error": _percent(series[p]["errors"][i])} for p in PURPOSES]}
+        for i, label in enumerate(labels)]
+    latest = releases[-1] if releases else None
+    return {"labels": labels, "series": series, "rows": rows, "latest": latest,
+            "epsilon": sum(r.epsilon for r in releases)}
+
+
+def _percent(value) -> float | None:
+    return None if value is None else round(100 * float(value), 1)
+
+
+def dsr_queue(*, show: str = "open") -> list[dict]:
+    now = timezone.now()
+    requests = DataSubjectRequest.objects.all()
+    if show == "open":
+        requests = requests.filter(status__in=OPEN_DSR).order_by("due_at")
+    else:
+        requests = requests.order_by("-received_at")
+    rows = []
+    for request in requests[:200]:
+        open_ = request.status in OPEN_DSR
+        rows.append({"request": request, "open": open_, "overdue": open_ and request.due_at < now,
+                     "days_left": (request.due_at - now).days if open_ else None})
+    return rows
+
+
+def dsr_counts() -> dict:
+    now = timezone.now()
+    open_ = DataSubjectRequest.objects.filter(status__in=OPEN_DSR)
+    return {"open": open_.count(), "overdue": open_.filter(due_at__lt=now).count(),
+            "awaiting_approval": open_.filter(status=DsrStatus.AWAITING_APPROVAL).count(),
+            "due_soon": open_.filter(due_at__gte=now, due_at__lt=now + timedelta(days=7)).count()}
+
+
+def privacy_budgets() -> list[dict]:
+    rows = []
+    for budget in PrivacyBudget.objects.order_by("-period", "dataset")[:24]:
+        spent, limit = float(budget.epsilon_spent), float(budget.epsilon_limit)
+        rows.append({"budget": budget, "spent": spent, "limit": limit,
+                     "percent": round(100 * spent / limit) if limit else 0})
+    return rows
+
+
+def dp_releases(*, limit: int = 50) -> list[DpRelease]:
+    return list(DpRelease.objects.select_related("budget").order_by("-created_at")[:limit])
+
+
+def subject_aliases(profile_id: UUID) -> list[UUID]:
+    return [UUID(str(a)) for result in registry.run(registry.ALIASES, profile_id=profile_id) for a in result]
+
+
+def subject_status(profile_id: UUID) -> dict:
+    if not registry.has_handlers(registry.CANONICAL):
+        return {"status": "active", "profile_id": profile_id}
+    return registry.run(registry.CANONICAL, profile_id=profile_id)[0]
+
+
+def subject_timeline(*, profile_id: UUID) -> dict:
+    """Everything the console shows about one subject: pseudonymous ids, codes and hashes."""
+    status = subject_status(profile_id)
+    subjects = [profile_id, *subject_aliases(profile_id)]
+    events = list(ConsentEvent.objects.filter(profile_id__in=subjects).order_by("-recorded_at", "-seq"))
+    states = effective_states(profile_id) if status["status"] == "active" else []
+    accesses = list(AccessLog.objects.filter(profile_id__in=subjects).order_by("-at", "-id")[:200])
+    requests = list(DataSubjectRequest.objects.filter(profile_id__in=subjects).order_by("-received_at"))
+    return {"profile_id": profile_id, "status": status, "aliases": subjects[1:], "events": events,
+            "states": states, "accesses": accesses, "requests": requests}
+
+
+# --- the operator dashboard -------------------------------------------------------------------------
+
+
+def pipeline_runs(*, limit: int = 10) -> list[dict]:
+    rows = []
+    for run in PipelineRun.objects.order_by("-created_at")[:limit]:
+        progress = pipeline_progress(run_id=run.id)
+        total = progress["total"] or 1
+        rows.append({"run": run, "done": progress["done"], "total": progress["total"],
+                     "percent": min(100, round(100 * progress["done"] / total)),
+                     "failures": [e for e in run.errors if e.get("severity") != "warning"],
+                     "warnings": [e for e in run.errors if e.get("severity") == "warning"]})
+    return rows
+
+
+def segments_overview() -> dict:
+    """The latest segmentation's segments with their DP statistics, and its quality figures."""
+    segmentation = segmentation_latest()
+    if segmentation is None:
+        return {"segmentation": None, "segments": []}
+    statistics = segment_statistics(segmentation)
+    segments = []
+    for segment in Segment.objects.filter(segmentation=segmentation).order_by("index"):
+        stats = statistics.get(str(segment.id)) or {}
+        # personalization names the size statistic "size" (earlier "sizes").
+        segments.append({"segment": segment, "size": stats.get("size") or stats.get("sizes"),
+                         "total_spend": stats.get("total_spend"),
+                         "average_spend": stats.get("average_spend")})
+    return {"segmentation": segmentation, "segments": segments,
+            "k_scores": sorted(((int(k), v) for k, v in (segmentation.k_scores or {}).items()))}
+
+
+def recommender_evaluation() -> dict | None:
+    """The newest offline evaluation (evaluate_recommender's JSON), once personalization stores one.
+
+    personalization does not record evaluations yet; the page shows an explicit empty
+    state until `personalization.selectors.recommender_evaluation_latest()` exists.
+    """
+    from personalization import selectors
+
+    reader = getattr(selectors, "recommender_evaluation_latest", None)
+    document = reader() if reader is not None else None
+    if not document or not document.get("models"):
+        return None
+    models = document["models"]
+    names = list(next(iter(models.values())).get("mean", {}))
+    return {"dataset": document.get("dataset"), "k": document.get("k"), "seeds": document.get("seeds", []),
+            "metric_names": names,
+            "rows": [{"name": name, "values": [m.get("mean", {}).get(n) for n in names]} for name, m in models.items()]}
+
+
+def recommender_runs(*, limit: int = 5) -> list[PipelineRun]:
+    return list(PipelineRun.objects.filter(status=RunStatus.SUCCEEDED).exclude(model_version="")
+                .order_by("-finished_at")[:limit])
+
+
+def merge_review() -> dict:
+    return {
+        "conflicts": list(MergeConflict.objects.filter(status="open").order_by("created_at")[:100]),
+        "merges": list(Merge.objects.filter(undone_at__isnull=True).order_by("-created_at")[:50]),
+        "open_count": MergeConflict.objects.filter(status="open").count(),
+    }
+
+
+def webhook_overview() -> dict:
+    since = timezone.now() - timedelta(days=7)
+    by_status = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).values_list(
+        "status", "n"))
+    problems = (WebhookDelivery.objects.filter(Q(status=DeliveryStatus.FAILED) | Q(status=DeliveryStatus.PENDING,
+                                                                                   attempts__gt=0))
+                .select_related("subscription", "message").order_by("-created_at")[:50])
+    attempts = (WebhookAttempt.objects.filter(started_at__gte=since).exclude(outcome="succeeded")
+                .select_related("delivery__subscription").order_by("-started_at")[:50])
+    recent = WebhookDelivery.objects.select_related("subscription", "message").order_by("-created_at")[:20]
+    return {"by_status": {s: by_status.get(s, 0) for s in DeliveryStatus.values}, "problems": list(problems),
+            "attempts": list(attempts), "recent": list(recent)}
+
+
+def ingestion_errors(*, limit: int = 100) -> dict:
+    since = timezone.now() - timedelta(days=7)
+    recent = list(IngestionError.objects.select_related("source").order_by("-received_at")[:limit])
+    codes: Counter = Counter()
+    for row in IngestionError.objects.filter(received_at__gte=since).values_list("codes", flat=True):
+        codes.update(row or [])
+    return {"recent": recent, "codes_7d": codes.most_common(), "total": IngestionError.objects.count()}
+
+
+def checkpoint_problem(error: Exception) -> str:
+    if isinstance(error, CheckpointInvalid):
+        return str(error)
+    return "The newest ledger checkpoint file cannot be read."

@@ -1,0 +1,130 @@
+"""What the pages change, each through the owning app's services, with an audit entry.
+
+Customers' changes go to the consent ledger (channel `preference_center`, evidence as
+keyed hashes); staff actions are written to the access log as operator actions (who,
+which action, ids and codes). Nothing here logs personal data.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from cdp.core.errors import ApplicationError, NotFound
+from cdp.models import ConflictStatus, MergeConflict
+from cdp.services.merges import merge_undo
+from consent.events import operator_action_event
+from consent.ledger import CheckpointInvalid, ledger_verify
+from consent.models import Basis, Channel
+from consent.notices import notice_current
+from consent.policy import effective_states
+from consent.services.checkpoints import checkpoint_latest, checkpoint_load
+from consent.services.consents import ConsentChange, Evidence, consent_gpc_signal, consents_record
+from web.selectors import LEDGER_VERIFIED
+
+CUSTOMER_ACTOR = "data_subject"
+SALE_SHARING = "sale_sharing"
+
+
+class ChoiceRefused(ApplicationError):
+    code = "choice_refused"
+
+
+def evidence_of(request) -> Evidence:
+    """The raw IP address and user agent; consent stores only keyed hashes of them."""
+    return Evidence(ip=request.META.get("REMOTE_ADDR") or None,
+                    user_agent=request.META.get("HTTP_USER_AGENT") or None)
+
+
+def gpc_sent(request) -> bool:
+    return request.headers.get("Sec-GPC", "").strip() == "1"
+
+
+def gpc_honour(request, *, profile_id: UUID) -> None:
+    """`Sec-GPC: 1` is the person's opt-out of sale and sharing (one ledger event, not one per page)."""
+    if gpc_sent(request):
+        consent_gpc_signal(profile_id=profile_id, actor=CUSTOMER_ACTOR, evidence=evidence_of(request))
+
+
+@transaction.atomic
+def me_choices_save(*, profile_id: UUID, allowed: set[str], versions: dict[str, int | None], request,
+                    only: set[str] | None = None) -> int:
+    """Record what the person changed on the page; returns how many decisions were recorded.
+
+    Only purposes whose box differs from what is in force now are decisions (an untouched
+    box records nothing). A grant is recorded under the notice version the page showed,
+    which must still be the current one: a notice published meanwhile must be read first.
+    `only` limits the change to some purposes (the "turn personalization off" buttons).
+    """
+    changes = []
+    for state in effective_states(profile_id):
+        purpose = state["purpose"]
+        if state["basis"] == Basis.CONTRACT or (only is not None and purpose not in only):
+            continue
+        want = purpose in allowed
+        if want == state["granted"]:
+            continue
+        if want and purpose == SALE_SHARING and gpc_sent(request):
+            raise ChoiceRefused("Your browser sends a Global Privacy Control signal, which we honour as an "
+                                "opt-out of sale and sharing. Turn the signal off to allow it.")
+        version = versions.get(purpose)
+        if want and version != notice_current(purpose):
+            raise ChoiceRefused("The notice for this purpose changed while the page was open. "
+                                "Please read the new notice and choose again.")
+        changes.append(ConsentChange(purpose, want, version if want else None))
+    if not changes:
+        return 0
+    results = consents_record(profile_id=profile_id, changes=changes, channel=Channel.PREFERENCE_CENTER,
+                              actor=CUSTOMER_ACTOR, evidence=evidence_of(request), language="en")
+    return sum(1 for r in results if r.status == "recorded")
+
+
+def ledger_verify_record(*, actor: str) -> dict:
+    """Verify the whole ledger (against the newest checkpoint file, if any) and log the outcome.
+
+    The outcome is an operator action in the access log: who verified, when, and the
+    counts or the first finding (pseudonymous ids, codes, positions).
+    """
+    detail: dict = {}
+    checkpoint = None
+    path = checkpoint_latest()
+    try:
+        checkpoint = checkpoint_load(path) if path else None
+    except (OSError, CheckpointInvalid) as error:
+        message = str(error) if isinstance(error, CheckpointInvalid) else \
+            "The newest ledger checkpoint file cannot be read."
+        detail = {"intact": False, "code": "checkpoint_invalid", "message": message}
+    if not detail:
+        report = ledger_verify(checkpoint=checkpoint)
+        detail = {"intact": report.intact, "events": report.events, "subjects": report.subjects,
+                  "states": report.states, "checkpoint_subjects": report.checkpoint_subjects,
+                  "checkpoint": checkpoint["created_at"] if checkpoint else None,
+                  "seconds": round(report.seconds, 3)}
+        if report.finding is not None:
+            finding = report.finding
+            detail.update(code=finding.code, message=finding.message, position=finding.position,
+                          event_id=finding.event_id, subject=finding.profile_id)
+    operator_action_event(actor=actor, action=LEDGER_VERIFIED, detail=detail)
+    return detail
+
+
+@transaction.atomic
+def merge_conflict_approve(*, conflict_id: UUID, actor: str) -> MergeConflict:
+    """The refusal was right: keep the profiles apart and close the conflict."""
+    conflict = MergeConflict.objects.select_for_update().filter(id=conflict_id).first()
+    if conflict is None:
+        raise NotFound("No merge conflict has this id.")
+    if conflict.status != ConflictStatus.OPEN:
+        raise ApplicationError("This conflict was already reviewed.", code="already_resolved", status=409)
+    conflict.status, conflict.resolved_at = ConflictStatus.RESOLVED, timezone.now()
+    conflict.save(update_fields=["status", "resolved_at"])
+    operator_action_event(actor=actor, action="merge_conflict_approved", profile_id=conflict.profile_id,
+                          detail={"conflict_id": str(conflict.id), "reason": conflict.reason})
+    return conflict
+
+
+def merge_unmerge(*, merge_id: UUID, actor: str):
+    """Undo a merge; cdp's merge_undo writes the operator action (`merge.undone`)."""
+    return merge_undo(merge_id=merge_id, actor=actor)

@@ -1,0 +1,45 @@
+"""The pages: /me/ (customers), /compliance/ (compliance officers), /ops/ (operators)."""
+
+from django.urls import path
+
+from web.views import compliance, me, ops, staff
+
+app_name = "web"
+
+urlpatterns = [
+    # The preference center.
+    path("me/", me.home, name="me-home"),
+    path("me/signin/", me.sign_in, name="me-sign-in"),
+    path("me/signin/<str:token>/", me.sign_in_link_open, name="me-sign-in-link"),
+    path("me/signout/", me.sign_out, name="me-sign-out"),
+    path("me/demo/", me.demo, name="me-demo"),
+    path("me/choices/", me.choices_save, name="me-choices"),
+    path("me/personalization/", me.personalization_set, name="me-personalization"),
+    path("me/data/", me.data, name="me-data"),
+    path("me/data/export/", me.export_request, name="me-export"),
+    path("me/data/requests/<uuid:request_id>/download/", me.export_download, name="me-export-download"),
+    path("me/data/receipts/", me.receipts_all, name="me-receipts"),
+    path("me/data/receipts/<uuid:event_id>/", me.receipt, name="me-receipt"),
+    path("me/erase/", me.erase, name="me-erase"),
+    # Staff log-in.
+    path("staff/login/", staff.staff_login, name="staff-login"),
+    path("staff/logout/", staff.staff_logout, name="staff-logout"),
+    path("compliance/login/", staff.login_redirect),
+    path("ops/login/", staff.login_redirect),
+    # The compliance console.
+    path("compliance/", compliance.overview, name="compliance"),
+    path("compliance/ledger/", compliance.ledger, name="compliance-ledger"),
+    path("compliance/ledger/verify/", compliance.ledger_verify, name="compliance-ledger-verify"),
+    path("compliance/ledger/export/", compliance.ledger_export, name="compliance-ledger-export"),
+    path("compliance/subjects/", compliance.subjects, name="compliance-subjects"),
+    path("compliance/requests/", compliance.requests, name="compliance-requests"),
+    path("compliance/requests/<uuid:request_id>/", compliance.request_detail, name="compliance-request"),
+    path("compliance/budget/", compliance.budget, name="compliance-budget"),
+    # The operator dashboard.
+    path("ops/", ops.overview, name="ops"),
+    path("ops/merges/", ops.merges, name="ops-merges"),
+    path("ops/merges/conflicts/<uuid:conflict_id>/approve/", ops.conflict_approve, name="ops-conflict-approve"),
+    path("ops/merges/<uuid:merge_id>/unmerge/", ops.unmerge, name="ops-unmerge"),
+    path("ops/webhooks/", ops.webhooks, name="ops-webhooks"),
+    path("ops/ingestion/", ops.ingestion, name="ops-ingestion"),
+]

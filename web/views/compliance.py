@@ -1,0 +1,180 @@
+"""The compliance console (/compliance/): staff with the `compliance` role only.
+
+Ledger integrity and "verify now", subject look-up by POST (identifiers never travel in
+URLs) with the consent timeline and the access log, consent rates from the DP releases,
+the DSR queue and its decisions, the privacy-budget ledger, and ledger exports. Every
+look-up, decision, verification and export is written to the access log.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from cdp.core.errors import ApplicationError
+from cdp.selectors import profile_ids_by_identifier
+from cdp.staff import COMPLIANCE
+from consent.events import operator_action_event
+from consent.purposes import PURPOSES
+from consent.selectors import consent_export_stream
+from consent.services.dsr import dsr_approve, dsr_audit_trail, dsr_extend, dsr_get, dsr_reject
+from web import charts, selectors
+from web.forms import DsrDecisionForm, LedgerExportForm, SubjectLookupForm
+from web.services import ledger_verify_record
+from web.staff import actor_of, role_required
+
+compliance_only = role_required(COMPLIANCE)
+
+
+def _rates_chart(rates: dict):
+    if not rates["labels"]:
+        return None
+    series = [charts.Series(p, rates["series"][p]["values"], rates["series"][p]["errors"]) for p in PURPOSES]
+    return charts.line_chart(
+        rates["labels"], series, chart_id="consent-rates", title="Consent rates per purpose over time",
+        description="Share of active profiles allowing each purpose, per day, from differentially private "
+                    "releases; error bars show the 95% error bound.")
+
+
+@never_cache
+@compliance_only
+def overview(request):
+    rates = selectors.consent_rates_over_time()
+    return render(request, "web/compliance/overview.html", {
+        "ledger": selectors.ledger_status(), "dsr": selectors.dsr_counts(), "rates": rates,
+        "rates_chart": _rates_chart(rates), "purposes": PURPOSES,
+        "budgets": selectors.privacy_budgets()[:3], "section": "overview",
+    })
+
+
+@require_POST
+@compliance_only
+def ledger_verify(request):
+    outcome = ledger_verify_record(actor=actor_of(request))
+    if outcome.get("intact"):
+        messages.success(request, f"The consent ledger is intact: {outcome['events']} events in "
+                                  f"{outcome['subjects']} chains verified.")
+    else:
+        messages.error(request, f"The consent ledger is broken: {outcome.get('message')}")
+    return redirect("web:compliance-ledger" if request.POST.get("next") == "ledger" else "web:compliance")
+
+
+@never_cache
+@compliance_only
+def ledger(request):
+    today = timezone.now().date()
+    form = LedgerExportForm(initial={"date_from": today.replace(day=1), "date_to": today, "kind": "history",
+                                     "format": "csv"})
+    return render(request, "web/compliance/ledger.html", {"ledger": selectors.ledger_status(), "form": form,
+                                                          "section": "ledger"})
+
+
+@compliance_only
+def ledger_export(request):
+    """A streamed download of the ledger (or current states) for a date range; logged."""
+    form = LedgerExportForm(request.GET)
+    if not form.is_valid():
+        return render(request, "web/compliance/ledger.html", {"ledger": selectors.ledger_status(), "form": form,
+                                                              "section": "ledger"}, status=400)
+    since, until = form.bounds()
+    kind, fmt = form.cleaned_data["kind"], form.cleaned_data["format"]
+    lines = consent_export_stream(kind=kind, fmt=fmt, since=since, until=until)
+    operator_action_event(actor=actor_of(request), action="consent_export",
+                          detail={"kind": kind, "format": fmt, "from": since.isoformat(), "to": until.isoformat()})
+    response = StreamingHttpResponse(lines, content_type="text/csv" if fmt == "csv" else "application/jsonl")
+    name = f"consents-{kind}-{form.cleaned_data['date_from']}-{form.cleaned_data['date_to']}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@compliance_only
+def subjects(request):
+    """Look a person up by POST; the answer is rendered, never redirected to a URL naming them."""
+    form = SubjectLookupForm(request.POST or None)
+    context = {"form": form, "section": "subjects"}
+    if request.method == "POST" and form.is_valid():
+        profile_id = _lookup(form.cleaned_data)
+        context["searched"] = True
+        if profile_id is not None:
+            operator_action_event(actor=actor_of(request), action="subject_lookup", profile_id=profile_id,
+                                  detail={"by": form.cleaned_data["kind"]})
+            context["subject"] = selectors.subject_timeline(profile_id=profile_id)
+            context["titles"] = selectors.purpose_titles()
+    return render(request, "web/compliance/subjects.html", context, status=400 if form.errors else 200)
+
+
+def _lookup(data: dict) -> UUID | None:
+    kind, value = data["kind"], data["value"]
+    if kind == "profile_id":
+        try:
+            profile_id = UUID(value)
+        except ValueError:
+            return None
+        status = selectors.subject_status(profile_id)
+        if status["status"] == "unknown":
+            # Erased or never known to the profile store: the ledger may still name it.
+            from consent.models import ChainHead
+
+            return profile_id if ChainHead.objects.filter(profile_id=profile_id).exists() else None
+        return profile_id
+    try:
+        found = profile_ids_by_identifier(kind=kind, value=value, source_key=data.get("source") or None)
+    except (ApplicationError, ValueError):
+        return None
+    return found[0] if found else None
+
+
+@never_cache
+@compliance_only
+def requests(request):
+    show = "all" if request.GET.get("show") == "all" else "open"
+    return render(request, "web/compliance/requests.html", {
+        "rows": selectors.dsr_queue(show=show), "show": show, "counts": selectors.dsr_counts(),
+        "now": timezone.now(), "section": "requests"})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@compliance_only
+def request_detail(request, request_id: UUID):
+    try:
+        dsr = dsr_get(request_id=request_id)
+    except ApplicationError:
+        raise Http404 from None
+    form = DsrDecisionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        actor, data = actor_of(request), form.cleaned_data
+        try:
+            if data["action"] == "approve":
+                dsr_approve(request_id=dsr.id, actor=actor)
+                messages.success(request, "Approved: the request is being carried out.")
+            elif data["action"] == "reject":
+                dsr_reject(request_id=dsr.id, actor=actor, reason=data["reason"])
+                messages.success(request, "Rejected, with your reason.")
+            else:
+                dsr_extend(request_id=dsr.id, actor=actor, days=data["days"], reason=data["reason"])
+                messages.success(request, f"Extended by {data['days']} days.")
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        return redirect("web:compliance-request", request_id=dsr.id)
+    now = timezone.now()
+    open_ = dsr.status in selectors.OPEN_DSR
+    return render(request, "web/compliance/request.html", {
+        "dsr": dsr, "audit": dsr_audit_trail(request_id=dsr.id), "form": form, "open": open_,
+        "overdue": open_ and dsr.due_at < now, "section": "requests"}, status=400 if form.errors else 200)
+
+
+@never_cache
+@compliance_only
+def budget(request):
+    return render(request, "web/compliance/budget.html", {
+        "budgets": selectors.privacy_budgets(), "releases": selectors.dp_releases(), "section": "budget"})

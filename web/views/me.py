@@ -1,0 +1,272 @@
+"""The customer preference center (/me/).
+
+Sign-in by magic link (consent.signin makes and mails it; web.signin uses it once); the
+signed-in profile id lives in the session and every view reads that id only, never one
+from the URL or a form. `Sec-GPC: 1` is honoured on every signed-in request. Changes go
+to the consent ledger through web.services; access and erasure are data-subject requests
+(consent.services.dsr), verified by the session.
+"""
+
+from __future__ import annotations
+
+import json
+from uuid import UUID
+
+from django.contrib import messages
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from consent import policy
+from consent.errors import ProfileUnknown
+from consent.models import Channel, DsrStatus, DsrType
+from consent.notices import notice_served
+from consent.receipts import receipt_for_event
+from consent.selectors import consent_receipt
+from consent.services.dsr import dsr_result, dsr_submit
+from consent.signin import sign_in_link, sign_in_request
+from web import selectors
+from web.services import CUSTOMER_ACTOR, ChoiceRefused, gpc_sent, me_choices_save
+from web.signin import (
+    LINK_MINUTES,
+    SignInRefused,
+    customer_of,
+    customer_required,
+    customer_sign_in,
+    customer_sign_out,
+    demo_enabled,
+    sign_in_link_check,
+    sign_in_link_redeem,
+)
+from web.throttle import SIGN_IN_REQUEST_ADDRESS, SIGN_IN_REQUEST_EMAIL, client_address, minutes
+
+LANGUAGE = "en"
+SENT = ("If this address belongs to a customer, we have sent a sign-in link to it. "
+        f"It works once, for {LINK_MINUTES} minutes.")
+
+
+def _json_download(document, filename: str) -> HttpResponse:
+    response = HttpResponse(json.dumps(document, indent=2, cls=DjangoJSONEncoder), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- signing in ----------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sign_in(request):
+    """Ask for a link by e-mail address; the answer is the same whether the address is known."""
+    if request.method == "GET" and customer_of(request):
+        return redirect("web:me-home")
+    status = 200
+    if request.method == "POST":
+        email = (request.POST.get("email") or "").strip()[:254]
+        address = client_address(request)
+        locked = SIGN_IN_REQUEST_ADDRESS.locked_for(address)
+        if locked:
+            messages.error(request, f"Too many sign-in requests from your network. Try again in "
+                                    f"{minutes(locked)} minutes.")
+            status = 429
+        elif not email or "@" not in email:
+            messages.error(request, "Enter the e-mail address you gave us.")
+            status = 400
+        else:
+            SIGN_IN_REQUEST_ADDRESS.hit(address)
+            # A flooded mailbox gets no more links, but the answer stays the same.
+            if not SIGN_IN_REQUEST_EMAIL.locked_for(email):
+                SIGN_IN_REQUEST_EMAIL.hit(email)
+                sign_in_request(email=email, base_url=request.build_absolute_uri("/"))
+            messages.success(request, SENT)
+            return redirect("web:me-sign-in")
+    return render(request, "web/me/sign_in.html", {"demo": demo_enabled(), "link_minutes": LINK_MINUTES},
+                  status=status)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sign_in_link_open(request, token: str):
+    """GET shows a button (mail scanners that open links use nothing up); POST signs in."""
+    try:
+        if request.method == "POST":
+            profile_id = sign_in_link_redeem(token)
+            customer_sign_in(request, profile_id)
+            messages.success(request, "You are signed in.")
+            return redirect("web:me-home")
+        sign_in_link_check(token)
+    except SignInRefused as refusal:
+        return render(request, "web/me/link_refused.html", {"refusal": refusal}, status=410
+                      if refusal.code in ("expired", "used", "gone") else 400)
+    return render(request, "web/me/link_confirm.html", {"token": token})
+
+
+@never_cache
+def demo(request):
+    """Development only: sign-in links for a few demo customers (no personal data shown)."""
+    if not demo_enabled():
+        raise Http404
+    from personalization.models import Recommendation
+
+    base = request.build_absolute_uri("/")
+    # Customers with recommendations first: they show every part of the page.
+    with_recs = list(Recommendation.objects.order_by("profile_id").values_list("profile_id", flat=True)
+                     .distinct()[:20])
+    people = []
+    for profile_id in with_recs:
+        if selectors.subject_status(profile_id)["status"] == "active" and \
+                policy.is_allowed(profile_id, "personalization"):
+            people.append(profile_id)
+        if len(people) == 3:
+            break
+    links = [{"label": f"Demo customer {n}", "url": sign_in_link(base_url=base, profile_id=pid),
+              "note": "has recommendations"} for n, pid in enumerate(people, start=1)]
+    if len(links) < 3:
+        from consent.signin import demo_sign_in_links
+
+        for url in demo_sign_in_links(base_url=base, count=6):
+            if len(links) < 3 and url not in {link["url"] for link in links}:
+                links.append({"label": f"Demo customer {len(links) + 1}", "url": url, "note": ""})
+    return render(request, "web/me/demo.html", {"links": links, "link_minutes": LINK_MINUTES})
+
+
+@require_POST
+def sign_out(request):
+    customer_sign_out(request)
+    messages.info(request, "You are signed out.")
+    return redirect("web:me-sign-in")
+
+
+# --- choices and recommendations ------------------------------------------------------------------------
+
+
+@never_cache
+@customer_required
+def home(request, profile_id: UUID):
+    purposes = selectors.me_purposes(profile_id=profile_id, language=LANGUAGE)
+    for purpose in purposes:
+        notice_served(profile_id=profile_id, purpose=purpose["purpose"], version=purpose["version"],
+                      language=purpose["language"], channel=Channel.PREFERENCE_CENTER)
+    return render(request, "web/me/home.html", {
+        "purposes": purposes, "gpc": gpc_sent(request), "section": "home",
+        "recommendations": selectors.me_recommendations(profile_id=profile_id),
+    })
+
+
+def _versions(request) -> dict:
+    versions = {}
+    for key, value in request.POST.items():
+        if key.startswith("notice_") and value.isdigit():
+            versions[key.removeprefix("notice_")] = int(value)
+    return versions
+
+
+@require_POST
+@customer_required
+def choices_save(request, profile_id: UUID):
+    try:
+        recorded = me_choices_save(profile_id=profile_id, allowed=set(request.POST.getlist("allow")),
+                                   versions=_versions(request), request=request)
+    except ChoiceRefused as refusal:
+        messages.error(request, refusal.message)
+        return redirect("web:me-home")
+    messages.success(request, f"Saved: {recorded} change{'s' if recorded != 1 else ''} recorded in your consent "
+                              "history." if recorded else "Nothing changed.")
+    return redirect("web:me-home")
+
+
+@require_POST
+@customer_required
+def personalization_set(request, profile_id: UUID):
+    """The buttons in "Why am I seeing this?" and the recommendations section."""
+    turn_on = request.POST.get("personalization") == "on"
+    try:
+        me_choices_save(profile_id=profile_id, allowed={"personalization"} if turn_on else set(),
+                        versions=_versions(request), request=request, only={"personalization"})
+    except ChoiceRefused as refusal:
+        messages.error(request, refusal.message)
+        return redirect("web:me-home")
+    messages.success(request, "Personalized recommendations are on." if turn_on else
+                     "Personalized recommendations are off. Your recommendations were deleted and none will "
+                     "be made until you turn them on again.")
+    return redirect(f"{request.build_absolute_uri('/me/')}#recommendations")
+
+
+# --- your data: export, receipts, erasure -----------------------------------------------------------------
+
+
+@never_cache
+@customer_required
+def data(request, profile_id: UUID):
+    return render(request, "web/me/data.html", {
+        "events": selectors.me_consent_events(profile_id=profile_id),
+        "requests": selectors.me_requests(profile_id=profile_id),
+        "titles": selectors.purpose_titles(LANGUAGE), "section": "data",
+    })
+
+
+@require_POST
+@customer_required
+def export_request(request, profile_id: UUID):
+    dsr = dsr_submit(request_type=DsrType.ACCESS, channel=Channel.PREFERENCE_CENTER, actor=CUSTOMER_ACTOR,
+                     profile_id=profile_id)
+    if dsr.status == DsrStatus.AWAITING_APPROVAL:
+        messages.info(request, "Your request needs a check by our privacy team first. We will answer within "
+                               "30 days; the download appears here when it is ready.")
+    else:
+        messages.success(request, "Your data is being gathered. The download appears below when it is ready.")
+    return redirect("web:me-data")
+
+
+@never_cache
+@customer_required
+def export_download(request, profile_id: UUID, request_id: UUID):
+    dsr = selectors.me_request(profile_id=profile_id, request_id=request_id)
+    if dsr is None or dsr.type not in (DsrType.ACCESS, DsrType.PORTABILITY) or dsr.status != DsrStatus.COMPLETED:
+        raise Http404
+    document = dsr_result(dsr, reader=CUSTOMER_ACTOR)
+    if document.get("expired"):
+        messages.info(request, "This download has expired. Ask for a new one.")
+        return redirect("web:me-data")
+    return _json_download(document, f"my-data-{dsr.received_at:%Y-%m-%d}.json")
+
+
+@never_cache
+@customer_required
+def receipt(request, profile_id: UUID, event_id: UUID):
+    try:
+        document = consent_receipt(profile_id=profile_id, event_id=event_id)
+    except ProfileUnknown:
+        raise Http404 from None
+    return _json_download(document, f"consent-receipt-{event_id}.json")
+
+
+@never_cache
+@customer_required
+def receipts_all(request, profile_id: UUID):
+    events = sorted(selectors.me_consent_events(profile_id=profile_id), key=lambda e: e.seq)
+    return _json_download({"receipts": [receipt_for_event(e) for e in events]}, "consent-receipts.json")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@customer_required
+def erase(request, profile_id: UUID):
+    """A confirmation step first; then an erasure request, usually carried out at once."""
+    if request.method == "GET":
+        return render(request, "web/me/erase.html", {})
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Tick the box to confirm that you want your data erased.")
+        return render(request, "web/me/erase.html", {"unconfirmed": True}, status=400)
+    dsr = dsr_submit(request_type=DsrType.ERASURE, channel=Channel.PREFERENCE_CENTER, actor=CUSTOMER_ACTOR,
+                     profile_id=profile_id)
+    dsr.refresh_from_db()
+    if dsr.status == DsrStatus.COMPLETED:
+        customer_sign_out(request)
+        return render(request, "web/me/erased.html", {"dsr": dsr})
+    messages.info(request, "Your erasure request was received. We will carry it out within 30 days and you "
+                           "can follow it below.")
+    return redirect("web:me-data")

@@ -1,0 +1,108 @@
+"""The operator dashboard (/ops/): staff with the `operator` role only.
+
+Pipeline runs with progress, segments with their DP figures (sizes and average spend
+with 95% error bounds) as charts, segmentation and recommender quality, merge review
+(approve a refused merge's refusal, or undo a merge), webhook deliveries and failures,
+and ingestion errors. Shows ids, codes and counts; decrypts nothing.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from cdp.core.errors import ApplicationError
+from cdp.staff import OPERATOR
+from web import charts, selectors
+from web.services import merge_conflict_approve, merge_unmerge
+from web.staff import actor_of, role_required
+
+operator_only = role_required(OPERATOR)
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def segment_charts(overview: dict) -> dict:
+    segments = overview["segments"]
+    if not segments:
+        return {}
+
+    def bars(key: str) -> list[charts.Bar]:
+        return [charts.Bar(row["segment"].name, (row[key] or {}).get("value"), (row[key] or {}).get("error_95"))
+                for row in segments]
+
+    return {
+        "sizes": charts.bar_chart(
+            bars("size"), chart_id="segment-sizes", title="Segment sizes (differentially private)",
+            description="Customers per segment as released with differential privacy; error bars show the 95% "
+                        "error bound."),
+        "spend": charts.bar_chart(
+            bars("average_spend"), chart_id="segment-spend", fmt=_money,
+            title="Average spend per segment (differentially private)",
+            description="Average spend per customer in each segment: noisy total divided by noisy size; error "
+                        "bars show the 95% confidence interval."),
+    }
+
+
+@never_cache
+@operator_only
+def overview(request):
+    segments = selectors.segments_overview()
+    silhouette = None
+    if segments.get("k_scores"):
+        silhouette = charts.bar_chart(
+            [charts.Bar(f"k = {k}", score) for k, score in segments["k_scores"]], chart_id="k-scores", width=460,
+            label_width=70, value_width=60,
+            fmt=lambda v: f"{v:.3f}", title="Silhouette by number of segments",
+            description="Silhouette score of each candidate number of segments; the best was chosen.")
+    return render(request, "web/ops/overview.html", {
+        "runs": selectors.pipeline_runs(), "segments": segments, "charts": segment_charts(segments),
+        "silhouette_chart": silhouette, "evaluation": selectors.recommender_evaluation(),
+        "recommender_runs": selectors.recommender_runs(), "section": "overview"})
+
+
+@never_cache
+@operator_only
+def merges(request):
+    return render(request, "web/ops/merges.html", {**selectors.merge_review(), "section": "merges"})
+
+
+@require_POST
+@operator_only
+def conflict_approve(request, conflict_id: UUID):
+    try:
+        merge_conflict_approve(conflict_id=conflict_id, actor=actor_of(request))
+        messages.success(request, "Conflict closed: the profiles stay separate.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("web:ops-merges")
+
+
+@require_POST
+@operator_only
+def unmerge(request, merge_id: UUID):
+    try:
+        merge = merge_unmerge(merge_id=merge_id, actor=actor_of(request))
+        messages.success(request, f"Merge undone: profile {merge.absorbed_id} is restored and will not be merged "
+                                  "with this one again automatically.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("web:ops-merges")
+
+
+@never_cache
+@operator_only
+def webhooks(request):
+    return render(request, "web/ops/webhooks.html", {**selectors.webhook_overview(), "section": "webhooks"})
+
+
+@never_cache
+@operator_only
+def ingestion(request):
+    return render(request, "web/ops/ingestion.html", {**selectors.ingestion_errors(), "section": "ingestion"})

@@ -1,0 +1,89 @@
+"""Staff log-in for the console and the dashboard, throttled per user name and address.
+
+Five wrong passwords for one user name from one address lock that pair out for five
+minutes (thirty from one address lock the address), even for the right password, so
+guessing is slow. The log names no user: only that a lock happened.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.forms import AuthenticationForm
+from django.shortcuts import redirect, render, resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+
+from cdp.staff import COMPLIANCE, OPERATOR, has_role
+from web.throttle import STAFF_LOGIN, STAFF_LOGIN_ADDRESS, client_address, minutes
+
+logger = logging.getLogger(__name__)
+
+
+def _landing(user) -> str:
+    if has_role(user, COMPLIANCE):
+        return resolve_url("web:compliance")
+    if has_role(user, OPERATOR):
+        return resolve_url("web:ops")
+    return resolve_url("web:staff-login")
+
+
+def _next(request, user) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return _landing(user)
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def staff_login(request):
+    form = AuthenticationForm(request, data=request.POST or None)
+    status = 200
+    if request.method == "POST":
+        username = (request.POST.get("username") or "").strip()
+        address = client_address(request)
+        locked = max(STAFF_LOGIN.locked_for(username, address), STAFF_LOGIN_ADDRESS.locked_for(address))
+        if locked:
+            form = AuthenticationForm(request)
+            messages.error(request, f"Too many failed attempts. Try again in {minutes(locked)} minutes.")
+            status = 429
+        elif form.is_valid():
+            STAFF_LOGIN.reset(username, address)
+            user = form.get_user()
+            login(request, user)
+            return redirect(_next(request, user))
+        else:
+            status = 400
+            locks = [STAFF_LOGIN.hit(username, address), STAFF_LOGIN_ADDRESS.hit(address)]
+            if any(locks):
+                logger.warning("staff_login_locked")
+                form = AuthenticationForm(request)
+                messages.error(request, f"Too many failed attempts. Try again in {minutes(max(locks))} "
+                                        "minutes.")
+                status = 429
+    elif request.user.is_authenticated and (has_role(request.user, COMPLIANCE) or has_role(request.user, OPERATOR)):
+        return redirect(_next(request, request.user))
+    return render(request, "web/staff/login.html", {"form": form, "next": request.GET.get("next", "")},
+                  status=status)
+
+
+@require_POST
+def staff_logout(request):
+    logout(request)
+    messages.info(request, "You are signed out.")
+    return redirect("web:staff-login")
+
+
+def login_redirect(request):
+    """/compliance/login/ and /ops/login/ lead to the one staff log-in."""
+    query = request.META.get("QUERY_STRING")
+    return redirect(resolve_url("web:staff-login") + (f"?{query}" if query else ""))
