@@ -95,22 +95,20 @@ def main() -> None:
         if args.profiles:
             bodies = _profile_bodies(args.profiles, args.batch)
             headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-            cpu_before = _cpu_snapshot(server.pid)
-            rate, latencies, statuses = _push(port, "/api/v1/profiles/batch", bodies, headers, args.clients,
-                                              idempotent=True, count=args.profiles)
-            cpu = _cpu_used(cpu_before, _cpu_snapshot(server.pid))
+            with _CpuMeter(server.pid) as cpu:
+                rate, latencies, statuses = _push(port, "/api/v1/profiles/batch", bodies, headers, args.clients,
+                                                  idempotent=True, count=args.profiles)
             copy_rate = _copy_reference("profiles", _profile_rows(args.profiles))
-            _report("profiles", args.profiles, rate, latencies, copy_rate, statuses, cpu)
+            _report("profiles", args.profiles, rate, latencies, copy_rate, statuses, cpu.used)
         if args.events:
             bodies, rows = _event_bodies(args.events, args.batch, args.users or max(1, args.events // 20))
             auth = base64.b64encode(f"{write_keys['web']}:".encode()).decode()
             headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
-            cpu_before = _cpu_snapshot(server.pid)
-            rate, latencies, statuses = _push(port, "/v1/batch", bodies, headers, args.clients, idempotent=False,
-                                              count=args.events)
-            cpu = _cpu_used(cpu_before, _cpu_snapshot(server.pid))
+            with _CpuMeter(server.pid) as cpu:
+                rate, latencies, statuses = _push(port, "/v1/batch", bodies, headers, args.clients,
+                                                  idempotent=False, count=args.events)
             copy_rate = _copy_reference("events", rows)
-            _report("events", args.events, rate, latencies, copy_rate, statuses, cpu)
+            _report("events", args.events, rate, latencies, copy_rate, statuses, cpu.used)
             _report_events_stored(rows)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -175,11 +173,45 @@ def _cpu_snapshot(server_pid: int) -> dict:
     return {"workers": workers, "backends": backends, "client": time.process_time()}
 
 
-def _cpu_used(before: dict, after: dict) -> dict:
-    used = {part: sum(seconds - before[part].get(pid, 0.0) for pid, seconds in after[part].items())
-            for part in ("workers", "backends")}
-    used["client"] = after["client"] - before["client"]
-    return used
+class _CpuMeter:
+    """CPU used during a block by the server side and this client. Sampled every second,
+    because a backend whose connection Django recycles (CONN_MAX_AGE) exits mid-run and
+    takes its counter with it: its last sample still counts."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+        self.used: dict = {}
+
+    def __enter__(self):
+        self.before = _cpu_snapshot(self.server_pid)
+        self.seen = {"workers": dict(self.before["workers"]), "backends": dict(self.before["backends"])}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self.stop.wait(1.0):
+                self._merge(_cpu_snapshot(self.server_pid))
+        finally:
+            connection.close()
+
+    def _merge(self, snapshot: dict) -> None:
+        for part in ("workers", "backends"):
+            for pid, seconds in snapshot[part].items():
+                self.seen[part][pid] = max(seconds, self.seen[part].get(pid, 0.0))
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        self.thread.join()
+        after = _cpu_snapshot(self.server_pid)
+        self._merge(after)
+        self.used = {part: sum(seconds - self.before[part].get(pid, 0.0) for pid, seconds in self.seen[part].items())
+                     for part in ("workers", "backends")}
+        self.used["client"] = after["client"] - self.before["client"]
 
 
 # --- the client ---------------------------------------------------------------------------
