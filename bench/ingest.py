@@ -12,15 +12,18 @@ client process pushes
   users, some naming a user id and an anonymous id together),
 
 with --clients parallel posters on keep-alive connections (one Segment user per 20
-messages by default: a user's first message creates their profile); request bodies are encoded
-before the clock starts. Prints records/s and p50/p95 batch latency and, as the physical
-reference on this machine, the rate of one plain COPY of the same rows into a bare table
-(no index, no encryption) and the ratio. `--profile` runs every gunicorn worker under
-cProfile and prints where the server's time went.
+messages by default, --users to change it: a user's first message creates their
+profile); request bodies are encoded before the clock starts. Prints records/s and
+p50/p95 batch latency and, as the physical reference on this machine, the rate of one
+plain COPY of the same rows into a bare table (no index, no encryption) and the ratio.
+Also the CPU each item cost the gunicorn workers and this database's PostgreSQL
+backends, which the machine's other load changes far less than the wall-clock rate.
+`--profile` runs every gunicorn worker under cProfile and prints where the server's time
+went.
 
 The machine may be shared: the load average is printed; run it more than once.
 
-    python bench/ingest.py [--profiles 100000] [--events 100000] [--batch 1000]
+    python bench/ingest.py [--profiles 100000] [--events 100000] [--batch 1000] [--users N]
                            [--clients 3] [--workers 2] [--threads 1] [--profile]
 """
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from django.db.models import Max
-
 from consent import policy
 from personalization.models import (
     DpRelease,
@@ -27,18 +25,23 @@ STATISTIC_NAMES = {"segment_sizes": "size", "segment_total_spend": "total_spend"
 
 
 def recommendations_for_profile(*, profile_id: UUID, limit: int) -> dict:
-    """The person's recommendations from the newest succeeded run that scored them."""
-    run_id = (Recommendation.objects.filter(profile_id=profile_id, run__status=RunStatus.SUCCEEDED)
-              .aggregate(latest=Max("run_id"))["latest"])
-    if run_id is None:
+    """The person's recommendations from the newest succeeded run that scored them.
+
+    One indexed query: a run's success retires older runs' rows in the same transaction,
+    so normally one run's rows match; the newest wins if a retirement is still pending.
+    """
+    rows = list(Recommendation.objects.filter(profile_id=profile_id, run__status=RunStatus.SUCCEEDED)
+                .order_by("-run_id", "rank")
+                .values("run_id", "item_id", "title", "score", "rank", "explanation", "model_version",
+                        "created_at")[:limit])
+    if not rows:
         return {"recommendations": [], "generated_at": None, "model_version": None}
-    rows = list(Recommendation.objects.filter(profile_id=profile_id, run_id=run_id).order_by("rank")
-                .values("item_id", "title", "score", "rank", "explanation", "model_version", "created_at")[:limit])
+    rows = [r for r in rows if r["run_id"] == rows[0]["run_id"]]
     return {
         "recommendations": [{"item_id": r["item_id"], "title": r["title"], "score": round(r["score"], 6),
                              "rank": r["rank"], "explanation": r["explanation"]} for r in rows],
-        "generated_at": rows[0]["created_at"].isoformat() if rows else None,
-        "model_version": rows[0]["model_version"] if rows else None,
+        "generated_at": rows[0]["created_at"].isoformat(),
+        "model_version": rows[0]["model_version"],
     }
 
 

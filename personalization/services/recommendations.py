@@ -16,7 +16,7 @@ import hmac
 import logging
 import pickle  # noqa: S403 - our own artifact, HMAC-checked before loading
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from hashlib import sha256
 
 import numpy as np
@@ -33,6 +33,7 @@ from personalization.explanations import PersonContext, explanation_build
 from personalization.locks import derived_data_write_lock
 from personalization.models import (
     PipelineArtifact,
+    PipelineChunk,
     PipelineRun,
     Recommendation,
     Segment,
@@ -41,6 +42,7 @@ from personalization.models import (
     Stage,
 )
 from personalization.services.pipeline import (
+    ChunkRange,
     pipeline_chunk_claim_write,
     pipeline_chunk_finish,
     pipeline_chunk_start,
@@ -53,7 +55,8 @@ PURPOSE = "personalization"
 ARTIFACT = "recommender"
 
 # Implicit feedback: how much each kind of event says about taste. A rating counts by how
-# much the person liked it (3 stars and up is a positive signal).
+# much the person liked it (stars above two), and a little even when they did not: they
+# still chose to watch or buy it.
 WEIGHTS = {EventType.VIEW: 1.0, EventType.ADD_TO_CART: 2.0, EventType.PURCHASE: 4.0}
 # What a person already has is never recommended back.
 CONSUMED = (EventType.PURCHASE, EventType.RATING)
@@ -66,13 +69,11 @@ class TrainingData:
     profile_ids: list
     item_ids: list[str]
     interactions: sparse.csr_matrix          # implicit-feedback weights
-    consumed: sparse.csr_matrix              # 1 where the person bought or rated the item
     item_texts: list[str]
     item_attributes: list[dict]
     titles: dict[str, str]
     user_segments: np.ndarray                # segment index per row, -1 when none
     segment_count: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 # --- fitting --------------------------------------------------------------------------------------
@@ -107,16 +108,14 @@ def recommender_fit(*, run_id: int) -> None:
 def training_data_load(*, run_id: int) -> TrainingData:
     """Interactions of personalization-allowed active profiles, aggregated per (person, item)
     in the database, one profile-id range at a time."""
-    from personalization.models import PipelineChunk
-
     items = list(Item.objects.order_by("id").values_list("id", "title", "category", "description", "attributes"))
     item_ids = [row[0] for row in items]
     column = {item_id: j for j, item_id in enumerate(item_ids)}
     profile_ids: list = []
-    rows, cols, weights, consumed = [], [], [], []
+    rows, cols, weights = [], [], []
     for index in pipeline_chunks(run_id=run_id, stage=Stage.RECOMMENDATIONS):
         chunk = PipelineChunk.objects.get(run_id=run_id, stage=Stage.RECOMMENDATIONS, index=index)
-        ids = _range_ids(chunk.lower, chunk.upper)
+        ids = ChunkRange(run_id, chunk.stage, index, chunk.lower, chunk.upper, {}).profile_ids()
         allowed = sorted(policy.allowed(ids, PURPOSE))
         if not allowed:
             continue
@@ -139,33 +138,18 @@ def training_data_load(*, run_id: int) -> TrainingData:
         rows.append(r[keep])
         cols.append(c[keep])
         weights.append(w[keep])
-        consumed.append(((purchases > 0) | (ratings > 0))[keep])
     shape = (len(profile_ids), len(item_ids))
     r, c = (np.concatenate(rows), np.concatenate(cols)) if rows else (np.zeros(0, int), np.zeros(0, int))
     w = np.concatenate(weights).astype(np.float32) if rows else np.zeros(0, np.float32)
-    bought = np.concatenate(consumed) if rows else np.zeros(0, bool)
     interactions = sparse.csr_matrix((w, (r, c)), shape=shape)
-    consumed_matrix = sparse.csr_matrix((np.ones(int(bought.sum()), dtype=np.float32), (r[bought], c[bought])),
-                                        shape=shape)
     segments, segment_count = _segments_of(run_id, profile_ids)
     return TrainingData(
-        profile_ids=profile_ids, item_ids=item_ids, interactions=interactions, consumed=consumed_matrix,
+        profile_ids=profile_ids, item_ids=item_ids, interactions=interactions,
         item_texts=[_item_text(title, category, description, attributes)
                     for _, title, category, description, attributes in items],
         item_attributes=[{"category": category, **_flat(attributes)} for _, _, category, _, attributes in items],
         titles={row[0]: row[1] for row in items}, user_segments=segments, segment_count=segment_count,
     )
-
-
-def _range_ids(lower, upper) -> list:
-    from cdp.models import Profile, ProfileStatus
-
-    queryset = Profile.objects.filter(status=ProfileStatus.ACTIVE)
-    if lower is not None:
-        queryset = queryset.filter(id__gte=lower)
-    if upper is not None:
-        queryset = queryset.filter(id__lt=upper)
-    return list(queryset.values_list("id", flat=True))
 
 
 def _pairs(profile_ids: list):

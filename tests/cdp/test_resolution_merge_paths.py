@@ -99,3 +99,18 @@ def test_merges_in_memory_store_what_the_slow_path_stores(seed, monkeypatch):
     slow = run(seed, defer=False, monkeypatch=monkeypatch)
     assert sum(fast["merges"].values()) > 5 and fast["conflicts"]  # the stream exercises both
     assert fast == slow
+
+
+def test_insert_rows_reports_a_duplicate_key_as_integrity_error():
+    """Resolution and the events path retry on IntegrityError: COPY must raise that too."""
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    from cdp.core.bulk import insert_rows
+    from cdp.models import DataKey
+
+    row = (uuid.uuid4(), "kek", b"wrapped", timezone.now(), None)
+    columns = ("id", "kek_id", "wrapped", "created_at", "rotated_at")
+    insert_rows(DataKey, columns, [row])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(DataKey, columns, [row])

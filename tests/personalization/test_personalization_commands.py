@@ -87,4 +87,5 @@ def test_evaluate_segmentation_needs_no_database_and_fails_in_one_sentence(tmp_p
                               "--path", str(tmp_path / "nothing")], cwd=ROOT, env=env, capture_output=True,
                              text=True, timeout=120)
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
-    assert missing.stderr.strip().splitlines()[-1].startswith("CommandError:") or missing.stderr.strip()
+    assert missing.stderr.strip().splitlines()[-1].startswith("CommandError: ")
+    assert not (tmp_path / "none.sqlite3").exists()  # it never opened a database

@@ -165,3 +165,12 @@ def test_the_openapi_schema_documents_the_endpoints(db):
     paths = response.json()["paths"]
     assert "/api/v1/profiles/{profile_id}/recommendations" in paths
     assert "/api/v1/segments" in paths and "/api/v1/segments/{segment_id}/members" in paths
+
+
+def test_a_merged_away_profile_names_the_survivor(ran):
+    from cdp.models import Profile
+
+    absorbed, survivor = sorted(ran.personalization)[:2]
+    Profile.objects.filter(id=absorbed).update(status="merged", merged_into_id=survivor)
+    body = problem(client_with("recommendations:read").get(url(absorbed)), 409, "merged")
+    assert body["merged_into"] == str(survivor)
