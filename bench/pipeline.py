@@ -8,6 +8,7 @@ recommendations endpoint's latency under a fixed offered load on gunicorn.
     python bench/pipeline.py --only http           # latency at 100 requests/s (p95 < 30 ms) and the
                                                    # highest rate sustained, on the synthetic data set
     options: --profiles N --events N --reuse (keep a loaded database) --http-seconds S --workers N
+             --http-dataset synthetic|movielens|demo --worker-class sync|gthread
 
 Each data set gets its own database (tessera_bench_pipeline_<name>); loading is timed
 apart from the pipeline. The pipeline runs in this process (`pipeline_run_sync`, the same
@@ -26,6 +27,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+from ingest import _CpuMeter as CpuMeter
+from setup_django import production_env
 
 ROOT = Path(__file__).resolve().parent.parent
 MOVIELENS = Path("/work/shared/data/movielens-100k")
@@ -254,8 +258,9 @@ def dataset_main(name: str, args) -> None:
 def http_main(args) -> None:
     """Offered-load test: requests are sent on a fixed schedule whether or not earlier ones
     came back, and latency counts from the scheduled time (no coordinated omission)."""
-    if not database("synthetic", reuse=True):
-        raise SystemExit("Run the synthetic data set first: python bench/pipeline.py --only synthetic")
+    if not database(args.http_dataset, reuse=True):
+        raise SystemExit(f"Load the {args.http_dataset} data set first: "
+                         f"python bench/pipeline.py --only {args.http_dataset}")
     from cdp.api.services.api_keys import api_key_create
     from personalization.models import Recommendation, RunStatus
 
@@ -264,21 +269,31 @@ def http_main(args) -> None:
     if not profile_ids:
         raise SystemExit("No recommendations in the synthetic database: run its pipeline first.")
     _, key = api_key_create(name="bench", scopes=["recommendations:read"])
-    env = {**os.environ, "TESSERA_API_RATE": "1000000/s", "LOG_LEVEL": "WARNING", "DEBUG": "true"}
+    # As production runs it: DEBUG off, keys from the environment (the ones that wrote the data).
+    keys = json.loads((Path(os.environ["TESSERA_VAR_DIR"]) / "dev-keys.json").read_text())
+    env = {**os.environ, **production_env(keys), "TESSERA_API_RATE": "1000000/s", "LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "cdp.wsgi:application", "--bind", f"127.0.0.1:{HTTP_PORT}",
-         "--workers", str(args.workers), "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+         "--workers", str(args.workers), "--worker-class", args.worker_class,
+         "--threads", "4" if args.worker_class == "gthread" else "1", "--log-level", "warning",
          "--access-logfile", "/dev/null"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_http()
         paths = [f"/api/v1/profiles/{pid}/recommendations" for pid in profile_ids]
         _offered(paths, key, rate=20, seconds=3)  # warm-up: connections, caches, imports
-        print(f"\nrecommendations endpoint, gunicorn {args.workers} workers × 4 threads, "
-              f"{len(paths)} distinct profiles")
+        threads = " × 4 threads" if args.worker_class == "gthread" else ""
+        print(f"\nrecommendations endpoint on the {args.http_dataset} data set, gunicorn {args.workers} "
+              f"{args.worker_class} workers{threads}, {len(paths)} distinct profiles, "
+              f"load average {os.getloadavg()[0]:.1f}")
         print(f"  {'offered/s':>9}{'achieved/s':>11}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'errors':>8}")
-        result = _offered(paths, key, rate=100, seconds=args.http_seconds)
+        with CpuMeter(server.pid) as cpu:
+            result = _offered(paths, key, rate=100, seconds=args.http_seconds)
         _print_row(result)
+        requests = result["total"]
+        print(f"  CPU per request at 100/s: gunicorn {cpu.used['workers'] / requests * 1000:.2f} ms, "
+              f"PostgreSQL {cpu.used['backends'] / requests * 1000:.2f} ms, "
+              f"client {cpu.used['client'] / requests * 1000:.2f} ms")
         best = None
         for rate in (150, 200, 300, 400, 500, 700, 900):
             result = _offered(paths, key, rate=rate, seconds=max(10, args.http_seconds // 3))
@@ -300,7 +315,7 @@ def _wait_http() -> None:
     while time.monotonic() < deadline:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=2)
-            connection.request("GET", "/healthz")
+            connection.request("GET", "/healthz", headers={"X-Forwarded-Proto": "https"})
             if connection.getresponse().status == 200:
                 return
         except OSError:
@@ -317,7 +332,7 @@ def _offered(paths: list[str], key: str, *, rate: int, seconds: int, senders: in
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {key}", "X-Forwarded-Proto": "https"}  # as behind the TLS proxy
 
     def sender() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=10)
@@ -386,6 +401,10 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="Keep a database that already holds the data.")
     parser.add_argument("--http-seconds", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2).")
+    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync",
+                        help="gunicorn worker class: sync as the Docker image runs it (default), or gthread × 4.")
+    parser.add_argument("--http-dataset", choices=["synthetic", "movielens", "demo"], default="synthetic",
+                        help="Whose recommendations the endpoint test reads (default synthetic).")
     parser.add_argument("--child", choices=["demo", "movielens", "synthetic", "http"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -394,7 +413,8 @@ def main() -> None:
     # One process per data set: Django reads DATABASE_URL once, at start-up.
     for name in ([args.only] if args.only else ["demo", "movielens", "synthetic", "http"]):
         argv = ["--profiles", str(args.profiles), "--events", str(args.events), "--chunk-size", str(args.chunk_size),
-                "--http-seconds", str(args.http_seconds), "--workers", str(args.workers)]
+                "--http-seconds", str(args.http_seconds), "--workers", str(args.workers),
+                "--http-dataset", args.http_dataset, "--worker-class", args.worker_class]
         if args.reuse or (name == "http" and not args.only):
             argv.append("--reuse")
         subprocess.run([sys.executable, __file__, "--child", name, *argv], check=True)

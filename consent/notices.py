@@ -86,13 +86,19 @@ def notice_versions() -> dict[str, dict]:
         notices_ensure()
         rows = list(NoticeVersion.objects.values_list("purpose", "version", "material", "lifetime_days"))
     info = {p: {"current": 0, "minimum": 1, "lifetimes": {}} for p in PURPOSES}
-    for purpose, version, material, lifetime in rows:
+    for purpose, version, _, lifetime in rows:
         entry = info[purpose]
         entry["current"] = max(entry["current"], version)
         entry["lifetimes"][version] = lifetime
-        if material:
-            entry["minimum"] = max(entry["minimum"], version)
+    for purpose, entry in info.items():
+        entry["minimum"] = notice_minimum((version, material) for p, version, material, _ in rows if p == purpose)
     return info
+
+
+def notice_minimum(versions) -> int:
+    """The lowest notice version whose grants still count, from (version, material) pairs:
+    a material version makes every grant under an earlier one need re-consent."""
+    return max([1, *(version for version, material in versions if material)])
 
 
 def notice_current(purpose: str) -> int:
@@ -156,6 +162,11 @@ def bases_table() -> dict[str, dict[str, str]]:
     for purpose, jurisdiction, basis in PurposeBasis.objects.values_list("purpose", "jurisdiction", "basis"):
         table.setdefault(purpose, {})[jurisdiction] = basis
     return table
+
+
+def purpose_bases(rows) -> dict[str, str]:
+    """One purpose's row of `bases_table` from its (jurisdiction, basis) pairs."""
+    return {DEFAULT_JURISDICTION: Basis.CONSENT.value, **dict(rows)}
 
 
 def basis_for(purpose: str, jurisdiction: str | None, *, table: dict | None = None) -> str:

@@ -7,11 +7,16 @@ caller's check for the person (recommendations) and applied here per member (exp
 
 from __future__ import annotations
 
+import json
 from uuid import UUID
 
+from django.db import connection
+
+from cdp.models import Profile
 from consent import policy
 from personalization.models import (
     DpRelease,
+    PipelineRun,
     Recommendation,
     RunStatus,
     Segment,
@@ -24,6 +29,9 @@ STATISTIC_NAMES = {"segment_sizes": "size", "segment_total_spend": "total_spend"
                    "segment_average_spend": "average_spend"}
 
 
+RECOMMENDATION_COLUMNS = ("run_id", "item_id", "title", "score", "rank", "explanation", "model_version", "created_at")
+
+
 def recommendations_for_profile(*, profile_id: UUID, limit: int) -> dict:
     """The person's recommendations from the newest succeeded run that scored them.
 
@@ -31,9 +39,49 @@ def recommendations_for_profile(*, profile_id: UUID, limit: int) -> dict:
     so normally one run's rows match; the newest wins if a retirement is still pending.
     """
     rows = list(Recommendation.objects.filter(profile_id=profile_id, run__status=RunStatus.SUCCEEDED)
-                .order_by("-run_id", "rank")
-                .values("run_id", "item_id", "title", "score", "rank", "explanation", "model_version",
-                        "created_at")[:limit])
+                .order_by("-run_id", "rank").values(*RECOMMENDATION_COLUMNS)[:limit])
+    return _recommendations_body(rows)
+
+
+def profile_with_recommendations(*, profile_id: UUID, limit: int) -> tuple[dict | None, dict]:
+    """({status, merged_into_id} or None when no such profile, recommendations_for_profile's body).
+
+    The API reads this on every page view of a shop, so on PostgreSQL it is one round trip
+    of plain SQL (the ORM's query building cost more than the query); elsewhere two queries.
+    """
+    if connection.vendor != "postgresql":
+        profile = Profile.objects.filter(pk=profile_id).values("status", "merged_into_id").first()
+        return profile, recommendations_for_profile(profile_id=profile_id, limit=limit) if profile else {}
+    with connection.cursor() as cursor:
+        cursor.execute(_PROFILE_RECOMMENDATIONS_SQL.format(
+            profiles=Profile._meta.db_table, recommendations=Recommendation._meta.db_table,
+            runs=PipelineRun._meta.db_table), {"profile_id": profile_id, "succeeded": RunStatus.SUCCEEDED,
+                                               "limit": limit})
+        found = cursor.fetchall()
+    if not found:
+        return None, {}
+    profile = {"status": found[0][0], "merged_into_id": found[0][1]}
+    rows = [dict(zip(RECOMMENDATION_COLUMNS, row[2:], strict=True)) for row in found if row[2] is not None]
+    for row in rows:
+        row["explanation"] = json.loads(row["explanation"])  # jsonb arrives as text (Django's loader)
+    return profile, _recommendations_body(rows)
+
+
+_PROFILE_RECOMMENDATIONS_SQL = """
+SELECT profile.status, profile.merged_into_id, rec.run_id, rec.item_id, rec.title, rec.score, rec.rank,
+       rec.explanation, rec.model_version, rec.created_at
+FROM {profiles} AS profile
+LEFT JOIN LATERAL (
+    SELECT r.* FROM {recommendations} AS r JOIN {runs} AS run ON run.id = r.run_id
+    WHERE r.profile_id = profile.id AND run.status = %(succeeded)s
+    ORDER BY r.run_id DESC, r.rank LIMIT %(limit)s
+) AS rec ON true
+WHERE profile.id = %(profile_id)s
+ORDER BY rec.run_id DESC, rec.rank
+"""
+
+
+def _recommendations_body(rows: list[dict]) -> dict:
     if not rows:
         return {"recommendations": [], "generated_at": None, "model_version": None}
     rows = [r for r in rows if r["run_id"] == rows[0]["run_id"]]

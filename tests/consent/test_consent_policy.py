@@ -72,3 +72,34 @@ def test_allowed_handles_many_profiles_in_chunks():
     many = people + [uuid.uuid4() for _ in range(11000)]
     assert policy.allowed(many, "analytics") == set(people[::3])
     assert policy.allowed([str(p) for p in people], "analytics") == set(people[::3])
+
+
+def test_one_person_check_agrees_with_the_batch_check():
+    """is_allowed takes its own one-query path on PostgreSQL: it must judge every case
+    (bases per jurisdiction, objections, expiry, re-consent, no record) as `allowed` does."""
+    people = {name: uuid.uuid4() for name in ("granted", "withdrawn", "expired", "stale", "none", "eu", "us")}
+    subject_jurisdiction_set(profile_id=people["eu"], jurisdiction="EU")
+    subject_jurisdiction_set(profile_id=people["us"], jurisdiction="US-NY")
+    notice_publish(purpose="marketing", texts={"en": ("Offers", "Offers.")}, lifetime_days=30, actor="staff:op")
+    for purpose in ("analytics", "marketing", "personalization"):
+        consent_set(profile_id=people["granted"], purpose=purpose, granted=True)
+        consent_set(profile_id=people["withdrawn"], purpose=purpose, granted=False)
+        consent_set(profile_id=people["expired"], purpose=purpose, granted=True,
+                    occurred_at=timezone.now() - timedelta(days=40))
+        consent_set(profile_id=people["stale"], purpose=purpose, granted=True)
+        consent_set(profile_id=people["us"], purpose=purpose, granted=False)
+    notice_publish(purpose="personalization", texts={"en": ("Recs", "New uses.")}, material=True, actor="staff:op")
+    consent_set(profile_id=people["granted"], purpose="personalization", granted=True)  # re-consented
+    purpose_basis_set(purpose="analytics", jurisdiction="US", basis="legitimate_interest", actor="staff:op")
+    purpose_basis_set(purpose="analytics", jurisdiction="EU", basis="contract", actor="staff:op")
+    purpose_basis_set(purpose="marketing", jurisdiction="*", basis="legitimate_interest", actor="staff:op")
+    ids = list(people.values())
+    expected_by_purpose = {
+        "analytics": {people["granted"], people["expired"], people["stale"], people["eu"]},
+        "marketing": {people["granted"], people["expired"], people["stale"], people["none"], people["eu"]},
+        "personalization": {people["granted"]},  # the others granted before the material version
+        "sale_sharing": set(),
+    }
+    for purpose, expected in expected_by_purpose.items():  # only marketing's notice has a lifetime
+        assert policy.allowed(ids, purpose) == expected, purpose
+        assert {pid for pid in ids if policy.is_allowed(pid, purpose)} == expected, purpose

@@ -174,3 +174,23 @@ def test_a_merged_away_profile_names_the_survivor(ran):
     Profile.objects.filter(id=absorbed).update(status="merged", merged_into_id=survivor)
     body = problem(client_with("recommendations:read").get(url(absorbed)), 409, "merged")
     assert body["merged_into"] == str(survivor)
+
+
+def test_the_one_query_read_agrees_with_the_orm_read(ran):
+    """profile_with_recommendations (one plain SQL query on PostgreSQL) returns exactly what
+    recommendations_for_profile does, for every person, limit and a second run."""
+    from personalization.selectors import profile_with_recommendations, recommendations_for_profile
+
+    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k_max": 3})
+    pipeline.pipeline_run_sync(run_id=run.id)
+    people = sorted(ran.personalization)[:5] + [uuid.uuid4()]
+    for person in people:
+        for limit in (1, 3, 100):
+            profile, body = profile_with_recommendations(profile_id=person, limit=limit)
+            if person == people[-1]:
+                assert profile is None
+                continue
+            assert profile == {"status": "active", "merged_into_id": None}
+            expected = recommendations_for_profile(profile_id=person, limit=limit)
+            assert body == expected and body["recommendations"]
+            assert len(body["recommendations"]) == min(limit, 10)

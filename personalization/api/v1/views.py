@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from cdp.core.errors import ApplicationError, Conflict, Gone, NotFound
-from cdp.models import Profile, ProfileStatus
+from cdp.models import ProfileStatus
 from consent import policy
 from consent.purposes import PURPOSES
 from personalization.api.v1.base import (
@@ -25,7 +25,7 @@ from personalization.api.v1.base import (
 from personalization.errors import ConsentRequired, PersonalizationErrorCode
 from personalization.models import Segment
 from personalization.selectors import (
-    recommendations_for_profile,
+    profile_with_recommendations,
     segment_as_dict,
     segment_members_page,
     segment_statistics,
@@ -86,27 +86,25 @@ class ProfileRecommendationsApi(ApiView):
     def get(self, request, profile_id: str):
         limit = _limit(request.query_params.get("limit"))
         pid = uuid_or_404(profile_id, message="No profile has this id.")
-        profile_live_check(pid)
+        profile, body = profile_with_recommendations(profile_id=pid, limit=limit)
+        profile_live_check(profile)
         if not policy.is_allowed(pid, "personalization"):
             raise ConsentRequired("The person has not allowed personalization.")
-        body = recommendations_for_profile(profile_id=pid, limit=limit)
         if body["recommendations"]:
             record_personal_data_access(actor=self.actor(), profile_ids=[pid], fields=["recommendations"],
                                         purpose="personalization")
         return Response(body, headers=NO_STORE)
 
 
-def profile_live_check(profile_id: UUID) -> None:
-    """404 unknown, 410 erased, 409 merged (naming the survivor): as profile_get_live, one
-    narrow query (this endpoint is read on every page view of a shop)."""
-    row = Profile.objects.filter(pk=profile_id).values("status", "merged_into_id").first()
-    if row is None:
+def profile_live_check(profile: dict | None) -> None:
+    """404 unknown, 410 erased, 409 merged (naming the survivor), as profile_get_live."""
+    if profile is None:
         raise NotFound("No profile has this id.")
-    if row["status"] == ProfileStatus.ERASED:
+    if profile["status"] == ProfileStatus.ERASED:
         raise Gone("The profile was erased.", code="erased")
-    if row["status"] == ProfileStatus.MERGED:
+    if profile["status"] == ProfileStatus.MERGED:
         raise Conflict("The profile was merged into another.", code="merged",
-                       extra={"merged_into": str(row["merged_into_id"])})
+                       extra={"merged_into": str(profile["merged_into_id"])})
 
 
 def _limit(raw: str | None) -> int:
