@@ -16,9 +16,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from cdp.core.errors import ApplicationError
+from cdp.services.conflicts import merge_conflict_approve
+from cdp.services.merges import merge_undo
 from cdp.staff import OPERATOR
 from web import charts, selectors
-from web.services import merge_conflict_approve, merge_unmerge
 from web.staff import actor_of, role_required
 
 operator_only = role_required(OPERATOR)
@@ -88,7 +89,7 @@ def conflict_approve(request, conflict_id: UUID):
 @operator_only
 def unmerge(request, merge_id: UUID):
     try:
-        merge = merge_unmerge(merge_id=merge_id, actor=actor_of(request))
+        merge = merge_undo(merge_id=merge_id, actor=actor_of(request))  # writes the operator action
         messages.success(request, f"Merge undone: profile {merge.absorbed_id} is restored and will not be merged "
                                   "with this one again automatically.")
     except ApplicationError as error:
