@@ -9,6 +9,7 @@ recommendations endpoint's latency under a fixed offered load on gunicorn.
                                                    # highest rate sustained, on the synthetic data set
     options: --profiles N --events N --reuse (keep a loaded database) --http-seconds S --workers N
              --http-dataset synthetic|movielens|demo --worker-class sync|gthread
+             --celery-workers N [--broker URL]  (the pipeline through a real Celery worker with N processes)
 
 Each data set gets its own database (tessera_bench_pipeline_<name>); loading is timed
 apart from the pipeline. The pipeline runs in this process (`pipeline_run_sync`, the same
@@ -200,11 +201,7 @@ class RssSampler(threading.Thread):
 
     @staticmethod
     def rss_mb() -> float:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+        return _rss_mb("self")
 
     def run(self) -> None:
         while not self.stop:
@@ -249,7 +246,83 @@ def dataset_main(name: str, args) -> None:
         print(f"{name}: loaded {json.dumps(facts)}")
     else:
         print(f"{name}: reusing the loaded database")
-    run_pipeline(name, chunk_size=args.chunk_size)
+    if args.celery_workers:
+        run_pipeline_in_workers(name, chunk_size=args.chunk_size, concurrency=args.celery_workers,
+                                broker=args.broker)
+    else:
+        run_pipeline(name, chunk_size=args.chunk_size)
+
+
+def run_pipeline_in_workers(label: str, *, chunk_size: int, concurrency: int, broker: str) -> None:
+    """As production runs it: `run_pipeline` through the broker, the chunks fanned out over a
+    real Celery worker with `concurrency` processes. Stage times come from the run's own
+    timings; memory is the peak resident size of the largest worker process."""
+    from personalization.models import PipelineRun
+
+    env = {**os.environ, "CELERY_BROKER_URL": broker, "OPENBLAS_NUM_THREADS": "1", "LOG_LEVEL": "WARNING"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "cdp", "worker", "--pool", "prefork", "--concurrency",
+         str(concurrency), "-l", "warning", "--without-gossip", "--without-mingle", "-n", f"bench-{os.getpid()}@%h"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sampler = TreeRssSampler(worker.pid)
+    sampler.start()
+    try:
+        started = time.perf_counter()
+        command = subprocess.run(
+            [sys.executable, "manage.py", "run_pipeline", "--timeout", "120", "--chunk-size", str(chunk_size)],
+            cwd=ROOT, env=env, capture_output=True, text=True)
+        total = time.perf_counter() - started
+    finally:
+        sampler.stop = True
+        worker.terminate()
+        worker.wait(timeout=60)
+    if command.returncode != 0:
+        raise SystemExit(f"run_pipeline failed: {command.stderr.strip()[-2000:]}")
+    run = PipelineRun.objects.get(id=int(command.stdout.strip().splitlines()[-1]))
+    print(f"\n{label}: pipeline run {run.id} {run.status} in {total:.1f} s through Celery "
+          f"({concurrency} worker processes); peak RSS of a worker process {sampler.peak:.0f} MB")
+    print(f"  {'stage':<18}{'seconds':>9}")
+    order = ["features", "segments_fit", "segments_assign", "recommender_fit", "recommendations", "releases"]
+    for stage, seconds in sorted(run.timings.items(), key=lambda t: order.index(t[0]) if t[0] in order else 99):
+        print(f"  {stage:<18}{seconds:>9.2f}")
+    print(f"  counts: {json.dumps({k: v for k, v in run.counts.items() if k != 'dp_releases'})}")
+
+
+class TreeRssSampler(threading.Thread):
+    """Peak resident memory of any one process in a process tree, sampled every 100 ms."""
+
+    def __init__(self, root_pid: int):
+        super().__init__(daemon=True)
+        self.root_pid, self.peak, self.stop = root_pid, 0.0, False
+
+    def run(self) -> None:
+        while not self.stop:
+            for pid in self._tree():
+                self.peak = max(self.peak, _rss_mb(pid))
+            time.sleep(0.1)
+
+    def _tree(self) -> list[int]:
+        pids, frontier = [self.root_pid], [self.root_pid]
+        while frontier:
+            pid = frontier.pop()
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            pids += [int(c) for c in children]
+            frontier += [int(c) for c in children]
+        return pids
+
+
+def _rss_mb(pid: int | str) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 # --- the endpoint under load ----------------------------------------------------------------------
@@ -401,6 +474,10 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="Keep a database that already holds the data.")
     parser.add_argument("--http-seconds", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2).")
+    parser.add_argument("--celery-workers", type=int, default=0,
+                        help="Run the pipeline through the broker on a Celery worker with this many processes "
+                             "(default 0: in this process).")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/12", help="Broker for --celery-workers.")
     parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync",
                         help="gunicorn worker class: sync as the Docker image runs it (default), or gthread × 4.")
     parser.add_argument("--http-dataset", choices=["synthetic", "movielens", "demo"], default="synthetic",
@@ -414,7 +491,8 @@ def main() -> None:
     for name in ([args.only] if args.only else ["demo", "movielens", "synthetic", "http"]):
         argv = ["--profiles", str(args.profiles), "--events", str(args.events), "--chunk-size", str(args.chunk_size),
                 "--http-seconds", str(args.http_seconds), "--workers", str(args.workers),
-                "--http-dataset", args.http_dataset, "--worker-class", args.worker_class]
+                "--http-dataset", args.http_dataset, "--worker-class", args.worker_class,
+                "--celery-workers", str(args.celery_workers), "--broker", args.broker]
         if args.reuse or (name == "http" and not args.only):
             argv.append("--reuse")
         subprocess.run([sys.executable, __file__, "--child", name, *argv], check=True)
