@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -209,12 +209,14 @@ class _Head(NamedTuple):
     mac: str
 
 
-def ledger_verify(*, checkpoint: dict | None = None, chunk_size: int = 20000) -> VerifyReport:
+def ledger_verify(*, checkpoint: dict | None = None, chunk_size: int = 20000,
+                  on_progress: Callable[[int], None] | None = None) -> VerifyReport:
     """Check every chain, every head, the materialized states and (optionally) a checkpoint.
 
     Chains are read in subject-id order and the states merged in alongside (both sorted
     by subject), so memory stays flat however long the ledger. Stops at the first
-    finding: chains in subject-id order, events in chain order.
+    finding: chains in subject-id order, events in chain order. `on_progress` hears the
+    number of events checked so far, every `chunk_size` events.
     """
     started = time.perf_counter()
     report = VerifyReport()
@@ -225,7 +227,7 @@ def ledger_verify(*, checkpoint: dict | None = None, chunk_size: int = 20000) ->
                        chunk_size=chunk_size)
         states = _rows(ConsentState, ("profile_id", "purpose", "granted", "notice_version", "event_id"),
                        ("profile_id", "purpose"), name="ledger_verify_states", chunk_size=chunk_size)
-        report.finding = _verify_chains(events, states, heads, report)
+        report.finding = _verify_chains(events, states, heads, report, on_progress, chunk_size)
         if report.finding is None:
             report.finding = _heads_without_chain(heads, report)
         if report.finding is None and checkpoint is not None:
@@ -234,7 +236,8 @@ def ledger_verify(*, checkpoint: dict | None = None, chunk_size: int = 20000) ->
     return report
 
 
-def _verify_chains(events: Iterator[tuple], states: Iterator[tuple], heads: dict, report: VerifyReport):
+def _verify_chains(events: Iterator[tuple], states: Iterator[tuple], heads: dict, report: VerifyReport,
+                   on_progress: Callable[[int], None] | None, every: int):
     key = _key()
     label = _LINK_LABEL
     pending_state = next(states, _END)
@@ -268,6 +271,8 @@ def _verify_chains(events: Iterator[tuple], states: Iterator[tuple], heads: dict
             current, expected_seq, previous, last = pid, 0, genesis_link(pid, key=key), {}
             report.subjects += 1
         report.events += 1
+        if on_progress is not None and report.events % every == 0:
+            on_progress(report.events)
         seq, event_id = row[_SEQ], row[_ID]
         if seq != expected_seq + 1:
             missing = f"event {expected_seq + 1}" if seq == expected_seq + 2 else \

@@ -238,6 +238,36 @@ class LedgerCheckpoint(models.Model):
         return f"ledger checkpoint {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class VerificationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Intact"
+    FAILED = "failed", "Broken"
+
+
+class LedgerVerification(models.Model):
+    """One "verify now" from the compliance console, run as a task (a large ledger takes
+    minutes). The outcome is also written to the access log as an operator action."""
+
+    id = models.BigAutoField(primary_key=True)
+    status = models.CharField(max_length=8, choices=VerificationStatus.choices, default=VerificationStatus.QUEUED)
+    # True while queued or running, NULL after: the unique constraint allows one at a time.
+    active = models.BooleanField(null=True, default=True, editable=False)
+    requested_by = models.CharField(max_length=120)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    events_total = models.PositiveBigIntegerField(default=0, help_text="Events on record when it started.")
+    detail = models.JSONField(default=dict, help_text="Counts, or the first finding: ids, codes, positions.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["active"], condition=models.Q(active=True),
+                                               name="one_active_ledger_verification")]
+
+    def __str__(self) -> str:
+        return f"ledger verification {self.id} ({self.status})"
+
+
 class ConsentState(models.Model):
     """The current decision for one (profile, purpose), materialized with each append."""
 

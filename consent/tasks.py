@@ -40,3 +40,12 @@ def ledger_checkpoint_create() -> str:
     from consent.services.checkpoints import ledger_checkpoint_write
 
     return ledger_checkpoint_write()
+
+
+@shared_task(name="consent.ledger_verification_run", ignore_result=True, acks_late=True,
+             reject_on_worker_lost=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=30, max_retries=3,
+             time_limit=3600, soft_time_limit=3500)
+def ledger_verification_run(verification_id: int) -> None:
+    from consent.services.verification import ledger_verification_run as run
+
+    run(verification_id=verification_id)

@@ -28,17 +28,18 @@ from consent.models import (
     DataSubjectRequest,
     DsrStatus,
     LedgerCheckpoint,
+    LedgerVerification,
 )
 from consent.notices import notice_text
 from consent.policy import effective_states
 from consent.purposes import PURPOSES
 from consent.selectors import access_log_search, consent_events_query
+from consent.services.verification import LEDGER_VERIFIED, ledger_verification_progress
 from personalization.models import DpRelease, PipelineRun, PrivacyBudget, RunStatus, Segment
 from personalization.selectors import recommendations_for_profile, segment_statistics, segmentation_latest
 from personalization.services.pipeline import pipeline_progress
 
 OPEN_DSR = (DsrStatus.RECEIVED, DsrStatus.AWAITING_APPROVAL, DsrStatus.IN_PROGRESS)
-LEDGER_VERIFIED = "ledger_verified"
 ATTRIBUTE_NAMES = {"text": "words in its description", "category": "category"}
 PART_NAMES = {"collaborative": "Customers with similar taste", "content": "Similar to items you chose",
               "segment_popularity": "Popular in your segment", "popularity": "Popular with everyone"}
@@ -120,7 +121,7 @@ def me_request(*, profile_id: UUID, request_id: UUID) -> DataSubjectRequest | No
 def ledger_status() -> dict:
     last = access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED).first()
     return {
-        "last": last, "events": ConsentEvent.objects.count(),
+        "last": last, "events": ConsentEvent.objects.count(), "running": ledger_verification_active(),
         "checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
         "history": list(access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED)[:10]),
     }
@@ -299,3 +300,14 @@ def checkpoint_problem(error: Exception) -> str:
     if isinstance(error, CheckpointInvalid):
         return str(error)
     return "The newest ledger checkpoint file cannot be read."
+
+
+def ledger_verification_active() -> dict | None:
+    """The verification queued or running now, with its progress, for the console."""
+    verification = LedgerVerification.objects.filter(active=True).first()
+    if verification is None:
+        return None
+    checked = ledger_verification_progress(verification) or 0
+    total = max(verification.events_total, 1)
+    return {"verification": verification, "checked": checked, "total": verification.events_total,
+            "percent": min(100, round(100 * checked / total))}

@@ -12,14 +12,10 @@ from uuid import UUID
 from django.db import transaction
 
 from cdp.core.errors import ApplicationError
-from consent.events import operator_action_event
-from consent.ledger import CheckpointInvalid, ledger_verify
 from consent.models import Basis, Channel
 from consent.notices import notice_current
 from consent.policy import effective_states
-from consent.services.checkpoints import checkpoint_latest, checkpoint_load
 from consent.services.consents import ConsentChange, Evidence, consent_gpc_signal, consents_record
-from web.selectors import LEDGER_VERIFIED
 
 CUSTOMER_ACTOR = "data_subject"
 SALE_SHARING = "sale_sharing"
@@ -76,32 +72,3 @@ def me_choices_save(*, profile_id: UUID, allowed: set[str], versions: dict[str, 
     results = consents_record(profile_id=profile_id, changes=changes, channel=Channel.PREFERENCE_CENTER,
                               actor=CUSTOMER_ACTOR, evidence=evidence_of(request), language="en")
     return sum(1 for r in results if r.status == "recorded")
-
-
-def ledger_verify_record(*, actor: str) -> dict:
-    """Verify the whole ledger (against the newest checkpoint file, if any) and log the outcome.
-
-    The outcome is an operator action in the access log: who verified, when, and the
-    counts or the first finding (pseudonymous ids, codes, positions).
-    """
-    detail: dict = {}
-    checkpoint = None
-    path = checkpoint_latest()
-    try:
-        checkpoint = checkpoint_load(path) if path else None
-    except (OSError, CheckpointInvalid) as error:
-        message = str(error) if isinstance(error, CheckpointInvalid) else \
-            "The newest ledger checkpoint file cannot be read."
-        detail = {"intact": False, "code": "checkpoint_invalid", "message": message}
-    if not detail:
-        report = ledger_verify(checkpoint=checkpoint)
-        detail = {"intact": report.intact, "events": report.events, "subjects": report.subjects,
-                  "states": report.states, "checkpoint_subjects": report.checkpoint_subjects,
-                  "checkpoint": checkpoint["created_at"] if checkpoint else None,
-                  "seconds": round(report.seconds, 3)}
-        if report.finding is not None:
-            finding = report.finding
-            detail.update(code=finding.code, message=finding.message, position=finding.position,
-                          event_id=finding.event_id, subject=finding.profile_id)
-    operator_action_event(actor=actor, action=LEDGER_VERIFIED, detail=detail)
-    return detail

@@ -122,6 +122,7 @@ def test_look_ups_that_find_nobody_or_lack_the_source(officer_client, shop):
     assert unscoped.status_code == 400 and b"Choose the source" in unscoped.content
 
 
+@pytest.mark.django_db(transaction=True)  # the verification is queued on commit, as in production
 def test_verify_now_records_the_outcome_and_shows_a_broken_ledger(officer_client, officer, ada):
     response = officer_client.post("/compliance/ledger/verify/", follow=True)
     assert b"The consent ledger is intact" in response.content
@@ -207,3 +208,19 @@ def test_the_console_sends_forms_with_csrf_tokens(officer):
     assert client.post("/compliance/ledger/verify/").status_code == 403
     assert client.post("/compliance/subjects/", {"kind": "email", "value": "a@b.c"}).status_code == 403
     assert 'name="csrfmiddlewaretoken"' in client.get("/compliance/").content.decode()
+
+
+def test_a_running_verification_shows_its_progress(officer_client, ada):
+    from django.core.cache import cache
+
+    from consent.models import LedgerVerification
+    from consent.services.verification import progress_key
+
+    running = LedgerVerification.objects.create(requested_by="staff:1", status="running", events_total=8)
+    cache.set(progress_key(running.id), 2)
+    html = officer_client.get("/compliance/ledger/").content.decode()
+    assert "Verifying…" in html and "2 of 8 events checked (25%)" in html
+    assert 'data-refresh-seconds="3"' in html and "disabled>Verify now" in html
+    again = officer_client.post("/compliance/ledger/verify/", follow=True).content.decode()
+    assert "A verification is already running" in again
+    assert LedgerVerification.objects.count() == 1

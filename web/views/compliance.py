@@ -21,12 +21,13 @@ from cdp.core.errors import ApplicationError
 from cdp.selectors import profile_ids_by_identifier
 from cdp.staff import COMPLIANCE
 from consent.events import operator_action_event
+from consent.models import VerificationStatus
 from consent.purposes import PURPOSES
 from consent.selectors import consent_export_stream
 from consent.services.dsr import dsr_approve, dsr_audit_trail, dsr_extend, dsr_get, dsr_reject
+from consent.services.verification import ledger_verification_request
 from web import charts, selectors
 from web.forms import DsrDecisionForm, LedgerExportForm, SubjectLookupForm
-from web.services import ledger_verify_record
 from web.staff import actor_of, role_required
 
 compliance_only = role_required(COMPLIANCE)
@@ -56,12 +57,17 @@ def overview(request):
 @require_POST
 @compliance_only
 def ledger_verify(request):
-    outcome = ledger_verify_record(actor=actor_of(request))
-    if outcome.get("intact"):
-        messages.success(request, f"The consent ledger is intact: {outcome['events']} events in "
-                                  f"{outcome['subjects']} chains verified.")
+    verification, started = ledger_verification_request(actor=actor_of(request))
+    detail = verification.detail
+    if not started:
+        messages.info(request, "A verification is already running; its progress is shown below.")
+    elif verification.status == VerificationStatus.PASSED:
+        messages.success(request, f"The consent ledger is intact: {detail['events']} events in "
+                                  f"{detail['subjects']} chains verified.")
+    elif verification.status == VerificationStatus.FAILED:
+        messages.error(request, f"The consent ledger is broken: {detail.get('message')}")
     else:
-        messages.error(request, f"The consent ledger is broken: {outcome.get('message')}")
+        messages.info(request, "Verification started; this page shows its progress.")
     return redirect("web:compliance-ledger" if request.POST.get("next") == "ledger" else "web:compliance")
 
 

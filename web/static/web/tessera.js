@@ -1,6 +1,7 @@
 /* Progressive enhancement only: every page works without this file.
    - Forms marked data-track-changes announce unsaved changes next to their save button.
-   - Buttons with data-confirm ask before submitting (the server asks again anyway). */
+   - Buttons with data-confirm ask before submitting (the server asks again anyway).
+   - An element with data-refresh-seconds (work in progress) reloads the page after that long. */
 (function () {
   "use strict";
   document.querySelectorAll("form[data-track-changes]").forEach(function (form) {
@@ -23,4 +24,9 @@
       if (!window.confirm(button.getAttribute("data-confirm"))) { event.preventDefault(); }
     });
   });
+  var refresh = document.querySelector("[data-refresh-seconds]");
+  if (refresh) {
+    window.setTimeout(function () { window.location.reload(); },
+                      1000 * parseFloat(refresh.getAttribute("data-refresh-seconds")));
+  }
 })();
