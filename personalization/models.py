@@ -306,3 +306,17 @@ class DpRelease(models.Model):
 
     def __str__(self) -> str:
         return f"release {self.id} {self.statistic}"
+
+
+class RecommenderEvaluation(models.Model):
+    """An offline evaluation (`evaluate_recommender --save`): its JSON document as printed,
+    kept for the operator dashboard. Aggregate metrics only: no person, no interaction."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dataset = models.CharField(max_length=200)
+    k = models.PositiveSmallIntegerField()
+    document = models.JSONField(help_text="evaluate_recommender's output (CONTRACT.md).")
+
+    def __str__(self) -> str:
+        return f"recommender evaluation {self.id} on {self.dataset}"

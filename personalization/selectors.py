@@ -18,6 +18,7 @@ from personalization.models import (
     DpRelease,
     PipelineRun,
     Recommendation,
+    RecommenderEvaluation,
     RunStatus,
     Segment,
     Segmentation,
@@ -153,3 +154,11 @@ def segment_members_page(*, segment: Segment, purpose: str, after: UUID | None, 
     last = found[-1].profile_id
     more = SegmentMembership.objects.filter(segment=segment, profile_id__gt=last).exists()
     return found, last if more else None
+
+
+def recommender_evaluation_latest() -> dict | None:
+    """The newest stored offline evaluation's document (evaluate_recommender --save)."""
+    evaluation = RecommenderEvaluation.objects.order_by("-created_at", "-id").first()
+    if evaluation is None:
+        return None
+    return {**evaluation.document, "stored_at": evaluation.created_at}

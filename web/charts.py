@@ -1,8 +1,9 @@
 """Charts as server-rendered inline SVG: they need no JavaScript and no outside service.
 
 Each chart carries a <title> and <desc> for screen readers, and the pages put the same
-figures in a table beside it. Every value drawn is a released (differentially private)
-value with its 95% error bound, drawn as an error bar.
+figures in a table beside it. Values about people are released (differentially private)
+values with their 95% error bound drawn as an error bar; the offline evaluation's error
+bar is its spread across seeds (the chart's description says which).
 """
 
 from __future__ import annotations

@@ -36,7 +36,12 @@ from consent.purposes import PURPOSES
 from consent.selectors import access_log_search, consent_events_query
 from consent.services.verification import LEDGER_VERIFIED, ledger_verification_progress
 from personalization.models import DpRelease, PipelineRun, PrivacyBudget, RunStatus, Segment
-from personalization.selectors import recommendations_for_profile, segment_statistics, segmentation_latest
+from personalization.selectors import (
+    recommendations_for_profile,
+    recommender_evaluation_latest,
+    segment_statistics,
+    segmentation_latest,
+)
 from personalization.services.pipeline import pipeline_progress
 
 OPEN_DSR = (DsrStatus.RECEIVED, DsrStatus.AWAITING_APPROVAL, DsrStatus.IN_PROGRESS)
@@ -242,22 +247,28 @@ def segments_overview() -> dict:
 
 
 def recommender_evaluation() -> dict | None:
-    """The newest offline evaluation (evaluate_recommender's JSON), once personalization stores one.
-
-    personalization does not record evaluations yet; the page shows an explicit empty
-    state until `personalization.selectors.recommender_evaluation_latest()` exists.
-    """
-    from personalization import selectors
-
-    reader = getattr(selectors, "recommender_evaluation_latest", None)
-    document = reader() if reader is not None else None
+    """The newest stored offline evaluation: each model's mean metrics, and NDCG@k per model
+    and per part of the hybrid alone (the ablation) with its spread across seeds."""
+    document = recommender_evaluation_latest()
     if not document or not document.get("models"):
         return None
-    models = document["models"]
+    models, ablation, k = document["models"], document.get("ablation", {}), document.get("k")
     names = list(next(iter(models.values())).get("mean", {}))
-    return {"dataset": document.get("dataset"), "k": document.get("k"), "seeds": document.get("seeds", []),
-            "metric_names": names,
-            "rows": [{"name": name, "values": [m.get("mean", {}).get(n) for n in names]} for name, m in models.items()]}
+    ndcg = f"ndcg@{k}"
+
+    def spread(entry: dict) -> dict:
+        values = [run[ndcg] for run in entry.get("per_seed", []) if ndcg in run]
+        mean = entry.get("mean", {}).get(ndcg)
+        deviation = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 if values and mean is not None \
+            else None
+        return {"mean": mean, "std": deviation, "low": min(values, default=None), "high": max(values, default=None)}
+
+    return {"dataset": document.get("dataset"), "k": k, "seeds": document.get("seeds", []),
+            "stored_at": document.get("stored_at"), "metric_names": names, "ndcg_name": ndcg,
+            "beats_every_seed": document.get("summary", {}).get("tessera_beats_als_and_ease_on_every_seed"),
+            "rows": [{"name": name, "values": [m.get("mean", {}).get(n) for n in names]} for name, m in models.items()],
+            "ndcg": [{"name": name, **spread(m)} for name, m in models.items()]
+                    + [{"name": f"{part} alone", **spread(m)} for part, m in ablation.items()]}
 
 
 def recommender_runs(*, limit: int = 5) -> list[PipelineRun]:

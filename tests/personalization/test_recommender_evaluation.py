@@ -137,6 +137,19 @@ def test_command_prints_the_contract_document_without_a_database(tmp_path):
         document["models"]["popularity"]["mean"]["ndcg@5"])
 
 
+def test_command_saves_the_document_for_the_dashboard(tmp_path, db):
+    from personalization.models import RecommenderEvaluation
+    from personalization.selectors import recommender_evaluation_latest
+
+    directory = write_movielens(tmp_path)
+    out, _ = run("evaluate_recommender", "--format", "movielens", "--path", str(directory), "--seeds", "1",
+                 "--k", "5", "--save")
+    printed = json.loads(out.strip().splitlines()[-1])
+    stored = RecommenderEvaluation.objects.get()
+    assert stored.document == printed and stored.k == 5 and stored.dataset == tmp_path.name
+    assert recommender_evaluation_latest()["models"] == printed["models"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--path", "/nonexistent/movielens"], "is not a directory"),
     (["--seeds", "1,x"], "--seeds must be comma-separated whole numbers"),

@@ -158,3 +158,25 @@ def test_ingestion_errors_are_listed_without_their_content(operator_client, shop
                                   message=b"ciphertext-not-shown")
     html = operator_client.get("/ops/ingestion/").content.decode()
     assert "invalid_timestamp" in html and "track" in html and "ciphertext" not in html
+
+
+def test_the_stored_recommender_evaluation_is_charted(operator_client):
+    from personalization.services.evaluations import recommender_evaluation_save
+
+    def model(*per_seed: float) -> dict:
+        runs = [{"seed": seed, "ndcg@10": value} for seed, value in zip((42, 1), per_seed, strict=True)]
+        return {"mean": {"ndcg@10": sum(per_seed) / len(per_seed)}, "per_seed": runs, "fit_seconds": 1.0}
+
+    recommender_evaluation_save({
+        "dataset": "movielens-100k", "k": 10, "seeds": [42, 1],
+        "models": {"tessera": model(0.33, 0.31), "ease": model(0.32, 0.30), "als": model(0.22, 0.2),
+                   "popularity": model(0.15, 0.15)},
+        "ablation": {"collaborative": model(0.3, 0.29), "content": model(0.1, 0.12), "popularity": model(0.15, 0.15)},
+        "summary": {"tessera_beats_als_and_ease_on_every_seed": True}})
+    html = operator_client.get("/ops/").content.decode()
+    assert 'id="evaluation-empty"' not in html and "Tessera beats ALS and EASE on every seed" in html
+    chart = html[html.index('<div id="evaluation-chart">'):html.index('id="evaluation-table"')]
+    assert 'aria-labelledby="recommender-ndcg-t recommender-ndcg-d"' in chart
+    assert "0.3200 ± 0.0100" in chart and "content alone" in chart  # tessera: mean 0.32, spread 0.01
+    table = html[html.index('id="evaluation-ndcg"'):]
+    assert "<th scope=\"row\">als</th><td class=\"num\">0.2100</td><td class=\"num\">0.2000</td>" in table

@@ -62,10 +62,22 @@ def overview(request):
             label_width=70, value_width=60,
             fmt=lambda v: f"{v:.3f}", title="Silhouette by number of segments",
             description="Silhouette score of each candidate number of segments; the best was chosen.")
+    evaluation = selectors.recommender_evaluation()
     return render(request, "web/ops/overview.html", {
         "runs": selectors.pipeline_runs(), "segments": segments, "charts": segment_charts(segments),
-        "silhouette_chart": silhouette, "evaluation": selectors.recommender_evaluation(),
+        "silhouette_chart": silhouette, "evaluation": evaluation,
+        "evaluation_chart": evaluation_chart(evaluation) if evaluation else None,
         "recommender_runs": selectors.recommender_runs(), "section": "overview"})
+
+
+def evaluation_chart(evaluation: dict):
+    bars = [charts.Bar(row["name"], row["mean"], row["std"]) for row in evaluation["ndcg"]]
+    return charts.bar_chart(
+        bars, chart_id="recommender-ndcg", width=560, label_width=150, value_width=130, fmt=lambda v: f"{v:.4f}",
+        title=f"{evaluation['ndcg_name'].upper()} per model on {evaluation['dataset']}",
+        description=f"Mean {evaluation['ndcg_name']} over seeds {', '.join(map(str, evaluation['seeds']))}, with "
+                    "one standard deviation across seeds as the error bar: tessera, the baselines, then each "
+                    "part of the hybrid alone.")
 
 
 @never_cache

@@ -1,8 +1,9 @@
-"""`evaluate_recommender --format movielens --path DIR [--seeds 42,1,2,3,4] [--k 10]`: one JSON document.
+"""`evaluate_recommender --format movielens --path DIR [--seeds 42,1,2,3,4] [--k 10] [--save]`: one JSON document.
 
 Runs personalization.recommender.evaluation entirely in memory (no database): per seed, tune
 on a validation split of the training data, fit and recommend exactly as production does,
-the ablation, and the popularity / reference-ALS / EASE baselines.
+the ablation, and the popularity / reference-ALS / EASE baselines. `--save` also stores the
+document for the operator dashboard (that needs the migrated database).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import json
 
 from django.core.management.base import CommandError
+from django.db import DatabaseError
 from threadpoolctl import threadpool_limits
 
 from cdp.importers.common import ImportFormatError
 from cdp.management.base import TesseraCommand
 from personalization.recommender.evaluation import STEPS_PER_SEED, EvaluationError, evaluate_movielens
+from personalization.services.evaluations import recommender_evaluation_save
 
 
 class Command(TesseraCommand):
@@ -27,8 +30,10 @@ class Command(TesseraCommand):
         parser.add_argument("--path", required=True, help="u.data+u.item, or ratings.csv+movies.csv.")
         parser.add_argument("--seeds", default="42,1,2,3,4", help="Comma-separated seeds (default 42,1,2,3,4).")
         parser.add_argument("--k", type=int, default=10, help="List length (default 10).")
+        parser.add_argument("--save", action="store_true",
+                            help="Also store the result for the operator dashboard (/ops/).")
 
-    def handle(self, *args, path: str, seeds: str, k: int, **options):
+    def handle(self, *args, path: str, seeds: str, k: int, save: bool, **options):
         try:
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError:
@@ -58,4 +63,10 @@ class Command(TesseraCommand):
             raise CommandError(str(error)) from None
         except MemoryError as error:
             raise CommandError(str(error) or "Not enough memory for this evaluation.") from None
+        if save:
+            try:
+                recommender_evaluation_save(result)
+            except DatabaseError:
+                raise CommandError("The result could not be stored: is the database set up (manage.py migrate)? "
+                                   "Run without --save to only print it.") from None
         self.stdout.write(json.dumps(result))
