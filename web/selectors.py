@@ -252,8 +252,12 @@ def recommender_evaluation() -> dict | None:
     document = recommender_evaluation_latest()
     if not document or not document.get("models"):
         return None
-    models, ablation, k = document["models"], document.get("ablation", {}), document.get("k")
-    names = list(next(iter(models.values())).get("mean", {}))
+    k = document.get("k")
+    # The stored JSON's key order is the database's: put ours first and the metrics as printed.
+    models = _ordered(document["models"], ("tessera", "ease", "als", "popularity"))
+    ablation = _ordered(document.get("ablation", {}), ("collaborative", "content", "popularity"))
+    names = list(_ordered(next(iter(models.values())).get("mean", {}),
+                          (f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"map@{k}", "coverage")))
     ndcg = f"ndcg@{k}"
 
     def spread(entry: dict) -> dict:
@@ -269,6 +273,11 @@ def recommender_evaluation() -> dict | None:
             "rows": [{"name": name, "values": [m.get("mean", {}).get(n) for n in names]} for name, m in models.items()],
             "ndcg": [{"name": name, **spread(m)} for name, m in models.items()]
                     + [{"name": f"{part} alone", **spread(m)} for part, m in ablation.items()]}
+
+
+def _ordered(mapping: dict, first: tuple) -> dict:
+    return {**{key: mapping[key] for key in first if key in mapping},
+            **{key: value for key, value in mapping.items() if key not in first}}
 
 
 def recommender_runs(*, limit: int = 5) -> list[PipelineRun]:
