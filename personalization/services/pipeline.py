@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
@@ -26,7 +26,9 @@ from personalization.models import (
     PipelineChunk,
     PipelineDeadLetter,
     PipelineRun,
+    Recommendation,
     RunStatus,
+    SegmentMembership,
     Stage,
 )
 
@@ -258,8 +260,20 @@ def pipeline_run_finish(*, run_id: int) -> bool:
     run.timings = {**run.timings, "total": round((now - run.started_at).total_seconds(), 3)}
     run.save()
     derived_data_retire(current_run_id=run.id)
+    transaction.on_commit(served_tables_analyze)
     logger.info("pipeline_succeeded", extra={"run_id": run.id, "counts": run.counts, "timings": run.timings})
     return True
+
+
+def served_tables_analyze() -> None:
+    """Fresh planner statistics for what the API reads, which a run has just replaced
+    wholesale: the recommendations endpoint's plan must not wait for autovacuum (which
+    may be off, or behind after a large run)."""
+    if connection.vendor != "postgresql":
+        return
+    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in (Recommendation, SegmentMembership))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")
 
 
 def pipeline_run_fail(*, run_id: int, stage: str, code: str, message: str, chunk_index: int | None = None) -> None:

@@ -249,3 +249,23 @@ def test_an_empty_store_runs_and_says_what_it_skipped(db):
     codes = {e["code"] for e in run.errors}
     assert {"not_enough_data", "no_interactions"} <= codes
     assert all(e["severity"] == "warning" for e in run.errors)
+
+
+@pytest.mark.django_db(transaction=True)  # the statistics are refreshed once the finish commits
+def test_a_finished_run_refreshes_the_statistics_of_what_is_served(postgres, fake_model):
+    """The run replaced the served tables wholesale; their planner statistics are fresh at
+    once, whether or not autovacuum is on, so the recommendations endpoint keeps its plan."""
+    shop_population(people=30)
+
+    def analyzed() -> dict:
+        with postgres.cursor() as cursor:
+            cursor.execute("SELECT relname, analyze_count FROM pg_stat_user_tables WHERE relname IN "
+                           "('personalization_recommendation', 'personalization_segmentmembership')")
+            return dict(cursor.fetchall())
+
+    before = analyzed()
+    run = run_sync()
+    assert run.status == RunStatus.SUCCEEDED
+    after = analyzed()
+    for table in ("personalization_recommendation", "personalization_segmentmembership"):
+        assert after[table] > before.get(table, 0), table
