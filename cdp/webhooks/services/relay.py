@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cdp.core.changes import changes_stamp
+from cdp.core.changes import changes_high_water, changes_stamp
 from cdp.core.models import OutboxConsumer, OutboxMessage
 from cdp.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
@@ -64,14 +64,25 @@ def deliveries_fan_out(*, batch_size: int = BATCH_SIZE, now: datetime | None = N
     OutboxConsumer.objects.get_or_create(name=CONSUMER)
     with transaction.atomic():
         consumer = OutboxConsumer.objects.select_for_update().get(name=CONSUMER)
+        # Only changes stamped before the subscriptions are read: a subscription too new
+        # to be seen below is newer than every change up to `top`.
+        top = changes_high_water()
+        subscriptions = list(WebhookSubscription.objects.filter(deleted_at__isnull=True)
+                             .only("id", "events", "created_at"))
+        if not subscriptions:
+            # Nobody to tell: move past every stamped change without reading them (an
+            # ingestion batch writes one change per profile it touches).
+            skipped = max(0, top - consumer.position)
+            if skipped:
+                consumer.position = top
+                consumer.save(update_fields=["position", "updated_at"])
+            return skipped, 0
         # Stamped positions become visible as a gap-free prefix, so reading past our
         # position in one statement never jumps over a row that shows up later.
-        messages = list(OutboxMessage.objects.filter(position__gt=consumer.position)
+        messages = list(OutboxMessage.objects.filter(position__gt=consumer.position, position__lte=top)
                         .only("id", "topic", "created_at", "position").order_by("position")[:batch_size])
         if not messages:
             return 0, 0
-        subscriptions = list(WebhookSubscription.objects.filter(deleted_at__isnull=True)
-                             .only("id", "events", "created_at"))
         deliveries = [
             WebhookDelivery(subscription_id=s.id, message_id=m.id, next_attempt_at=now)
             for m in messages for s in subscriptions
