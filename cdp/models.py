@@ -45,10 +45,15 @@ class DataKey(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kek_id = models.CharField(max_length=32, db_index=True, help_text="Which master key wrapped it.")
+    kek_id = models.CharField(max_length=32, help_text="Which master key wrapped it.")
     wrapped = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # Rotation finds keys by equality only: a plain index (db_index=True would add a
+        # second, pattern-ops one that every new profile's key also writes).
+        indexes = [models.Index(fields=["kek_id"], name="datakey_kek_idx")]
 
     def __str__(self) -> str:
         return f"data key {self.id}"
@@ -93,11 +98,13 @@ class SourceRecord(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="records")
+    # No single-column indexes on source and profile: record_external_idx and
+    # record_profile_idx start with them (an ingested record writes every index).
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="records", db_index=False)
     # External ids can be personal (some CRMs use the email): only a blind index is stored.
     external_key = models.CharField(max_length=64)
     profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="records")
+                                related_name="records", db_index=False)
     status = models.CharField(max_length=8, choices=RecordStatus.choices, default=RecordStatus.ATTACHED)
     held_key = models.OneToOneField(DataKey, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="held_record")
@@ -142,7 +149,8 @@ class Identity(models.Model):
     """One identifier of one person; unique per (kind, namespace, blind index)."""
 
     id = models.BigAutoField(primary_key=True)
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
+    # identity_profile_idx starts with profile: no index of its own.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities", db_index=False)
     kind = models.CharField(max_length=16)
     namespace = models.CharField(max_length=64, blank=True, help_text="Source key for source-scoped ids.")
     blind_index = models.CharField(max_length=64)
@@ -173,7 +181,9 @@ class AttributeValue(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="attribute_values")
+    # attribute_one_per_source starts with profile: no index of its own.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="attribute_values",
+                                db_index=False)
     name = models.CharField(max_length=64)
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
     record = models.ForeignKey(SourceRecord, null=True, blank=True, on_delete=models.SET_NULL,
@@ -284,7 +294,8 @@ class EventType(models.TextChoices):
 
 class Event(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events")
+    # event_profile_time_idx starts with profile: no index of its own.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events", db_index=False)
     # The profile the event was first attributed to: an unmerge moves it back.
     origin_profile_id = models.UUIDField()
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
