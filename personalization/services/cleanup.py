@@ -10,10 +10,9 @@ had. Reads and writes only personalization tables (ids, numbers, item ids); logs
 from __future__ import annotations
 
 import logging
-from uuid import UUID
 
-from cdp.core.bulk import any_of
 from consent import policy
+from personalization import db  # noqa: F401 (registers the __in_array lookup)
 from personalization.locks import derived_data_delete_lock
 from personalization.models import (
     PipelineArtifact,
@@ -59,14 +58,11 @@ def personalization_profiles_merged(*, pairs) -> None:
 
 
 def _derived_data_delete(profile_ids: list) -> dict:
-    profile_ids = [UUID(str(profile_id)) for profile_id in profile_ids]  # a uuid[] parameter
     derived_data_delete_lock()
     return {
-        "recommendations": Recommendation.objects.filter(any_of(Recommendation, "profile_id", profile_ids))
-        .delete()[0],
-        "segment_memberships": SegmentMembership.objects.filter(
-            any_of(SegmentMembership, "profile_id", profile_ids)).delete()[0],
-        "features": ProfileFeatures.objects.filter(any_of(ProfileFeatures, "profile_id", profile_ids)).delete()[0],
+        "recommendations": Recommendation.objects.filter(profile_id__in_array=profile_ids).delete()[0],
+        "segment_memberships": SegmentMembership.objects.filter(profile_id__in_array=profile_ids).delete()[0],
+        "features": ProfileFeatures.objects.filter(profile_id__in_array=profile_ids).delete()[0],
     }
 
 
