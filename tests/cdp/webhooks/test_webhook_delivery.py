@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from cdp.core.changes import changes_high_water, changes_stamp
+from cdp.core.changes import changes_high_water, changes_list, changes_stamp
 from cdp.core.models import OutboxConsumer, OutboxMessage
 from cdp.core.outbox import outbox_put
 from cdp.webhooks.models import AttemptOutcome, DeliveryStatus, WebhookAttempt, WebhookDelivery
@@ -60,6 +60,19 @@ def test_with_no_subscription_the_relay_moves_past_the_changes_without_reading_t
     later = change()
     webhooks_relay()
     assert receiver.accepted_event_ids() == [str(later.event_id)]
+
+
+def test_with_no_subscription_the_relay_leaves_stamping_to_the_feed(receiver, subscribe):
+    first = [change() for _ in range(3)]
+    webhooks_relay()
+    assert OutboxMessage.objects.filter(position__isnull=True).count() == 3  # nobody listens yet
+    page = changes_list(cursor=None)  # the feed stamps what it reads
+    assert [c["id"] for c in page.results] == [str(m.event_id) for m in first]
+    subscribe(receiver.url, events=["consent.changed"])
+    later = change()
+    webhooks_relay()
+    assert receiver.accepted_event_ids() == [str(later.event_id)]
+    assert not OutboxMessage.objects.filter(position__isnull=True).exists()
 
 
 def test_only_subscribed_types_made_after_the_subscription_are_delivered(receiver, subscribe):
