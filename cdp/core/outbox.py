@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -81,10 +82,36 @@ def _notify_after_commit() -> None:
     # One wake-up per transaction, however many rows it wrote. (Django keeps pending
     # callbacks as (savepoint ids, callback, robust); a savepoint rollback drops ours too,
     # and the next put registers it again.)
-    if any(entry[1] is _wake for entry in connection.run_on_commit):
+    if any(entry[1] is _wake_after_request for entry in connection.run_on_commit):
         return
     # robust: a broker hiccup after commit must not turn a committed change into an error.
-    transaction.on_commit(_wake, robust=True)
+    transaction.on_commit(_wake_after_request, robust=True)
+
+
+# Inside an HTTP request the wake-up waits for the request's end (request_finished: the
+# response has been handed to the server), so a request that commits several
+# transactions (a Segment batch commits up to three) wakes the consumers once, and with
+# no broker the in-process relay runs after the answer, not before it. Thread-local: one
+# request per thread.
+_request = threading.local()
+
+
+def _wake_after_request() -> None:
+    if getattr(_request, "active", False):
+        _request.wake = True
+    else:
+        _wake()
+
+
+def request_started_handler(**kwargs) -> None:
+    _request.active, _request.wake = True, False
+
+
+def request_finished_handler(**kwargs) -> None:
+    wake = getattr(_request, "wake", False)
+    _request.active = _request.wake = False
+    if wake:
+        _wake()
 
 
 def _wake() -> None:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def wakes(callbacks) -> int:
-    return sum(1 for c in callbacks if c is outbox._wake)
+    return sum(1 for c in callbacks if c is outbox._wake_after_request)
 
 
 def test_one_wake_up_per_transaction_however_many_changes(django_capture_on_commit_callbacks):
@@ -73,3 +73,39 @@ def test_a_burst_of_wake_ups_queues_one_relay_run_until_it_starts(monkeypatch):
     tasks.relay_wake()
     assert len(queued) == 2
     cache.delete(tasks.WAKE_KEY)
+
+
+def test_wake_ups_inside_a_request_run_once_when_it_has_been_answered(monkeypatch,
+                                                                      django_capture_on_commit_callbacks):
+    woken = []
+    monkeypatch.setattr(outbox, "_listeners", [lambda: woken.append(1)])
+    outbox.request_started_handler()
+    try:
+        for _ in range(3):  # three transactions of one request
+            with django_capture_on_commit_callbacks(execute=True):
+                outbox_put(topic="profile.updated", payload={"profile_id": str(uuid.uuid4())})
+        assert woken == []
+    finally:
+        outbox.request_finished_handler()
+    assert woken == [1]
+    outbox.request_started_handler()
+    outbox.request_finished_handler()  # a request that committed no change wakes nobody
+    assert woken == [1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_segment_batch_committing_several_transactions_wakes_the_relay_once(client, monkeypatch):
+    import base64
+
+    from cdp.services.sources import source_create
+
+    woken = []
+    monkeypatch.setattr(outbox, "_listeners", [lambda: woken.append(1)])
+    _, write_key = source_create(key="web", name="Web", kind="first_party", trust=50)
+    batch = [{"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}, "messageId": "m1"},
+             {"type": "track", "userId": "u2", "event": "Product Viewed", "messageId": "m2",
+              "properties": {"product_id": "p1"}}]  # u2 is new: the events pass creates them
+    response = client.post("/v1/batch", data={"batch": batch}, content_type="application/json",
+                           HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{write_key}:".encode()).decode())
+    assert response.status_code == 200
+    assert woken == [1]
