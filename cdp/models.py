@@ -98,8 +98,8 @@ class SourceRecord(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # No single-column indexes on source and profile: record_external_idx and
-    # record_profile_idx start with them (an ingested record writes every index).
+    # No single-column indexes on source and profile (an ingested record writes every
+    # index): record_one_current_version and record_profile_idx start with them.
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="records", db_index=False)
     # External ids can be personal (some CRMs use the email): only a blind index is stored.
     external_key = models.CharField(max_length=64)
@@ -116,9 +116,10 @@ class SourceRecord(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["source", "external_key"], name="record_external_idx"),
             models.Index(fields=["profile", "received_at"], name="record_profile_idx"),
-            models.Index(fields=["status", "received_at"], name="record_status_idx"),
+            # Retention looks for old held records only: attached ones (nearly all) stay
+            # out of this index.
+            models.Index(fields=["received_at"], condition=Q(status="held"), name="record_held_idx"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["source", "external_key"], condition=Q(is_current=True),
@@ -310,10 +311,11 @@ class Event(models.Model):
     message_id = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
+        # Events are read by person (features, recommendations, exports, merges) and by
+        # message id; every stored event writes every index, so there are none by type
+        # or item.
         indexes = [
             models.Index(fields=["profile", "occurred_at"], name="event_profile_time_idx"),
-            models.Index(fields=["type", "occurred_at"], name="event_type_time_idx"),
-            models.Index(fields=["item_id", "type"], name="event_item_idx"),
             models.Index(fields=["origin_profile_id"], name="event_origin_idx"),
         ]
         constraints = [
