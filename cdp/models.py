@@ -299,7 +299,7 @@ class Event(models.Model):
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events", db_index=False)
     # The profile the event was first attributed to: an unmerge moves it back.
     origin_profile_id = models.UUIDField()
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+", db_index=False)
     type = models.CharField(max_length=16, choices=EventType.choices)
     name = models.CharField(max_length=200, blank=True)
     item_id = models.CharField(max_length=128, null=True, blank=True)
@@ -311,12 +311,11 @@ class Event(models.Model):
     message_id = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
-        # Events are read by person (features, recommendations, exports, merges) and by
-        # message id; every stored event writes every index, so there are none by type
-        # or item.
+        # Events are read by person (features, recommendations, exports, merges and
+        # their undoing) and by message id, and every stored event writes every index:
+        # so none by type, item, origin or source.
         indexes = [
             models.Index(fields=["profile", "occurred_at"], name="event_profile_time_idx"),
-            models.Index(fields=["origin_profile_id"], name="event_origin_idx"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["source", "message_id"], condition=Q(message_id__isnull=False),
