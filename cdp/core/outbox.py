@@ -91,26 +91,27 @@ def _notify_after_commit() -> None:
 # Inside an HTTP request the wake-up waits for the request's end (request_finished: the
 # response has been handed to the server), so a request that commits several
 # transactions (a Segment batch commits up to three) wakes the consumers once, and with
-# no broker the in-process relay runs after the answer, not before it. Thread-local: one
-# request per thread.
+# no broker the in-process relay runs after the answer, not before it. Per thread: a
+# count of the requests it is serving (ASGI may interleave several on one thread), and
+# whether a wake-up waits; the next request to finish there runs it.
 _request = threading.local()
 
 
 def _wake_after_request() -> None:
-    if getattr(_request, "active", False):
+    if getattr(_request, "depth", 0) > 0:
         _request.wake = True
     else:
         _wake()
 
 
 def request_started_handler(**kwargs) -> None:
-    _request.active, _request.wake = True, False
+    _request.depth = getattr(_request, "depth", 0) + 1
 
 
 def request_finished_handler(**kwargs) -> None:
-    wake = getattr(_request, "wake", False)
-    _request.active = _request.wake = False
-    if wake:
+    _request.depth = max(0, getattr(_request, "depth", 0) - 1)
+    if getattr(_request, "wake", False):
+        _request.wake = False
         _wake()
 
 

@@ -75,15 +75,14 @@ def test_a_burst_of_wake_ups_queues_one_relay_run_until_it_starts(monkeypatch):
     cache.delete(tasks.WAKE_KEY)
 
 
-def test_wake_ups_inside_a_request_run_once_when_it_has_been_answered(monkeypatch,
-                                                                      django_capture_on_commit_callbacks):
+def test_wake_ups_inside_a_request_run_once_when_it_has_been_answered(monkeypatch):
     woken = []
     monkeypatch.setattr(outbox, "_listeners", [lambda: woken.append(1)])
+    commit = outbox._wake_after_request  # what each committed transaction that wrote changes calls
     outbox.request_started_handler()
     try:
         for _ in range(3):  # three transactions of one request
-            with django_capture_on_commit_callbacks(execute=True):
-                outbox_put(topic="profile.updated", payload={"profile_id": str(uuid.uuid4())})
+            commit()
         assert woken == []
     finally:
         outbox.request_finished_handler()
@@ -91,6 +90,14 @@ def test_wake_ups_inside_a_request_run_once_when_it_has_been_answered(monkeypatc
     outbox.request_started_handler()
     outbox.request_finished_handler()  # a request that committed no change wakes nobody
     assert woken == [1]
+    outbox.request_started_handler()  # two requests interleaved on one thread (ASGI)
+    outbox.request_started_handler()
+    commit()
+    outbox.request_finished_handler()  # the first to finish runs the waiting wake-up
+    assert woken == [1, 1]
+    outbox.request_finished_handler()
+    commit()
+    assert woken == [1, 1, 1]  # outside any request: at once
 
 
 @pytest.mark.django_db(transaction=True)
