@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -88,31 +88,40 @@ def _notify_after_commit() -> None:
     transaction.on_commit(_wake_after_request, robust=True)
 
 
-# Inside an HTTP request the wake-up waits for the request's end (request_finished: the
-# response has been handed to the server), so a request that commits several
-# transactions (a Segment batch commits up to three) wakes the consumers once, and with
-# no broker the in-process relay runs after the answer, not before it. Per thread: a
-# count of the requests it is serving (ASGI may interleave several on one thread), and
-# whether a wake-up waits; the next request to finish there runs it.
-_request = threading.local()
+# Inside an HTTP request the wake-up waits until the response has been handed to the
+# server (OutboxWakeMiddleware), so a request that commits several transactions (a
+# Segment batch commits up to three) wakes the consumers once, and with no broker the
+# in-process relay runs after the answer, not before it. Per request (a context
+# variable), so nothing carries over to other requests or to work outside one.
+_request_wakes: ContextVar[list | None] = ContextVar("outbox_request_wakes", default=None)
 
 
 def _wake_after_request() -> None:
-    if getattr(_request, "depth", 0) > 0:
-        _request.wake = True
-    else:
+    waiting = _request_wakes.get()
+    if waiting is None:
         _wake()
+    elif not waiting:
+        waiting.append(_wake)
 
 
-def request_started_handler(**kwargs) -> None:
-    _request.depth = getattr(_request, "depth", 0) + 1
+class OutboxWakeMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
 
-
-def request_finished_handler(**kwargs) -> None:
-    _request.depth = max(0, getattr(_request, "depth", 0) - 1)
-    if getattr(_request, "wake", False):
-        _request.wake = False
-        _wake()
+    def __call__(self, request):
+        waiting: list = []
+        token = _request_wakes.set(waiting)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            _request_wakes.reset(token)
+            for wake in waiting:
+                wake()  # the changes committed before the failure still go out
+            raise
+        _request_wakes.reset(token)
+        # Run by response.close(), which the server calls once the response is sent.
+        response._resource_closers.extend(waiting)
+        return response
 
 
 def _wake() -> None:

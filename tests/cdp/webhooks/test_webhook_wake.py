@@ -76,28 +76,38 @@ def test_a_burst_of_wake_ups_queues_one_relay_run_until_it_starts(monkeypatch):
 
 
 def test_wake_ups_inside_a_request_run_once_when_it_has_been_answered(monkeypatch):
+    from django.http import HttpResponse
+
     woken = []
     monkeypatch.setattr(outbox, "_listeners", [lambda: woken.append(1)])
     commit = outbox._wake_after_request  # what each committed transaction that wrote changes calls
-    outbox.request_started_handler()
-    try:
+
+    def view(request):
         for _ in range(3):  # three transactions of one request
             commit()
-        assert woken == []
-    finally:
-        outbox.request_finished_handler()
+        return HttpResponse("ok")
+
+    response = outbox.OutboxWakeMiddleware(view)(None)
+    assert woken == []  # not before the server has the response
+    response.close()
     assert woken == [1]
-    outbox.request_started_handler()
-    outbox.request_finished_handler()  # a request that committed no change wakes nobody
+    outbox.OutboxWakeMiddleware(lambda request: HttpResponse("ok"))(None).close()
+    assert woken == [1]  # a request that committed no change wakes nobody
+    commit()
+    assert woken == [1, 1]  # outside any request: at once
+
+
+def test_a_request_that_fails_after_a_commit_still_wakes(monkeypatch):
+    woken = []
+    monkeypatch.setattr(outbox, "_listeners", [lambda: woken.append(1)])
+
+    def view(request):
+        outbox._wake_after_request()
+        raise RuntimeError("after the commit")
+
+    with pytest.raises(RuntimeError):
+        outbox.OutboxWakeMiddleware(view)(None)
     assert woken == [1]
-    outbox.request_started_handler()  # two requests interleaved on one thread (ASGI)
-    outbox.request_started_handler()
-    commit()
-    outbox.request_finished_handler()  # the first to finish runs the waiting wake-up
-    assert woken == [1, 1]
-    outbox.request_finished_handler()
-    commit()
-    assert woken == [1, 1, 1]  # outside any request: at once
 
 
 @pytest.mark.django_db(transaction=True)
