@@ -21,10 +21,13 @@ backends, which the machine's other load changes far less than the wall-clock ra
 `--profile` runs every gunicorn worker under cProfile and prints where the server's time
 went.
 
-The machine may be shared: the load average is printed; run it more than once.
+The machine may be shared: the load average is printed; run it more than once. The
+database starts empty: on a server with autovacuum off, nothing gathers table statistics
+during the run, and the lookups of a batch become whole-table scans as the tables grow
+(`--analyze-every 10` runs ANALYZE as autovacuum would).
 
     python bench/ingest.py [--profiles 100000] [--events 100000] [--batch 1000] [--users N]
-                           [--clients 3] [--workers 2] [--threads 1] [--profile]
+                           [--clients 3] [--workers 2] [--threads 1] [--profile] [--analyze-every SECONDS]
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
     parser.add_argument("--profile", action="store_true", help="cProfile the gunicorn workers")
+    parser.add_argument("--analyze-every", type=float, default=0, metavar="SECONDS",
+                        help="ANALYZE the database this often during the run, as autovacuum would on a server "
+                             "that has it on (its CPU counts as PostgreSQL's); 0: never")
     args = parser.parse_args()
 
     fresh_postgres("tessera_bench_ingest", production=True)
@@ -90,6 +96,7 @@ def main() -> None:
     _, api_key = api_key_create(name="bench", scopes=["profiles:write", "events:write"])
 
     print(f"load average {os.getloadavg()[0]:.2f} at start ({os.cpu_count()} CPUs; other processes share them)")
+    _autovacuum_note(args.analyze_every)
     profile_dir = tempfile.mkdtemp(prefix="tessera-bench-prof-") if args.profile else None
     port = _free_port()
     server = _start_gunicorn(port, args.workers, args.threads, profile_dir)
@@ -98,7 +105,7 @@ def main() -> None:
         if args.profiles:
             bodies = _profile_bodies(args.profiles, args.batch)
             headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-            with _CpuMeter(server.pid) as cpu:
+            with _CpuMeter(server.pid) as cpu, _Analyzer(args.analyze_every):
                 rate, latencies, statuses = _push(port, "/api/v1/profiles/batch", bodies, headers, args.clients,
                                                   idempotent=True, count=args.profiles)
             copy_rate = _copy_reference("profiles", _profile_rows(args.profiles))
@@ -107,7 +114,7 @@ def main() -> None:
             bodies, rows = _event_bodies(args.events, args.batch, args.users or max(1, args.events // 20))
             auth = base64.b64encode(f"{write_keys['web']}:".encode()).decode()
             headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
-            with _CpuMeter(server.pid) as cpu:
+            with _CpuMeter(server.pid) as cpu, _Analyzer(args.analyze_every):
                 rate, latencies, statuses = _push(port, "/v1/batch", bodies, headers, args.clients,
                                                   idempotent=False, count=args.events)
             copy_rate = _copy_reference("events", rows)
@@ -215,6 +222,46 @@ class _CpuMeter:
         self.used = {part: sum(seconds - self.before[part].get(pid, 0.0) for pid, seconds in self.seen[part].items())
                      for part in ("workers", "backends")}
         self.used["client"] = after["client"] - self.before["client"]
+
+
+def _autovacuum_note(analyze_every: float) -> None:
+    """Without statistics (a new database, and a server with autovacuum off) PostgreSQL
+    plans the hot `= ANY(array)` lookups as whole-table scans, which grow with the tables."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW autovacuum")
+        autovacuum = cursor.fetchone()[0]
+    if autovacuum != "on" and not analyze_every:
+        print(f"autovacuum is {autovacuum} on this server: no table statistics during the run "
+              "(--analyze-every SECONDS stands in for it)")
+
+
+class _Analyzer:
+    """ANALYZE this database every `seconds` from a connection of its own (a backend the
+    CPU meter counts), as autovacuum's analyze would."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        if self.seconds:
+            self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
+            while not self.stop.wait(self.seconds):
+                connection.execute("ANALYZE")
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        if self.seconds:
+            self.thread.join()
 
 
 # --- the client ---------------------------------------------------------------------------

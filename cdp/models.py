@@ -45,10 +45,15 @@ class DataKey(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kek_id = models.CharField(max_length=32, db_index=True, help_text="Which master key wrapped it.")
+    kek_id = models.CharField(max_length=32, help_text="Which master key wrapped it.")
     wrapped = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # Rotation finds keys by equality only: a plain index (db_index=True would add a
+        # second, pattern-ops one that every new profile's key also writes).
+        indexes = [models.Index(fields=["kek_id"], name="datakey_kek_idx")]
 
     def __str__(self) -> str:
         return f"data key {self.id}"
@@ -93,11 +98,13 @@ class SourceRecord(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="records")
+    # No single-column indexes on source and profile (an ingested record writes every
+    # index): record_one_current_version and record_profile_idx start with them.
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="records", db_index=False)
     # External ids can be personal (some CRMs use the email): only a blind index is stored.
     external_key = models.CharField(max_length=64)
     profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="records")
+                                related_name="records", db_index=False)
     status = models.CharField(max_length=8, choices=RecordStatus.choices, default=RecordStatus.ATTACHED)
     held_key = models.OneToOneField(DataKey, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="held_record")
@@ -109,9 +116,10 @@ class SourceRecord(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["source", "external_key"], name="record_external_idx"),
             models.Index(fields=["profile", "received_at"], name="record_profile_idx"),
-            models.Index(fields=["status", "received_at"], name="record_status_idx"),
+            # Retention looks for old held records only: attached ones (nearly all) stay
+            # out of this index.
+            models.Index(fields=["received_at"], condition=Q(status="held"), name="record_held_idx"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["source", "external_key"], condition=Q(is_current=True),
@@ -142,7 +150,8 @@ class Identity(models.Model):
     """One identifier of one person; unique per (kind, namespace, blind index)."""
 
     id = models.BigAutoField(primary_key=True)
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
+    # identity_profile_idx starts with profile: no index of its own.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities", db_index=False)
     kind = models.CharField(max_length=16)
     namespace = models.CharField(max_length=64, blank=True, help_text="Source key for source-scoped ids.")
     blind_index = models.CharField(max_length=64)
@@ -173,7 +182,9 @@ class AttributeValue(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="attribute_values")
+    # attribute_one_per_source starts with profile: no index of its own.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="attribute_values",
+                                db_index=False)
     name = models.CharField(max_length=64)
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
     record = models.ForeignKey(SourceRecord, null=True, blank=True, on_delete=models.SET_NULL,
@@ -284,10 +295,11 @@ class EventType(models.TextChoices):
 
 class Event(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events")
+    # event_profile_time_idx starts with profile: no index of its own.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events", db_index=False)
     # The profile the event was first attributed to: an unmerge moves it back.
     origin_profile_id = models.UUIDField()
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+", db_index=False)
     type = models.CharField(max_length=16, choices=EventType.choices)
     name = models.CharField(max_length=200, blank=True)
     item_id = models.CharField(max_length=128, null=True, blank=True)
@@ -299,11 +311,11 @@ class Event(models.Model):
     message_id = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
+        # Events are read by person (features, recommendations, exports, merges and
+        # their undoing) and by message id, and every stored event writes every index:
+        # so none by type, item, origin or source.
         indexes = [
             models.Index(fields=["profile", "occurred_at"], name="event_profile_time_idx"),
-            models.Index(fields=["type", "occurred_at"], name="event_type_time_idx"),
-            models.Index(fields=["item_id", "type"], name="event_item_idx"),
-            models.Index(fields=["origin_profile_id"], name="event_origin_idx"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["source", "message_id"], condition=Q(message_id__isnull=False),

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "cdp.core.observability.RequestMetricsMiddleware",
+    "cdp.core.outbox.OutboxWakeMiddleware",  # a request's outbox wake-ups: once, after its response
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

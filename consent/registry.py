@@ -10,8 +10,9 @@ WITHDRAWAL        (profile_id: UUID, purpose: str) → ignored. Delete or stop u
                   purpose covered (recommendations, explanations, segment memberships,
                   third-party attributes in the unified view).
 GRANT             (profile_id: UUID, purpose: str) → ignored.
-PROFILES_MERGED   (survivor_id: UUID, absorbed_id: UUID) → ignored. Called after consent
-                  merged the two subjects' states.
+PROFILES_MERGED   (pairs: list[tuple[UUID, UUID]]) → ignored. Called once after consent
+                  merged the states of these (survivor, absorbed) subjects, which share
+                  no profile (all the merges of an ingestion batch at once).
 RESOLVE           (identifiers: dict[kind, value], source: str | None) → list of active
                   profile ids the identifiers name (empty when unknown). Raise ValueError
                   with a code-like message for a malformed identifier.

@@ -28,7 +28,7 @@ class InArray(Lookup):
         if not values:
             return "1 = 0", []
         if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s::uuid[])", [*lhs_params, values]
+            return f"{lhs} = ANY(%b::uuid[])", [*lhs_params, values]  # binary: see cdp.core.bulk.any_of
         prepared = [self.lhs.output_field.get_db_prep_value(v, connection) for v in values]
         return f"{lhs} IN ({', '.join(['%s'] * len(prepared))})", [*lhs_params, *prepared]
 

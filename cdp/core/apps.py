@@ -6,3 +6,4 @@ class CoreConfig(AppConfig):
     label = "core"
     verbose_name = "Infrastructure"
     default_auto_field = "django.db.models.BigAutoField"
+

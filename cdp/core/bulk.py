@@ -13,12 +13,11 @@ uuids, ciphertexts and timestamps). `any_of` keeps big IN lists one array parame
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 
 from django.db import connection, models
-from django.db.models import BooleanField, Q
+from django.db.models import BooleanField, Case, Q, Value, When
 from django.db.models.expressions import RawSQL
 
 
@@ -45,7 +44,9 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: list[Se
         return
     json_columns = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
     if json_columns:
-        dumps = {i: functools.partial(json.dumps, cls=fields[i].encoder) for i in json_columns}
+        # One encoder per column and call, as json.dumps(value, cls=encoder) would build
+        # for every value.
+        dumps = {i: (fields[i].encoder or json.JSONEncoder)().encode for i in json_columns}
         rows = [_json_wrapped(row, dumps) for row in rows]
     with connection.cursor() as cursor:
         # Binary COPY: no text to format here or to parse on the server (uuids, bytea,
@@ -62,9 +63,11 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: list[Se
                 write(row)
 
 
-def _json_wrapped(row: Sequence, dumps: dict) -> list:
+def _json_wrapped(row: Sequence, dumps: dict) -> Sequence:
     from psycopg.types.json import Jsonb  # PostgreSQL only
 
+    if all(row[i] is None for i in dumps):
+        return row  # e.g. an encrypted attribute: nothing to wrap, no copy
     row = list(row)
     for i, dump in dumps.items():
         if row[i] is not None:
@@ -93,7 +96,7 @@ def _column_types(cursor, table: str, columns: list[str]) -> list[int]:
 def any_of(model: type[models.Model], field_name: str, values) -> Q | RawSQL:
     """A filter for `field_name IN values` that stays one small statement for big lists.
 
-    On PostgreSQL `column = ANY(%s)` with the values as one array parameter: the SQL text
+    On PostgreSQL `column = ANY(%b)` with the values as one array parameter: the SQL text
     is the same for every list, so psycopg prepares and caches its conversion once, where
     `IN (%s, %s, ...)` with thousands of placeholders is split and converted again for
     each batch. Elsewhere the plain `__in` lookup.
@@ -102,9 +105,18 @@ def any_of(model: type[models.Model], field_name: str, values) -> Q | RawSQL:
     if connection.vendor != "postgresql" or not values:
         return Q(**{f"{field_name}__in": values})
     quote = connection.ops.quote_name
-    column = model._meta.get_field(field_name).column
-    return RawSQL(f"{quote(model._meta.db_table)}.{quote(column)} = ANY(%s)", (values,),  # noqa: S611
-                  output_field=BooleanField())
+    field = model._meta.get_field(field_name)
+    # %b: the array travels in binary, which psycopg builds several times faster than
+    # text (for a batch's 2,000 blind indexes, 0.5 ms instead of 5-15 ms); the cast
+    # names its type (text for any character column, so no value is cut to a length).
+    return RawSQL(f"{quote(model._meta.db_table)}.{quote(field.column)} = ANY(%b::{array_type(field)}[])",  # noqa: S611
+                  (values,), output_field=BooleanField())
+
+
+def array_type(field: models.Field) -> str:
+    """The PostgreSQL element type for an array parameter compared with this column."""
+    db_type = field.db_type(connection)
+    return "text" if db_type.startswith(("varchar", "char", "text")) else db_type
 
 
 def reserve_ids(model: type[models.Model], count: int) -> list[int]:
@@ -196,7 +208,7 @@ def bulk_update_fields(model: type[models.Model], objs: list[models.Model], fiel
     quote = connection.ops.quote_name
     arrays = [[column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in objs]
               for column in columns]
-    unnest = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
+    unnest = ", ".join(f"%b::{column.db_type(connection)}[]" for column in columns)  # binary: see any_of
     names = ", ".join(f"c{i}" for i in range(len(columns)))
     assignments = ", ".join(f"{quote(field.column)} = v.c{i + 1}" for i, field in enumerate(fields))
     # Only quoted table/column names from model metadata are formatted in; values are parameters.
@@ -204,6 +216,35 @@ def bulk_update_fields(model: type[models.Model], objs: list[models.Model], fiel
            f"WHERE t.{quote(meta.pk.column)} = v.c0")
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)
+
+
+def update_mapped(model: type[models.Model], match_field: str, set_field: str, mapping: dict, **values) -> None:
+    """For each row whose `match_field` is a key of `mapping`: set `set_field` to the
+    mapped value (and the named fields to `values`), in one statement.
+
+    On PostgreSQL the mapping travels as two array parameters (`UPDATE … FROM unnest`),
+    where a CASE expression with a branch per key costs Django milliseconds to build for a
+    few hundred keys. Elsewhere the CASE expression.
+    """
+    if not mapping:
+        return
+    meta = model._meta
+    match, target = meta.get_field(match_field), meta.get_field(set_field)
+    if connection.vendor != "postgresql":
+        case = Case(*[When(**{match.attname: old}, then=Value(new, output_field=target))
+                      for old, new in mapping.items()], output_field=target)
+        model._base_manager.filter(**{f"{match.attname}__in": list(mapping)}).update(**{target.attname: case},
+                                                                                      **values)
+        return
+    quote = connection.ops.quote_name
+    others = [meta.get_field(name) for name in values]
+    assignments = ", ".join([f"{quote(target.column)} = m.new", *(f"{quote(f.column)} = %s" for f in others)])
+    sql = (f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608 (names from model metadata)
+           f"FROM unnest(%b::{array_type(match)}[], %b::{array_type(target)}[]) AS m(old, new) "
+           f"WHERE t.{quote(match.column)} = m.old")
+    params = [f.get_db_prep_save(values[f.name], connection) for f in others]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, list(mapping), list(mapping.values())])
 
 
 def _update_each(model: type[models.Model], objs: list[models.Model], field_names: list[str]) -> None:

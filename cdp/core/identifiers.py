@@ -36,6 +36,7 @@ JUNK_VALUES = frozenset({
 })
 _ALL_ZEROS = re.compile(r"\+?0+")
 _PHONE_FORMATTING = re.compile(r"[\s().\-/]")
+_WHITESPACE = re.compile(r"\s")  # exactly the characters str.isspace() accepts
 _MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
 # Floats above this no longer hold every integer exactly, so the id may already be wrong.
 _MAX_EXACT_FLOAT = 2**53
@@ -122,7 +123,7 @@ def _normalize_email(text: str, blocklist: frozenset[str]) -> str | None:
 
 def _is_plausible_email(candidate: str) -> bool:
     """Structure only (one "@", a dotted domain); deliverability is not ours to judge."""
-    if len(candidate) > _MAX_EMAIL_LENGTH or any(ch.isspace() for ch in candidate):
+    if len(candidate) > _MAX_EMAIL_LENGTH or _WHITESPACE.search(candidate):
         return False
     local, at, domain = candidate.partition("@")
     if not at or not local or "@" in domain or "." not in domain:

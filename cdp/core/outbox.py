@@ -16,6 +16,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -81,10 +82,46 @@ def _notify_after_commit() -> None:
     # One wake-up per transaction, however many rows it wrote. (Django keeps pending
     # callbacks as (savepoint ids, callback, robust); a savepoint rollback drops ours too,
     # and the next put registers it again.)
-    if any(entry[1] is _wake for entry in connection.run_on_commit):
+    if any(entry[1] is _wake_after_request for entry in connection.run_on_commit):
         return
     # robust: a broker hiccup after commit must not turn a committed change into an error.
-    transaction.on_commit(_wake, robust=True)
+    transaction.on_commit(_wake_after_request, robust=True)
+
+
+# Inside an HTTP request the wake-up waits until the response has been handed to the
+# server (OutboxWakeMiddleware), so a request that commits several transactions (a
+# Segment batch commits up to three) wakes the consumers once, and with no broker the
+# in-process relay runs after the answer, not before it. Per request (a context
+# variable), so nothing carries over to other requests or to work outside one.
+_request_wakes: ContextVar[list | None] = ContextVar("outbox_request_wakes", default=None)
+
+
+def _wake_after_request() -> None:
+    waiting = _request_wakes.get()
+    if waiting is None:
+        _wake()
+    elif not waiting:
+        waiting.append(_wake)
+
+
+class OutboxWakeMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        waiting: list = []
+        token = _request_wakes.set(waiting)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            _request_wakes.reset(token)
+            for wake in waiting:
+                wake()  # the changes committed before the failure still go out
+            raise
+        _request_wakes.reset(token)
+        # Run by response.close(), which the server calls once the response is sent.
+        response._resource_closers.extend(waiting)
+        return response
 
 
 def _wake() -> None:

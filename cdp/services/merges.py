@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import Case, Value, When
+from django.db import transaction
 from django.utils import timezone
 
 from cdp import crypto
-from cdp.core.bulk import any_of, bulk_update_fields, insert_rows
+from cdp.core.bulk import any_of, bulk_update_fields, insert_rows, update_mapped
 from cdp.core.errors import Conflict, NotFound
 from cdp.core.identifiers import GLOBAL_KINDS
 from cdp.core.outbox import outbox_put, outbox_put_many
@@ -188,15 +187,11 @@ def merges_apply(steps: list[MergeStep], *, cipher: crypto.ValueCipher) -> None:
             "id", "merged_into_id"):
         absorbed_before[merged_into].append(str(profile_id))
 
-    def to_survivor(column: str) -> Case:
-        return Case(*[When(**{column: step.absorbed_id}, then=Value(step.survivor_id, output_field=models.UUIDField()))
-                      for step in steps], output_field=models.UUIDField())
-
-    Event.objects.filter(profile_id__in=absorbed_ids).update(profile_id=to_survivor("profile_id"))
+    survivor_of = {step.absorbed_id: step.survivor_id for step in steps}
+    update_mapped(Event, "profile", "profile", survivor_of)
     # Path compression: ids merged into an absorbed profile now point at its survivor.
-    Profile.objects.filter(merged_into_id__in=absorbed_ids).update(merged_into_id=to_survivor("merged_into_id"))
-    Profile.objects.filter(id__in=absorbed_ids).update(status=ProfileStatus.MERGED,
-                                                       merged_into_id=to_survivor("id"), updated_at=timezone.now())
+    update_mapped(Profile, "merged_into", "merged_into", survivor_of)
+    update_mapped(Profile, "id", "merged_into", survivor_of, status=ProfileStatus.MERGED, updated_at=timezone.now())
 
     insert_rows(Merge, ("id", "survivor_id", "absorbed_id", "reason", "trigger_record_id", "moved_records",
                         "moved_identities", "absorbed_profiles", "created_at", "undone_at"), [

@@ -6,6 +6,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from cdp import crypto
+from cdp.core.bulk import any_of
 from cdp.core.errors import Conflict, Gone, NotFound
 from cdp.models import DataKey, Identity, Profile, ProfileStatus
 
@@ -39,7 +40,7 @@ def profiles_touch(profile_ids) -> None:
     """Bump version (the ETag) and updated_at of changed profiles."""
     ids = list(profile_ids)
     if ids:
-        Profile.objects.filter(id__in=ids).update(version=F("version") + 1, updated_at=timezone.now())
+        Profile.objects.filter(any_of(Profile, "id", ids)).update(version=F("version") + 1, updated_at=timezone.now())
 
 
 def profile_get_live(profile_id, *, for_update: bool = False) -> Profile:

@@ -83,6 +83,11 @@ class RecordRejected(Exception):
         self.errors = errors
 
 
+def encoded_size(value) -> int:
+    """len(json.dumps(value, default=str)): how large a record or message counts as."""
+    return len(_SIZE_JSON.encode(value))
+
+
 def error(field_name: str, code: str, message: str) -> dict:
     return {"field": field_name, "code": code, "message": message}
 
@@ -165,8 +170,7 @@ def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None)
     """
     if not isinstance(raw, dict):
         raise RecordRejected([error("record", "wrong_type", "A record must be an object.")])
-    size = len(_SIZE_JSON.encode(raw))
-    if size > MAX_RECORD_BYTES:
+    if encoded_size(raw) > MAX_RECORD_BYTES:
         raise RecordRejected([error("record", "record_too_large",
                                     f"A record may hold at most {MAX_RECORD_BYTES} bytes.")])
     errors: list[dict] = []

@@ -764,7 +764,7 @@ class _Resolver:
         if self.merges:
             self._store_merges()
         if self.replaced_attributes:
-            AttributeValue.objects.filter(profile_id__in=list(self.replaced_attributes)).delete()
+            AttributeValue.objects.filter(any_of(AttributeValue, "profile_id", self.replaced_attributes)).delete()
         new_attributes = [row for rows in self.new_attributes.values() for row in rows.values()]
         if final:
             insert_rows(AttributeValue, _ATTRIBUTE_COLUMNS[1:], [

@@ -197,8 +197,9 @@ def consent_profiles_merged(*, survivor_id: UUID, absorbed_id: UUID) -> list[Con
 @transaction.atomic
 def consent_profiles_merged_many(pairs) -> list[ConsentEvent]:
     """consent_profiles_merged for several (survivor, absorbed) merges sharing no profile,
-    as identity resolution stores them: the same events and handler calls, in pair order,
-    with the heads locked and the states, notices and bases read once for all pairs.
+    as identity resolution stores them: the same events, in pair order, with the heads
+    locked and the states, notices and bases read once for all pairs, and the
+    PROFILES_MERGED handlers called once with all the pairs.
     """
     pairs = [(UUID(str(survivor)), UUID(str(absorbed))) for survivor, absorbed in pairs]
     if not pairs:
@@ -236,7 +237,8 @@ def consent_profiles_merged_many(pairs) -> list[ConsentEvent]:
                                version=winner.notice_version, occurred_at=winner.updated_at,
                                channel=Channel.MERGE, actor=f"merge:{absorbed}", source="")
             events.append(event)
-        registry.run(registry.PROFILES_MERGED, survivor_id=survivor, absorbed_id=absorbed)
+    # Once for all pairs: a handler does its work for every merge of the batch at once.
+    registry.run(registry.PROFILES_MERGED, pairs=pairs)
     return events
 
 

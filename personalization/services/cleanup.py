@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from consent import policy
+from personalization import db  # noqa: F401 (registers the __in_array lookup)
 from personalization.locks import derived_data_delete_lock
 from personalization.models import (
     PipelineArtifact,
@@ -46,18 +47,23 @@ def personalization_withdrawal_handle(*, profile_id, purpose: str) -> None:
 
 
 def personalization_profile_erase(*, profile_id) -> dict:
+    return _derived_data_delete([profile_id])
+
+
+def personalization_profiles_merged(*, pairs) -> None:
+    # The absorbed ids are no longer people of their own; the next run scores the
+    # survivors with the merged history. One lock and three statements for all the
+    # merges of a batch.
+    _derived_data_delete([absorbed_id for _survivor_id, absorbed_id in pairs])
+
+
+def _derived_data_delete(profile_ids: list) -> dict:
     derived_data_delete_lock()
     return {
-        "recommendations": Recommendation.objects.filter(profile_id=profile_id).delete()[0],
-        "segment_memberships": SegmentMembership.objects.filter(profile_id=profile_id).delete()[0],
-        "features": ProfileFeatures.objects.filter(profile_id=profile_id).delete()[0],
+        "recommendations": Recommendation.objects.filter(profile_id__in_array=profile_ids).delete()[0],
+        "segment_memberships": SegmentMembership.objects.filter(profile_id__in_array=profile_ids).delete()[0],
+        "features": ProfileFeatures.objects.filter(profile_id__in_array=profile_ids).delete()[0],
     }
-
-
-def personalization_profiles_merged(*, survivor_id, absorbed_id) -> None:
-    # The absorbed id is no longer a person of its own; the next run scores the survivor
-    # with the merged history.
-    personalization_profile_erase(profile_id=absorbed_id)
 
 
 def personalization_profile_export(*, profile_id, aliases=()) -> dict:

@@ -111,6 +111,42 @@ def test_merges_carry_anonymous_consent_over_and_the_most_restrictive_state_wins
     assert ledger_verify().intact
 
 
+@pytest.mark.parametrize("in_memory", [True, False], ids=["one-batch", "one-at-a-time"])
+def test_several_merges_in_one_batch_merge_each_pairs_consents(source_factory, monkeypatch, in_memory):
+    """Three merges stored together (one consent pass, one handler call) end as three
+    merges one at a time (profile_merge each) do."""
+    monkeypatch.setattr("cdp.services.resolution._Resolver.defer_merges", in_memory)
+    handled = []
+    monkeypatch.setitem(registry._HANDLERS, registry.PROFILES_MERGED,
+                        [*registry._HANDLERS[registry.PROFILES_MERGED], lambda *, pairs: handled.append(pairs)])
+    shop = source_factory("shop")
+    results = profiles_ingest(source=shop, records=[
+        {"external_id": f"k{n}", "identifiers": {"email": f"known{n}@example.com"}} for n in range(3)] + [
+        {"external_id": f"a{n}", "identifiers": {"anonymous_id": f"anon-{n}"}} for n in range(3)])
+    known = [uuid.UUID(r.profile_id) for r in results[:3]]
+    anonymous = [uuid.UUID(r.profile_id) for r in results[3:]]
+    consent_set(profile_id=anonymous[0], purpose="analytics", granted=True, channel="cmp")   # carries over
+    consent_set(profile_id=known[1], purpose="marketing", granted=True, channel="api")
+    consent_set(profile_id=anonymous[1], purpose="marketing", granted=False, channel="cmp")  # beats a grant
+    consent_set(profile_id=known[2], purpose="personalization", granted=False, channel="api")  # kept
+    consent_set(profile_id=anonymous[2], purpose="personalization", granted=True, channel="cmp")
+    merged = profiles_ingest(source=shop, records=[
+        {"external_id": f"m{n}", "identifiers": {"email": f"known{n}@example.com", "anonymous_id": f"anon-{n}"}}
+        for n in range(3)])
+    assert [m.status for m in merged] == ["merged"] * 3
+    assert [uuid.UUID(m.profile_id) for m in merged] == known  # the older profiles survive
+    assert [pair for pairs in handled for pair in pairs] == list(zip(known, anonymous))
+    if in_memory:
+        assert len(handled) == 1  # all three merges in one call
+    states = {(s.profile_id, s.purpose): s.granted for s in ConsentState.objects.filter(profile_id__in=known)}
+    assert states == {(known[0], "analytics"): True, (known[1], "marketing"): False,
+                      (known[2], "personalization"): False}
+    merge_events = ConsentEvent.objects.filter(channel="merge").order_by("seq")
+    assert [(e.profile_id, e.purpose, e.granted, e.actor) for e in merge_events] == [
+        (known[0], "analytics", True, f"merge:{anonymous[0]}"), (known[1], "marketing", False, f"merge:{anonymous[1]}")]
+    assert ledger_verify().intact
+
+
 def test_profile_merge_still_calls_consent(source_factory):
     shop = source_factory("shop")
     a, b = profiles_ingest(source=shop, records=[

@@ -50,9 +50,22 @@ def test_the_access_export_holds_segments_and_explanations(ran):
 
 def test_a_merge_drops_what_the_absorbed_profile_had(ran):
     survivor, absorbed = sorted(ran.analytics & ran.personalization)[:2]
-    registry.run(registry.PROFILES_MERGED, survivor_id=survivor, absorbed_id=absorbed)
+    registry.run(registry.PROFILES_MERGED, pairs=[(survivor, absorbed)])
     assert not Recommendation.objects.filter(profile_id=absorbed).exists()
     assert Recommendation.objects.filter(profile_id=survivor).exists()
+
+
+def test_several_merges_at_once_drop_what_each_absorbed_profile_had(ran):
+    people = sorted(ran.analytics & ran.personalization)[:6]
+    pairs = [(people[0], people[1]), (people[2], people[3]), (str(people[4]), str(people[5]))]
+    others = set(ran.analytics | ran.personalization) - set(people)
+    derived = (Recommendation, SegmentMembership, ProfileFeatures)
+    before = {model: model.objects.filter(profile_id__in=others).count() for model in derived}
+    registry.run(registry.PROFILES_MERGED, pairs=pairs)
+    for model in derived:
+        assert not model.objects.filter(profile_id__in=people[1::2]).exists()
+        assert all(model.objects.filter(profile_id=survivor).exists() for survivor in people[0::2])
+        assert model.objects.filter(profile_id__in=others).count() == before[model]  # nobody else's
 
 
 @pytest.mark.postgres

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from cdp.core.changes import changes_stamp
-from cdp.core.models import OutboxMessage
+from cdp.core.changes import changes_high_water, changes_list, changes_stamp
+from cdp.core.models import OutboxConsumer, OutboxMessage
 from cdp.core.outbox import outbox_put
 from cdp.webhooks.models import AttemptOutcome, DeliveryStatus, WebhookAttempt, WebhookDelivery
 from cdp.webhooks.services.delivery import LEASE, _claim, retry_delay, webhook_deliver
@@ -46,6 +46,33 @@ def test_a_change_is_delivered_signed_with_the_contract_body(receiver, subscribe
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
     assert delivery.last_status_code == 200
+
+
+def test_with_no_subscription_the_relay_moves_past_the_changes_without_reading_them(receiver, subscribe,
+                                                                                  django_assert_max_num_queries):
+    for _ in range(30):
+        change()
+    changes_stamp()
+    with django_assert_max_num_queries(12):  # the same few, however many changes
+        assert deliveries_fan_out(batch_size=10) == (30, 0)
+    assert OutboxConsumer.objects.get(name="webhooks").position == changes_high_water()
+    subscribe(receiver.url, events=["consent.changed"])
+    later = change()
+    webhooks_relay()
+    assert receiver.accepted_event_ids() == [str(later.event_id)]
+
+
+def test_with_no_subscription_the_relay_leaves_stamping_to_the_feed(receiver, subscribe):
+    first = [change() for _ in range(3)]
+    webhooks_relay()
+    assert OutboxMessage.objects.filter(position__isnull=True).count() == 3  # nobody listens yet
+    page = changes_list(cursor=None)  # the feed stamps what it reads
+    assert [c["id"] for c in page.results] == [str(m.event_id) for m in first]
+    subscribe(receiver.url, events=["consent.changed"])
+    later = change()
+    webhooks_relay()
+    assert receiver.accepted_event_ids() == [str(later.event_id)]
+    assert not OutboxMessage.objects.filter(position__isnull=True).exists()
 
 
 def test_only_subscribed_types_made_after_the_subscription_are_delivered(receiver, subscribe):

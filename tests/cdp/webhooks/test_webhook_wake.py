@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def wakes(callbacks) -> int:
-    return sum(1 for c in callbacks if c is outbox._wake)
+    return sum(1 for c in callbacks if c is outbox._wake_after_request)
 
 
 def test_one_wake_up_per_transaction_however_many_changes(django_capture_on_commit_callbacks):
@@ -73,3 +73,56 @@ def test_a_burst_of_wake_ups_queues_one_relay_run_until_it_starts(monkeypatch):
     tasks.relay_wake()
     assert len(queued) == 2
     cache.delete(tasks.WAKE_KEY)
+
+
+def test_wake_ups_inside_a_request_run_once_when_it_has_been_answered(monkeypatch):
+    from django.http import HttpResponse
+
+    woken = []
+    monkeypatch.setattr(outbox, "_listeners", [lambda: woken.append(1)])
+    commit = outbox._wake_after_request  # what each committed transaction that wrote changes calls
+
+    def view(request):
+        for _ in range(3):  # three transactions of one request
+            commit()
+        return HttpResponse("ok")
+
+    response = outbox.OutboxWakeMiddleware(view)(None)
+    assert woken == []  # not before the server has the response
+    response.close()
+    assert woken == [1]
+    outbox.OutboxWakeMiddleware(lambda request: HttpResponse("ok"))(None).close()
+    assert woken == [1]  # a request that committed no change wakes nobody
+    commit()
+    assert woken == [1, 1]  # outside any request: at once
+
+
+def test_a_request_that_fails_after_a_commit_still_wakes(monkeypatch):
+    woken = []
+    monkeypatch.setattr(outbox, "_listeners", [lambda: woken.append(1)])
+
+    def view(request):
+        outbox._wake_after_request()
+        raise RuntimeError("after the commit")
+
+    with pytest.raises(RuntimeError):
+        outbox.OutboxWakeMiddleware(view)(None)
+    assert woken == [1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_segment_batch_committing_several_transactions_wakes_the_relay_once(client, monkeypatch):
+    import base64
+
+    from cdp.services.sources import source_create
+
+    woken = []
+    monkeypatch.setattr(outbox, "_listeners", [lambda: woken.append(1)])
+    _, write_key = source_create(key="web", name="Web", kind="first_party", trust=50)
+    batch = [{"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}, "messageId": "m1"},
+             {"type": "track", "userId": "u2", "event": "Product Viewed", "messageId": "m2",
+              "properties": {"product_id": "p1"}}]  # u2 is new: the events pass creates them
+    response = client.post("/v1/batch", data={"batch": batch}, content_type="application/json",
+                           HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{write_key}:".encode()).decode())
+    assert response.status_code == 200
+    assert woken == [1]
