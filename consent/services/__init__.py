@@ -11,4 +11,5 @@ from consent.services.consents import (  # noqa: F401
     consent_profiles_merged_many,
     consent_set,
     consents_record,
+    consents_record_many,
 )

@@ -86,32 +86,59 @@ def consents_record(*, profile_id: UUID, changes: list[ConsentChange], channel: 
     """
     pid = UUID(str(profile_id))
     channel_check(channel)
-    versions = notice_versions()
-    for change in changes:
-        purpose_check(change.purpose)
-        if change.notice_version is not None and not 1 <= change.notice_version <= versions[change.purpose]["current"]:
-            raise ConsentError("notice_version names no published notice version for this purpose.",
-                               code=ConsentErrorCode.NOTICE_UNKNOWN)
     if jurisdiction:
         subject_jurisdiction_set(profile_id=pid, jurisdiction=jurisdiction_check(jurisdiction))
-    head = heads_lock([pid])[pid]
-    states = {s.purpose: s for s in ConsentState.objects.select_for_update().filter(profile_id=pid)}
-    context = _Context(versions=versions, table=bases_table(),
-                       jurisdiction=subject_jurisdictions([pid]).get(pid, ""),
-                       evidence=(evidence or Evidence()).hashes(), language=language_check(language))
-    results = []
-    for change in changes:
-        state = states.get(change.purpose)
-        version = change.notice_version or versions[change.purpose]["current"]
-        occurred_at = change.occurred_at or timezone.now()
-        if _unchanged(state, change.granted, version, occurred_at):
-            results.append(ChangeResult(change.purpose, "unchanged"))
-            continue
-        event, states[change.purpose] = _append(head, state, context, purpose=change.purpose,
-                                                granted=change.granted, version=version, occurred_at=occurred_at,
-                                                channel=channel, actor=actor, source=source)
-        results.append(ChangeResult(change.purpose, "recorded", event))
+    [results] = consents_record_many([(pid, changes)], channel=channel, actor=actor, source=source,
+                                     evidence=evidence, language=language)
     return results
+
+
+@transaction.atomic
+def consents_record_many(people: list[tuple[UUID, list[ConsentChange]]], *, channel: str, actor: str,
+                         source: str = "", evidence: Evidence | None = None,
+                         language: str | None = None) -> list[list[ChangeResult]]:
+    """consents_record for many people in one transaction (a CMP or CRM batch): the heads
+    are locked in one stable order and the states, notices and bases read once, instead
+    of once per person. Entries are applied in order, so two decisions of one person in
+    a batch behave as two calls. Checks every change before recording any.
+    """
+    channel_check(channel)
+    versions = notice_versions()
+    for _, changes in people:
+        for change in changes:
+            notice_version_check(change, versions)
+    ids = [UUID(str(pid)) for pid, _ in people]
+    heads = heads_lock(ids)
+    states = {(s.profile_id, s.purpose): s
+              for s in ConsentState.objects.select_for_update().filter(profile_id__in=sorted(set(ids), key=str))}
+    table, jurisdictions = bases_table(), subject_jurisdictions(ids)
+    hashes, language = (evidence or Evidence()).hashes(), language_check(language)
+    all_results = []
+    for pid, (_, changes) in zip(ids, people, strict=True):
+        context = _Context(versions=versions, table=table, jurisdiction=jurisdictions.get(pid, ""),
+                           evidence=hashes, language=language)
+        results = []
+        for change in changes:
+            state = states.get((pid, change.purpose))
+            version = change.notice_version or versions[change.purpose]["current"]
+            occurred_at = change.occurred_at or timezone.now()
+            if _unchanged(state, change.granted, version, occurred_at):
+                results.append(ChangeResult(change.purpose, "unchanged"))
+                continue
+            event, states[(pid, change.purpose)] = _append(
+                heads[pid], state, context, purpose=change.purpose, granted=change.granted, version=version,
+                occurred_at=occurred_at, channel=channel, actor=actor, source=source)
+            results.append(ChangeResult(change.purpose, "recorded", event))
+        all_results.append(results)
+    return all_results
+
+
+def notice_version_check(change: ConsentChange, versions: dict) -> None:
+    """A known purpose, and a notice version that was published for it (if one is named)."""
+    purpose_check(change.purpose)
+    if change.notice_version is not None and not 1 <= change.notice_version <= versions[change.purpose]["current"]:
+        raise ConsentError("notice_version names no published notice version for this purpose.",
+                           code=ConsentErrorCode.NOTICE_UNKNOWN)
 
 
 @dataclass

@@ -155,3 +155,51 @@ def test_profile_merge_still_calls_consent(source_factory):
     consent_set(profile_id=b.profile_id, purpose="enrichment", granted=True)
     profile_merge(survivor_id=uuid.UUID(a.profile_id), absorbed_id=uuid.UUID(b.profile_id))
     assert policy.is_allowed(uuid.UUID(a.profile_id), "enrichment")
+
+
+def test_a_batch_records_exactly_what_one_call_per_person_records():
+    """consents_record_many (one transaction, heads and states read once) leaves the same
+    decisions, the same per-person chains and the same outbox messages as a call per person,
+    and applies two decisions of one person in their order."""
+    from consent.services import consents_record_many
+
+    def decisions(a, b, c):
+        return [(a, [ConsentChange("marketing", True), ConsentChange("analytics", True)]),
+                (b, [ConsentChange("marketing", False)]),
+                (a, [ConsentChange("marketing", False)]),  # the same person later in the batch
+                (c, [ConsentChange("personalization", True)]),
+                (b, [ConsentChange("marketing", False)])]  # changes nothing
+
+    one_by_one = [uuid.uuid4() for _ in range(3)]
+    singles = [consents_record(profile_id=pid, changes=changes, channel="crm_sync", actor="api_key:t")
+               for pid, changes in decisions(*one_by_one)]
+    together = [uuid.uuid4() for _ in range(3)]
+    batched = consents_record_many(decisions(*together), channel="crm_sync", actor="api_key:t")
+    status = [[(r.purpose, r.status) for r in results] for results in batched]
+    assert status == [[(r.purpose, r.status) for r in results] for results in singles]
+    assert status[2] == [("marketing", "recorded")] and status[4] == [("marketing", "unchanged")]
+
+    def summary(people):
+        states = {(people.index(s.profile_id), s.purpose, s.granted)
+                  for s in ConsentState.objects.filter(profile_id__in=people)}
+        chains = [list(ConsentEvent.objects.filter(profile_id=pid).order_by("seq")
+                       .values_list("seq", "purpose", "granted")) for pid in people]
+        messages = OutboxMessage.objects.filter(topic="consent.changed",
+                                                payload__profile_id__in=[str(p) for p in people]).count()
+        return states, chains, messages
+
+    assert summary(together) == summary(one_by_one)
+    assert not policy.is_allowed(together[0], "marketing") and policy.is_allowed(together[0], "analytics")
+    assert ledger_verify().intact
+
+
+def test_a_batch_checks_every_decision_before_recording_any():
+    from consent.services import consents_record_many
+
+    people = [uuid.uuid4(), uuid.uuid4()]
+    with pytest.raises(ConsentError) as raised:
+        consents_record_many([(people[0], [ConsentChange("marketing", True)]),
+                              (people[1], [ConsentChange("marketing", True, notice_version=99)])],
+                             channel="crm_sync", actor="api_key:t")
+    assert raised.value.code == "notice_unknown"
+    assert not ConsentEvent.objects.filter(profile_id__in=people).exists()

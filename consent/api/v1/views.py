@@ -30,7 +30,7 @@ from consent.errors import ConsentError, ConsentErrorCode
 from consent.events import operator_action_event
 from consent.gpc import evidence_of, gpc_apply
 from consent.models import CHANNELS, Basis, DsrType
-from consent.notices import notice_served, notice_text
+from consent.notices import notice_served, notice_text, notice_versions
 from consent.purposes import PURPOSES
 from consent.selectors import (
     consent_event_as_dict,
@@ -40,7 +40,7 @@ from consent.selectors import (
     consent_state_list,
     profile_canonical,
 )
-from consent.services.consents import ConsentChange, consents_record
+from consent.services.consents import ConsentChange, consents_record, consents_record_many, notice_version_check
 from consent.services.dsr import dsr_as_dict, dsr_get, dsr_submit
 
 MAX_CONSENT_RECORDS = 1000
@@ -148,9 +148,8 @@ class ConsentsBatchApi(ApiView):
         actor = self.actor()
 
         def run() -> StoredResponse:
-            results = [_batch_record(index, raw, channel=data["channel"], source=source, actor=actor)
-                       for index, raw in enumerate(data["records"])]
-            return StoredResponse(200, {"results": results})
+            return StoredResponse(200, {"results": consents_batch_record(data["records"], channel=data["channel"],
+                                                                         source=source, actor=actor)})
 
         return self.idempotent(run)
 
@@ -159,11 +158,30 @@ def _error(field: str, code: str, message: str) -> dict:
     return {"field": field, "code": code, "message": message}
 
 
-def _batch_record(index: int, raw, *, channel: str, source: str | None, actor: str) -> dict:
+def consents_batch_record(records: list, *, channel: str, source: str | None, actor: str) -> list[dict]:
+    """Check every record, then record the valid ones together (one transaction, heads and
+    states read once); each result keeps its record's index."""
+    versions = notice_versions()
+    results, valid = [], []
+    for index, raw in enumerate(records):
+        result, change = _batch_record_check(index, raw, source=source, versions=versions)
+        results.append(result)
+        if change is not None:
+            valid.append((result, change))
+    if valid:
+        recorded = consents_record_many([(UUID(result["profile_id"]), [change]) for result, change in valid],
+                                        channel=channel, actor=actor, source=source or "")
+        for (result, _), [outcome] in zip(valid, recorded, strict=True):
+            result.update(status=outcome.status, event_id=str(outcome.event.id) if outcome.event else None)
+    return results
+
+
+def _batch_record_check(index: int, raw, *, source: str | None, versions: dict) -> tuple[dict, ConsentChange | None]:
+    """The record's result so far, and its change when it is valid and names a known person."""
     result = {"index": index, "status": "rejected", "profile_id": None, "event_id": None, "errors": []}
     if not isinstance(raw, dict):
         result["errors"] = [_error("record", "wrong_type", "A record must be an object.")]
-        return result
+        return result, None
     errors = []
     purpose, granted = raw.get("purpose"), raw.get("granted")
     if purpose not in PURPOSES:
@@ -179,23 +197,21 @@ def _batch_record(index: int, raw, *, channel: str, source: str | None, actor: s
         if occurred_at is None or occurred_at.tzinfo is None:
             errors.append(_error("occurred_at", "invalid_datetime", "Use an ISO 8601 date-time with a zone."))
     profile_id = _record_profile(raw, source, errors)
+    change = None
+    if not errors:
+        change = ConsentChange(purpose, granted, version, occurred_at)
+        try:
+            notice_version_check(change, versions)
+        except ConsentError as error:
+            errors.append(_error("notice_version", error.code, error.message))
     if errors:
         result["errors"] = errors
-        return result
+        return result, None
     if profile_id is None:
         result["status"] = "unknown_profile"
-        return result
-    try:
-        with transaction.atomic():
-            [change] = consents_record(profile_id=profile_id, channel=channel, actor=actor, source=source or "",
-                                       changes=[ConsentChange(purpose, granted, version, occurred_at)])
-    except ConsentError as error:
-        result["errors"] = [_error("notice_version" if error.code == ConsentErrorCode.NOTICE_UNKNOWN else "record",
-                                   error.code, error.message)]
-        return result
-    result.update(status=change.status, profile_id=str(profile_id),
-                  event_id=str(change.event.id) if change.event else None)
-    return result
+        return result, None
+    result["profile_id"] = str(profile_id)
+    return result, change
 
 
 def _record_profile(raw: dict, source: str | None, errors: list) -> UUID | None:
