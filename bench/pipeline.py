@@ -73,8 +73,8 @@ def database(name: str, *, reuse: bool) -> bool:
 def grant(profile_ids: list, *, rates: dict[str, float], seed: int, processes: int = 2) -> None:
     """Consent through the consent service (ledger and all), a share of people per purpose.
 
-    Batches of 500 people per transaction, in `processes` forked processes (each person's
-    ledger chain is their own, so they never wait on each other).
+    Batches of 500 people (`consents_record_many`, one transaction each), in `processes`
+    forked processes (each person's ledger chain is their own, so they never wait on each other).
     """
     import multiprocessing
 
@@ -92,15 +92,11 @@ def grant(profile_ids: list, *, rates: dict[str, float], seed: int, processes: i
 
 
 def _grant_part(part: list) -> None:
-    from django.db import transaction
-
-    from consent.services.consents import ConsentChange, consents_record
+    from consent.services.consents import ConsentChange, consents_record_many
 
     for start in range(0, len(part), 500):
-        with transaction.atomic():
-            for pid, purposes in part[start:start + 500]:
-                consents_record(profile_id=pid, changes=[ConsentChange(purpose=p, granted=True) for p in purposes],
-                                channel="api", actor="bench")
+        consents_record_many([(pid, [ConsentChange(purpose=p, granted=True) for p in purposes])
+                              for pid, purposes in part[start:start + 500]], channel="api", actor="bench")
 
 
 def load_movielens() -> dict:
