@@ -105,7 +105,7 @@ def main() -> None:
         if args.profiles:
             bodies = _profile_bodies(args.profiles, args.batch)
             headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-            with _CpuMeter(server.pid) as cpu, _Analyzer(args.analyze_every):
+            with CpuMeter(server.pid) as cpu, _Analyzer(args.analyze_every):
                 rate, latencies, statuses = _push(port, "/api/v1/profiles/batch", bodies, headers, args.clients,
                                                   idempotent=True, count=args.profiles)
             copy_rate = _copy_reference("profiles", _profile_rows(args.profiles))
@@ -114,7 +114,7 @@ def main() -> None:
             bodies, rows = _event_bodies(args.events, args.batch, args.users or max(1, args.events // 20))
             auth = base64.b64encode(f"{write_keys['web']}:".encode()).decode()
             headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
-            with _CpuMeter(server.pid) as cpu, _Analyzer(args.analyze_every):
+            with CpuMeter(server.pid) as cpu, _Analyzer(args.analyze_every):
                 rate, latencies, statuses = _push(port, "/v1/batch", bodies, headers, args.clients,
                                                   idempotent=False, count=args.events)
             copy_rate = _copy_reference("events", rows)
@@ -183,7 +183,7 @@ def _cpu_snapshot(server_pid: int) -> dict:
     return {"workers": workers, "backends": backends, "client": time.process_time()}
 
 
-class _CpuMeter:
+class CpuMeter:
     """CPU used during a block by the server side and this client. Sampled every second,
     because a backend whose connection Django recycles (CONN_MAX_AGE) exits mid-run and
     takes its counter with it: its last sample still counts."""

@@ -29,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ingest import _CpuMeter as CpuMeter
+from ingest import CpuMeter
 from setup_django import production_env
 
 ROOT = Path(__file__).resolve().parent.parent

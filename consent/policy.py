@@ -114,12 +114,31 @@ def is_allowed(profile_id: UUID, purpose: str) -> bool:
     if not notices:
         return bool(allowed([pid], purpose))  # notices not created yet: the general path creates them
     basis = basis_for(purpose, jurisdiction, table={purpose: purpose_bases(bases)})
+    status = decision_status(granted, notice_version, expires_at, minimum=notice_minimum(notices),
+                             now=timezone.now())
+    return basis_allows(basis, status)
+
+
+def decision_status(granted: bool | None, notice_version: int | None, expires_at, *, minimum: int, now) -> str:
+    """What a recorded decision (None: none recorded) means now."""
+    if granted is None:
+        return "not_recorded"
+    if not granted:
+        return "withdrawn"
+    if expires_at is not None and expires_at <= now:
+        return "expired"
+    if notice_version < minimum:
+        return "reconsent_required"
+    return "granted"
+
+
+def basis_allows(basis: str, status: str) -> bool:
+    """Contract: always; legitimate interest: unless they objected; consent: a valid grant."""
     if basis == Basis.CONTRACT:
         return True
     if basis == Basis.LEGITIMATE_INTEREST:
-        return granted is not False  # allowed unless they objected
-    return (granted is True and notice_version >= notice_minimum(notices)
-            and (expires_at is None or expires_at > timezone.now()))
+        return status != "withdrawn"
+    return status == "granted"
 
 
 _ONE_PERSON_SQL = """
@@ -142,21 +161,9 @@ def effective_states(profile_id: UUID) -> list[dict]:
     for purpose in table:
         basis = basis_for(purpose, jurisdiction, table=table)
         state = states.get(purpose)
-        status = "not_recorded"
-        if state is not None and not state.granted:
-            status = "withdrawn"
-        elif state is not None and state.expires_at is not None and state.expires_at <= now:
-            status = "expired"
-        elif state is not None and state.notice_version < versions[purpose]["minimum"]:
-            status = "reconsent_required"
-        elif state is not None:
-            status = "granted"
-        if basis == Basis.CONTRACT:
-            granted = True
-        elif basis == Basis.LEGITIMATE_INTEREST:
-            granted = status != "withdrawn"
-        else:
-            granted = status == "granted"
+        status = decision_status(state.granted if state else None, state.notice_version if state else None,
+                                 state.expires_at if state else None, minimum=versions[purpose]["minimum"], now=now)
+        granted = basis_allows(basis, status)
         result.append({
             "purpose": purpose, "granted": granted, "status": status, "basis": basis,
             "notice_version": state.notice_version if state else versions[purpose]["current"],
