@@ -24,6 +24,28 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"Skipped in CI, where every service must be present: {reason}"
 
 
+@pytest.fixture(autouse=True)
+def _references_intact(request):
+    """After every test that used the database: no row names a missing target.
+
+    The high-volume tables have no database foreign keys (cdp.models), so this is what
+    would catch code that leaves an event, identity or record pointing at nothing.
+    """
+    if not (request.node.get_closest_marker("django_db") or "_django_db_helper" in request.fixturenames):
+        yield
+        return
+    # Set up the database now, so its teardown (rollback or flush) runs after this check.
+    request.getfixturevalue("_django_db_helper")
+    yield
+    from django.db import connection
+
+    if connection.connection is None or connection.needs_rollback:
+        return  # a test that broke its transaction on purpose left nothing to check
+    from cdp.integrity import dangling_references
+
+    assert dangling_references() == {}, "rows name a missing target (see cdp.integrity)"
+
+
 @pytest.fixture
 def postgres(db):
     """Use in tests that need PostgreSQL's behaviour (locks, pg_dump, triggers)."""

@@ -156,19 +156,23 @@ def events_ingest(*, source: Source, events: list, identifier_cache: dict | None
             parsed.append(_parse_event(raw, index=index, source=source, cache=cache))
         except RecordRejected as exc:
             results[index] = EventResult(index, "rejected", errors=exc.errors)
-    _create_unknown_people(parsed, source, cache)
+    known = _create_unknown_people(parsed, source, cache)
     with transaction.atomic():
-        for result in _store(parsed, source):
+        for result in _store(parsed, source, known):
             results[result.index] = result
     return [results[i] for i in range(len(events))]
 
 
-def _create_unknown_people(parsed: list[_ParsedEvent], source: Source, cache: dict) -> None:
-    """A first-party source naming someone new creates their profile (resolution decides)."""
-    if source.is_third_party:
-        return
+def _create_unknown_people(parsed: list[_ParsedEvent], source: Source, cache: dict) -> dict:
+    """A first-party source naming someone new creates their profile (resolution decides).
+
+    Returns the owners of the identifiers that were known before: a new profile never
+    takes over an identifier someone already holds, so `_store` reads only the others.
+    """
     keys = {k.key for event in parsed for k in event.keys}
     known = _owners(keys)
+    if source.is_third_party:
+        return known
     records, seen = [], set()
     for event in parsed:
         if event.keys and not any(k.key in known for k in event.keys):
@@ -180,6 +184,7 @@ def _create_unknown_people(parsed: list[_ParsedEvent], source: Source, cache: di
                             "identifiers": {k.kind: k.value for k in event.keys}})
     if records:
         profiles_ingest(source=source, records=records, identifier_cache=cache)
+    return known
 
 
 def _owners(keys) -> dict:
@@ -190,9 +195,9 @@ def _owners(keys) -> dict:
     return {(k, n, b): p for k, n, b, p in rows if (k, n, b) in keys}
 
 
-def _store(parsed: list[_ParsedEvent], source: Source) -> list[EventResult]:
+def _store(parsed: list[_ParsedEvent], source: Source, known: dict) -> list[EventResult]:
     keys = {k.key for event in parsed for k in event.keys}
-    owners = _owners(keys)
+    owners = {**known, **_owners(keys - known.keys())}
     suppressed = set(Suppression.objects.filter(any_of(Suppression, "blind_index", {k[2] for k in keys})).values_list(
         "kind", "namespace", "blind_index")) & keys if keys else set()
     named_ids = {e.profile_id for e in parsed if e.profile_id}

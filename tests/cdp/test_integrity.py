@@ -1,0 +1,73 @@
+"""References the database does not enforce: listed, checked, and reported."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from cdp.integrity import dangling_references, unconstrained_relations
+from cdp.models import AttributeValue, Event, Merge, Source, SourceRecord
+from cdp.services.erasure import profile_erase
+from cdp.services.events import events_ingest
+from cdp.services.merges import merge_undo
+from cdp.services.resolution import profiles_ingest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_only_the_high_volume_references_go_unenforced():
+    relations = {f"{model._meta.label}.{field.name}" for model, field in unconstrained_relations()}
+    assert relations == {
+        "cdp.Profile.data_key", "cdp.SourceRecord.source", "cdp.SourceRecord.profile", "cdp.Identity.profile",
+        "cdp.Identity.record", "cdp.AttributeValue.profile", "cdp.AttributeValue.source",
+        "cdp.AttributeValue.record", "cdp.Event.profile", "cdp.Event.source",
+    }
+
+
+def test_ingestion_merges_unmerges_and_erasure_leave_every_reference_intact(source_factory):
+    crm, shop = source_factory("crm", trust=90), source_factory("shop", trust=40)
+    created = profiles_ingest(source=crm, records=[
+        {"external_id": f"c{n}", "identifiers": {"email": f"p{n}@example.com", "crm_id": f"C{n}"} if n > 1
+         else {"email": f"p{n}@example.com"}, "attributes": {"first_name": f"N{n}", "country": "GB"}}
+        for n in range(6)])
+    # One shop record names p0 and p1 together: a merge.
+    results = profiles_ingest(source=shop, records=[
+        {"external_id": "s1", "identifiers": {"email": "p0@example.com", "phone": "+442079460001",
+                                              "anonymous_id": "dev-1"}, "attributes": {"city": "York"}},
+        {"external_id": "s2", "identifiers": {"phone": "+442079460001", "email": "p1@example.com"}}])
+    assert [r.status for r in results] == ["updated", "merged"]
+    accepted = events_ingest(source=shop, events=[
+        {"profile": {"email": f"p{n}@example.com"}, "type": "view", "item_id": "sku-1"} for n in range(6)]
+        + [{"profile": {"anonymous_id": "new-visitor"}, "type": "view", "item_id": "sku-2"}])
+    assert {r.status for r in accepted} == {"accepted"}
+    merge_undo(merge_id=Merge.objects.get().id)
+    erased = profile_erase(profile_id=created[3].profile_id)
+    assert erased["events"] == 1 and erased["attributes"] == 2
+    assert Event.objects.count() == 6 and AttributeValue.objects.exists()
+    assert dangling_references() == {}
+    call_command("check_integrity")
+
+
+def test_a_row_naming_a_missing_target_is_found_and_named(source_factory, capsys):
+    source = source_factory("web")
+    Event.objects.create(profile_id=uuid.uuid4(), origin_profile_id=uuid.uuid4(), source=source, type="view",
+                         item_id="sku-1", occurred_at=timezone.now())
+    assert dangling_references() == {"cdp.Event.profile": 1}
+    with pytest.raises(CommandError, match=r"cdp\.Event\.profile \(1 rows"):
+        call_command("check_integrity")
+    Event.objects.all().delete()  # leave the database as the suite's own check expects it
+
+
+def test_deleting_a_source_still_refuses_while_rows_name_it(source_factory):
+    from django.db.models import ProtectedError
+
+    source = source_factory("crm")
+    profiles_ingest(source=source, records=[{"external_id": "c1", "identifiers": {"email": "a@example.com"},
+                                             "attributes": {"first_name": "Ann"}}])
+    with pytest.raises(ProtectedError):
+        Source.objects.filter(pk=source.pk).delete()
+    assert SourceRecord.objects.filter(source=source).exists()
