@@ -44,7 +44,12 @@ def relay_wake() -> None:
 
     A burst of commits (an import) needs one relay run, not one each: a run queued and
     not yet started will read their changes too, so while one is queued no other is.
+    A commit while nobody listens and nothing waits wakes nothing (relay_has_work).
     """
+    from cdp.webhooks.services.relay import relay_has_work
+
+    if not relay_has_work():
+        return
     try:
         first = cache.add(WAKE_KEY, 1, timeout=WAKE_WINDOW_SECONDS)
     except Exception:  # the cache is only an optimization

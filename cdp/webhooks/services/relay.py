@@ -62,6 +62,17 @@ def webhooks_relay(*, now: datetime | None = None, batch_size: int = BATCH_SIZE)
     return RelayResult(read, created, queued)
 
 
+def relay_has_work() -> bool:
+    """Whether a relay run could do anything now: someone listens (a pending delivery
+    always belongs to a live subscription: deleting one cancels its deliveries).
+
+    Checked before waking the relay after a commit: with nobody listening, a run would
+    only move its position past changes nobody will hear of, which beat's periodic sweep
+    does anyway (and a new subscription never hears of changes older than itself).
+    """
+    return WebhookSubscription.objects.filter(deleted_at__isnull=True).exists()
+
+
 def deliveries_fan_out(*, batch_size: int = BATCH_SIZE, now: datetime | None = None) -> tuple[int, int]:
     """One batch of stamped changes after the relay's position becomes deliveries due at
     `now`; returns (changes read, deliveries created)."""

@@ -58,11 +58,12 @@ def test_a_failing_wake_up_does_not_fail_the_committed_change(monkeypatch, djang
         outbox_put(topic="profile.updated", payload={"profile_id": str(uuid.uuid4())})
 
 
-def test_a_burst_of_wake_ups_queues_one_relay_run_until_it_starts(monkeypatch):
+def test_a_burst_of_wake_ups_queues_one_relay_run_until_it_starts(monkeypatch, subscribe):
     from django.core.cache import cache
 
     from cdp.webhooks import tasks
 
+    subscribe("https://hooks.example.com/tessera")
     queued = []
     monkeypatch.setattr(tasks.webhooks_relay, "delay", lambda: queued.append(1))
     cache.delete(tasks.WAKE_KEY)
@@ -72,6 +73,27 @@ def test_a_burst_of_wake_ups_queues_one_relay_run_until_it_starts(monkeypatch):
     tasks.webhooks_relay()  # the run starts: the next commit queues a new one
     tasks.relay_wake()
     assert len(queued) == 2
+    cache.delete(tasks.WAKE_KEY)
+
+
+def test_a_commit_wakes_no_relay_while_nobody_listens(monkeypatch, subscribe, receiver):
+    from django.core.cache import cache
+
+    from cdp.webhooks import tasks
+    from cdp.webhooks.services.subscriptions import webhook_delete
+
+    queued = []
+    monkeypatch.setattr(tasks.webhooks_relay, "delay", lambda: queued.append(1))
+    cache.delete(tasks.WAKE_KEY)
+    tasks.relay_wake()
+    assert queued == []  # no subscription: nothing a run could do
+    subscription = subscribe(receiver.url, events=["profile.updated"])
+    tasks.relay_wake()
+    assert queued == [1]
+    cache.delete(tasks.WAKE_KEY)
+    webhook_delete(subscription_id=subscription.subscription.id)
+    tasks.relay_wake()
+    assert queued == [1]
     cache.delete(tasks.WAKE_KEY)
 
 
