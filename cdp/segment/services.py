@@ -1,8 +1,9 @@
 """Storing Segment messages: one resolution pass, one events pass, and an error log.
 
-`segment_messages_ingest` maps a batch, sends every identify/alias record (and the
-link records that stitch an event's identifiers) through one `profiles_ingest` call,
-then every event through one `events_ingest` call, so the hot path stays batched. A
+`segment_messages_ingest` maps a batch, sends every identify/alias record, the link
+records that stitch an event's identifiers and a record for each new person an event
+names through one `profiles_ingest` call, then stores every event in one transaction,
+so the hot path stays batched. A
 message that cannot be stored, whole or in part, goes to the ingestion-error log,
 encrypted under a data key of its own; messages about erased people are not stored
 anywhere, not even there.
@@ -18,11 +19,16 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 
 from cdp import crypto
-from cdp.core.bulk import any_of
-from cdp.models import DataKey, Identity, Source, Suppression
+from cdp.models import DataKey, Source, Suppression
 from cdp.segment import mapping
 from cdp.segment.models import IngestionError, IngestionErrorIdentifier
-from cdp.services.events import events_ingest
+from cdp.services.events import (
+    event_keys,
+    events_parse,
+    events_store,
+    identity_owners,
+    unknown_people_records,
+)
 from cdp.services.records import parse_identifiers, phone_region
 from cdp.services.resolution import profiles_ingest
 
@@ -62,9 +68,7 @@ def segment_messages_ingest(*, source: Source, messages: list, context: dict | N
         mapped.append(item)
     cache: dict = {}  # identifiers of this batch, normalized and blind-indexed once
     _aliases_check(source, mapped, failures, cache)
-    # People first, so the events below find the profiles identify/alias just made or merged.
-    _records_store(source, mapped, failures, suppressed, cache)
-    outcome.duplicates = _events_store(source, mapped, failures, suppressed, cache)
+    outcome.duplicates = _store(source, mapped, failures, suppressed, cache)
     cache.clear()
 
     failed = {index: sorted(codes) for index, codes in failures.items() if codes and index not in suppressed}
@@ -86,50 +90,65 @@ def _note(result, origin: int, failures: dict, suppressed: set) -> None:
         suppressed.add(origin)
 
 
-def _records_store(source: Source, mapped: list, failures: dict, suppressed: set, cache: dict) -> None:
-    records, origins = [], []
+def _store(source: Source, mapped: list, failures: dict, suppressed: set, cache: dict) -> int:
+    """People first, in one resolution pass: identify/alias records, the link records
+    that stitch an event's identifiers, and a record for each new person an event names;
+    then the events, against the profiles as resolution left them. Returns how many
+    events were duplicates."""
+    records, origins, events, event_origins = [], [], [], []
     for item in mapped:
         records += item.records
         origins += [item.index] * len(item.records)
-    for item, link in _links_needed(source, mapped, records, cache):
+        events += item.events
+        event_origins += [item.index] * len(item.events)
+    parsed, rejected = events_parse(source=source, events=events, cache=cache)
+    keys = event_keys(parsed)
+    owners = identity_owners(keys)
+    for item, link in _links_needed(source, mapped, records, owners, cache):
         records.append(link)
         origins.append(item.index)
-    if records:
-        for origin, result in zip(origins, profiles_ingest(source=source, records=records, identifier_cache=cache)):
+    people = unknown_people_records(parsed, owners, source=source, named=_named_keys(source, records, cache))
+    if records or people:
+        results = profiles_ingest(source=source, records=records + people, identifier_cache=cache)
+        for origin, result in zip(origins, results):
             _note(result, origin, failures, suppressed)
-
-
-def _events_store(source: Source, mapped: list, failures: dict, suppressed: set, cache: dict) -> int:
-    events, origins = [], []
-    for item in mapped:
-        events += item.events
-        origins += [item.index] * len(item.events)
+        # Read again: the records may have merged people the events name.
+        owners = identity_owners(keys)
+        # Named only by a record that made nobody (rejected, say): such a person still
+        # comes from the event, as without that record.
+        late = unknown_people_records(parsed, owners, source=source)
+        if late:
+            profiles_ingest(source=source, records=late, identifier_cache=cache)
+            owners.update(identity_owners(keys - owners.keys()))
     if not events:
         return 0
     try:
-        results = events_ingest(source=source, events=events, identifier_cache=cache)
+        results = events_store(parsed=parsed, rejected=rejected, source=source, owners=owners)
     except IntegrityError:
         # A concurrent request stored one of these message ids between the duplicate
         # check and the insert. The transaction rolled back whole; a second pass sees
         # the stored id and answers `duplicate`.
-        results = events_ingest(source=source, events=events, identifier_cache=cache)
-    for origin, result in zip(origins, results):
+        results = events_store(parsed=parsed, rejected=rejected, source=source, owners=owners)
+    for origin, result in zip(event_origins, results):
         _note(result, origin, failures, suppressed)
     return sum(result.status == "duplicate" for result in results)
+
+
+def _named_keys(source: Source, records: list, cache: dict) -> set:
+    """The identifier keys that these profile records name (a rejected value names none)."""
+    named = set()
+    for record in records:
+        identifiers = record.get("identifiers")
+        if isinstance(identifiers, dict):
+            region = phone_region(record.get("attributes") or {})
+            keys, _errors = parse_identifiers(identifiers, source_key=source.key, region=region, cache=cache)
+            named |= {k.key for k in keys}
+    return named
 
 
 def _keys(source: Source, identifiers: dict, cache: dict | None = None) -> list:
     keys, _errors = parse_identifiers(identifiers, source_key=source.key, region=phone_region({}), cache=cache)
     return keys
-
-
-def _owners(keys) -> dict:
-    if not keys:
-        return {}
-    wanted = {k.key for k in keys}
-    rows = Identity.objects.filter(any_of(Identity, "blind_index", {k.blind_index for k in keys})).values_list(
-        "kind", "namespace", "blind_index", "profile_id")
-    return {(kind, ns, index): pid for kind, ns, index, pid in rows if (kind, ns, index) in wanted}
 
 
 def _aliases_check(source: Source, mapped: list, failures: dict, cache: dict) -> None:
@@ -144,7 +163,7 @@ def _aliases_check(source: Source, mapped: list, failures: dict, cache: dict) ->
         return
     as_user = {item.index: _keys(source, {"user_id": item.alias_previous_id}, cache) for item in aliases}
     as_anonymous = {item.index: _keys(source, {"anonymous_id": item.alias_previous_id}, cache) for item in aliases}
-    owners = _owners([k for keys in (*as_user.values(), *as_anonymous.values()) for k in keys])
+    owners = identity_owners({k.key for keys in (*as_user.values(), *as_anonymous.values()) for k in keys})
     for item in aliases:
         known_user = any(k.key in owners for k in as_user[item.index])
         known_anonymous = any(k.key in owners for k in as_anonymous[item.index])
@@ -154,12 +173,13 @@ def _aliases_check(source: Source, mapped: list, failures: dict, cache: dict) ->
             mapped.remove(item)
 
 
-def _links_needed(source: Source, mapped: list, records: list, cache: dict) -> list:
+def _links_needed(source: Source, mapped: list, records: list, owners: dict, cache: dict) -> list:
     """Link records for events naming several identifiers not yet held by one profile.
 
     Skipped when an identify/alias record of this batch already names them all, or when
     they already belong to the same profile (the common case after sign-in), so a
-    steady stream of tracks costs one read here and no resolution work.
+    steady stream of tracks costs no resolution work. `owners`: identity_owners of the
+    events' identifiers (a link names its event's), read for the others here.
     """
     named = [set(_stringified(r["identifiers"])) for r in records]
     candidates = []
@@ -170,7 +190,8 @@ def _links_needed(source: Source, mapped: list, records: list, cache: dict) -> l
         if any(wanted <= other for other in named):
             continue
         candidates.append((item, _keys(source, item.link["identifiers"], cache)))
-    owners = _owners([k for _, keys in candidates for k in keys])
+    wanted = {k.key for _, keys in candidates for k in keys}
+    owners = {**owners, **identity_owners(wanted - owners.keys())}
     needed, seen = [], set()
     for item, keys in candidates:
         profiles = {owners.get(k.key) for k in keys}

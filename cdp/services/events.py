@@ -4,10 +4,11 @@ Events name a person by identifiers or by profile id. A first-party source namin
 unknown person creates a profile through ordinary resolution. Reads blind indexes and
 ids; events hold no personal fields; logs nothing personal.
 
-Per batch: one identity lookup before resolving unknown people and one after, one read
-each for suppressions, named profiles and seen message ids, then one COPY of the events
-(plain rows, no model instances); identifiers repeated in a batch are normalized and
-blind-indexed once.
+Per batch: one identity lookup before resolving unknown people and one after (of the
+identifiers nobody held), one read each for suppressions, named profiles and seen
+message ids, then one COPY of the events (plain rows, no model instances); identifiers
+repeated in a batch are normalized and blind-indexed once. The steps are public so that
+Segment ingestion can resolve its own records and the events' new people in one pass.
 """
 
 from __future__ import annotations
@@ -148,46 +149,55 @@ def _decimal(value, name: str, errors: list) -> Decimal | None:
 def events_ingest(*, source: Source, events: list, identifier_cache: dict | None = None) -> list[EventResult]:
     """`identifier_cache`: a dict the caller keeps for this one batch of this source
     (see records.parse_identifiers), shared with its other calls."""
-    results: dict[int, EventResult] = {}
-    parsed: list[_ParsedEvent] = []
     cache = {} if identifier_cache is None else identifier_cache
+    parsed, rejected = events_parse(source=source, events=events, cache=cache)
+    keys = event_keys(parsed)
+    owners = identity_owners(keys)
+    people = unknown_people_records(parsed, owners, source=source)
+    if people:
+        profiles_ingest(source=source, records=people, identifier_cache=cache)
+        # A new profile never takes over an identifier someone already holds: only the
+        # identifiers nobody held need reading again.
+        owners.update(identity_owners(keys - owners.keys()))
+    return events_store(parsed=parsed, rejected=rejected, source=source, owners=owners)
+
+
+def events_parse(*, source: Source, events: list, cache: dict) -> tuple[list[_ParsedEvent], list[EventResult]]:
+    """Validated events and the results of the rejected ones."""
+    parsed, rejected = [], []
     for index, raw in enumerate(events):
         try:
             parsed.append(_parse_event(raw, index=index, source=source, cache=cache))
         except RecordRejected as exc:
-            results[index] = EventResult(index, "rejected", errors=exc.errors)
-    known = _create_unknown_people(parsed, source, cache)
-    with transaction.atomic():
-        for result in _store(parsed, source, known):
-            results[result.index] = result
-    return [results[i] for i in range(len(events))]
+            rejected.append(EventResult(index, "rejected", errors=exc.errors))
+    return parsed, rejected
 
 
-def _create_unknown_people(parsed: list[_ParsedEvent], source: Source, cache: dict) -> dict:
-    """A first-party source naming someone new creates their profile (resolution decides).
+def event_keys(parsed: list[_ParsedEvent]) -> set:
+    return {k.key for event in parsed for k in event.keys}
 
-    Returns the owners of the identifiers that were known before: a new profile never
-    takes over an identifier someone already holds, so `_store` reads only the others.
-    """
-    keys = {k.key for event in parsed for k in event.keys}
-    known = _owners(keys)
+
+def unknown_people_records(parsed: list[_ParsedEvent], owners: dict, *, source: Source,
+                           named: set = frozenset()) -> list[dict]:
+    """A profile record for each person the events name whom nobody holds yet, so that
+    resolution creates them (a first-party source only). `named`: identifier keys that
+    records resolved in the same pass name; their events need no record of their own."""
     if source.is_third_party:
-        return known
+        return []
     records, seen = [], set()
     for event in parsed:
-        if event.keys and not any(k.key in known for k in event.keys):
+        if event.keys and not any(k.key in owners or k.key in named for k in event.keys):
             signature = tuple(sorted(k.key for k in event.keys))
             if signature in seen:
                 continue
             seen.add(signature)
             records.append({"external_id": "event-person:" + event.keys[0].blind_index,
                             "identifiers": {k.kind: k.value for k in event.keys}})
-    if records:
-        profiles_ingest(source=source, records=records, identifier_cache=cache)
-    return known
+    return records
 
 
-def _owners(keys) -> dict:
+def identity_owners(keys) -> dict:
+    """(kind, namespace, blind index) -> profile id, for the keys someone holds."""
     if not keys:
         return {}
     rows = Identity.objects.filter(any_of(Identity, "blind_index", {k[2] for k in keys})).values_list(
@@ -195,9 +205,12 @@ def _owners(keys) -> dict:
     return {(k, n, b): p for k, n, b, p in rows if (k, n, b) in keys}
 
 
-def _store(parsed: list[_ParsedEvent], source: Source, known: dict) -> list[EventResult]:
-    keys = {k.key for event in parsed for k in event.keys}
-    owners = {**known, **_owners(keys - known.keys())}
+@transaction.atomic
+def events_store(*, parsed: list[_ParsedEvent], rejected: list[EventResult], source: Source,
+                 owners: dict) -> list[EventResult]:
+    """Store the parsed events against their people (`owners`: identity_owners of their
+    keys, read after any resolution); one result per event, in input order."""
+    keys = event_keys(parsed)
     suppressed = set(Suppression.objects.filter(any_of(Suppression, "blind_index", {k[2] for k in keys})).values_list(
         "kind", "namespace", "blind_index")) & keys if keys else set()
     named_ids = {e.profile_id for e in parsed if e.profile_id}
@@ -206,7 +219,7 @@ def _store(parsed: list[_ParsedEvent], source: Source, known: dict) -> list[Even
     message_ids = {e.row.message_id for e in parsed if e.row.message_id}
     seen_messages = set(Event.objects.filter(any_of(Event, "message_id", message_ids), source=source).values_list(
         "message_id", flat=True)) if message_ids else set()
-    results, rows = [], []
+    results, rows = list(rejected), []
     for event in parsed:
         if any(k.key in suppressed for k in event.keys):
             results.append(EventResult(event.index, "suppressed"))
@@ -232,7 +245,7 @@ def _store(parsed: list[_ParsedEvent], source: Source, known: dict) -> list[Even
     insert_rows(Event, _EVENT_COLUMNS, [
         (uuid.uuid4(), r.profile_id, r.origin_profile_id, source.id, r.type, r.name, r.item_id, r.quantity, r.price,
          r.rating, r.occurred_at, now, r.message_id) for r in rows])
-    return results
+    return sorted(results, key=lambda result: result.index)
 
 
 def _profile_for(event: _ParsedEvent, owners: dict, profiles: dict):

@@ -231,6 +231,8 @@ def test_an_erased_person_is_answered_success_and_nothing_is_stored(post):
 
 
 def test_a_batch_costs_one_resolution_call_and_one_events_call(post, monkeypatch):
+    """Identify and alias records, the links that stitch an event's ids and the new
+    people the events name are resolved together, then the events stored together."""
     calls = {"profiles": 0, "events": 0}
 
     def counting(name, real):
@@ -240,13 +242,17 @@ def test_a_batch_costs_one_resolution_call_and_one_events_call(post, monkeypatch
         return wrapper
 
     monkeypatch.setattr(segment_services, "profiles_ingest", counting("profiles", segment_services.profiles_ingest))
-    monkeypatch.setattr(segment_services, "events_ingest", counting("events", segment_services.events_ingest))
+    monkeypatch.setattr(segment_services, "events_store", counting("events", segment_services.events_store))
     batch = [{"type": "identify", "userId": f"u{i}", "anonymousId": f"a{i}"} for i in range(20)]
     batch += [{"type": "track", "userId": f"u{i}", "anonymousId": f"a{i}", "event": "E"} for i in range(20)]
     batch += [{"type": "alias", "userId": f"u{i}", "previousId": f"p{i}"} for i in range(5)]
+    batch += [{"type": "track", "anonymousId": f"new{i}", "event": "E"} for i in range(5)]  # new people
+    batch += [{"type": "page", "userId": f"v{i}", "anonymousId": f"b{i}"} for i in range(3)]  # new, stitched
     ok(post("/v1/batch", {"batch": batch}))
     assert calls == {"profiles": 1, "events": 1}
-    assert Event.objects.count() == 20 and live_profiles().count() == 20
+    assert Event.objects.count() == 20 + 5 + 3 and live_profiles().count() == 20 + 5 + 3
+    # Each new person holds their ids once: the link records made them, no extra record did.
+    assert SourceRecord.objects.filter(status="attached").count() == 20 + 5 + 5 + 3
 
 
 def test_retention_purges_error_rows_with_their_keys(post):
