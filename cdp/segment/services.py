@@ -112,8 +112,11 @@ def _store(source: Source, mapped: list, failures: dict, suppressed: set, cache:
         results = profiles_ingest(source=source, records=records + people, identifier_cache=cache)
         for origin, result in zip(origins, results):
             _note(result, origin, failures, suppressed)
-        # Read again: the records may have merged people the events name.
-        owners = identity_owners(keys)
+        # Read again what may have changed: identifiers nobody held, and those of the
+        # people these records merged away.
+        merged_away = {pid for result in results for pid in result.merged_ids}
+        owners = {key: pid for key, pid in owners.items() if str(pid) not in merged_away}
+        owners.update(identity_owners(keys - owners.keys()))
         # Named only by a record that made nobody (rejected, say): such a person still
         # comes from the event, as without that record.
         late = unknown_people_records(parsed, owners, source=source)

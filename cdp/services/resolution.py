@@ -64,6 +64,9 @@ class RecordResult:
     status: str
     profile_id: str | None = None
     errors: list[dict] = field(default_factory=list)
+    # The profiles this record merged into `profile_id` (not part of the API's answer):
+    # callers holding identifier owners read before know which of them went stale.
+    merged_ids: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"index": self.index, "status": self.status, "profile_id": self.profile_id, "errors": self.errors}
@@ -388,7 +391,8 @@ class _Resolver:
             for absorbed in others:
                 self._merge(survivor, absorbed)
             self._store_attached(record, previous, survivor)
-            return RecordResult(record.index, "merged" if others else "updated", str(survivor))
+            return RecordResult(record.index, "merged" if others else "updated", str(survivor),
+                                merged_ids=[str(p) for p in others])
         target = self._conflict_target(matched, record)
         self._store_attached(record, previous, target)
         self.conflicts.append((uuid.uuid4(), target, violation, sorted(str(p) for p in matched if p != target),

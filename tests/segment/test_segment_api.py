@@ -114,6 +114,19 @@ def test_a_track_naming_user_and_anonymous_id_stitches_their_profiles(post):
     assert Event.objects.filter(profile__status=ProfileStatus.ACTIVE).count() == 2
 
 
+def test_events_of_a_batch_that_merges_their_people_go_to_the_survivor(post):
+    ok(post("/v1/identify", {"userId": "u1"}))
+    ok(post("/v1/track", {"anonymousId": "a1", "event": "Clicked"}))  # a profile of its own, newer
+    ok(post("/v1/batch", {"batch": [
+        {"type": "track", "anonymousId": "a1", "event": "Before"},
+        {"type": "track", "userId": "u1", "anonymousId": "a1", "event": "Stitching"},  # merges a1 into u1
+        {"type": "track", "anonymousId": "a1", "event": "After"},
+    ]}))
+    survivor = live_profiles().get()
+    assert set(Event.objects.values_list("profile_id", flat=True)) == {survivor.id}
+    assert Event.objects.count() == 4
+
+
 def test_gzip_batch_with_write_key_in_the_body(client, segment_source):
     body = {"writeKey": segment_source.write_key, "sentAt": "2024-01-01T00:00:00Z", "batch": [
         {"type": "identify", "userId": "u1", "traits": {"name": "Ada"}},
