@@ -69,6 +69,11 @@ def canonical(*, profile_id) -> dict:
     return {"status": "active", "profile_id": UUID(str(profile_id))}
 
 
+def survivors(*, profile_ids) -> dict:
+    return {pid: survivor for pid, survivor in Profile.objects.filter(
+        id__in=list(profile_ids), status=ProfileStatus.MERGED).values_list("id", "merged_into_id")}
+
+
 def aliases(*, profile_id) -> list[UUID]:
     return list(Profile.objects.filter(merged_into_id=profile_id).values_list("id", flat=True))
 
@@ -261,6 +266,7 @@ def register() -> None:
     registry.register(registry.RESOLVE, resolve)
     registry.register(registry.CANONICAL, canonical)
     registry.register(registry.ALIASES, aliases)
+    registry.register(registry.SURVIVORS, survivors)
     registry.register(registry.EXPORT, export)
     registry.register(registry.ERASE, erase)
     registry.register(registry.RECTIFY, rectify)

@@ -19,6 +19,8 @@ RESOLVE           (identifiers: dict[kind, value], source: str | None) → list 
 CANONICAL         (profile_id: UUID) → {"status": "active"|"merged"|"erased"|"unknown",
                   "profile_id": the id to use (the survivor for a merged id) or None}.
 ALIASES           (profile_id: UUID) → list of profile ids merged into this one.
+SURVIVORS         (profile_ids: list[UUID]) → {profile id: survivor id} for those of the
+                  ids merged into another profile (the others are left out).
 EXPORT            (profile_id: UUID, aliases: list[UUID]) → dict of export sections
                   (section name → JSON-serializable data) for an access request. Decrypted
                   values are fine here: the export goes only to the person.
@@ -44,12 +46,14 @@ PROFILES_MERGED = "profiles_merged"
 RESOLVE = "resolve"
 CANONICAL = "canonical"
 ALIASES = "aliases"
+SURVIVORS = "survivors"
 EXPORT = "export"
 ERASE = "erase"
 RECTIFY = "rectify"
 RETENTION = "retention"
 
-HOOKS = (WITHDRAWAL, GRANT, PROFILES_MERGED, RESOLVE, CANONICAL, ALIASES, EXPORT, ERASE, RECTIFY, RETENTION)
+HOOKS = (WITHDRAWAL, GRANT, PROFILES_MERGED, RESOLVE, CANONICAL, ALIASES, SURVIVORS, EXPORT, ERASE, RECTIFY,
+         RETENTION)
 
 
 def register(hook: str, handler: Callable) -> None:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from cdp.core.crypto import keyed_hash
 from cdp.core.outbox import outbox_put
 from consent import registry
-from consent.errors import ConsentError, ConsentErrorCode
+from consent.errors import ConsentError, ConsentErrorCode, ProfileMerged
 from consent.ledger import heads_lock, ledger_append
 from consent.models import CHANNELS, Channel, ConsentEvent, ConsentState
 from consent.notices import (
@@ -93,7 +93,15 @@ def consents_record(*, profile_id: UUID, changes: list[ConsentChange], channel: 
     return results
 
 
-@transaction.atomic
+MAX_MERGE_RETRIES = 3
+
+
+class _SubjectsMerged(Exception):
+    def __init__(self, survivors: dict):
+        super().__init__("subjects merged meanwhile")
+        self.survivors = survivors
+
+
 def consents_record_many(people: list[tuple[UUID, list[ConsentChange]]], *, channel: str, actor: str,
                          source: str = "", evidence: Evidence | None = None,
                          language: str | None = None) -> list[list[ChangeResult]]:
@@ -101,14 +109,35 @@ def consents_record_many(people: list[tuple[UUID, list[ConsentChange]]], *, chan
     are locked in one stable order and the states, notices and bases read once, instead
     of once per person. Entries are applied in order, so two decisions of one person in
     a batch behave as two calls. Checks every change before recording any.
+
+    A decision about a profile merged into another (before this call, or while it waited
+    for the heads) is recorded on the survivor: a merge holds both heads until it
+    commits, so what is merged once the heads are ours has carried its states over, and
+    a withdrawal sent under the old id must still reach the person.
     """
     channel_check(channel)
     versions = notice_versions()
     for _, changes in people:
         for change in changes:
             notice_version_check(change, versions)
+    for _attempt in range(MAX_MERGE_RETRIES):
+        try:
+            with transaction.atomic():  # a retry releases the heads it locked (savepoint)
+                return _record_locked(people, versions, channel=channel, actor=actor, source=source,
+                                      evidence=evidence, language=language)
+        except _SubjectsMerged as merged:
+            people = [(merged.survivors.get(UUID(str(pid)), pid), changes) for pid, changes in people]
+    raise ProfileMerged("The person's profiles kept being merged while this was recorded; send it again.")
+
+
+def _record_locked(people, versions, *, channel, actor, source, evidence, language) -> list[list[ChangeResult]]:
     ids = [UUID(str(pid)) for pid, _ in people]
     heads = heads_lock(ids)
+    if registry.has_handlers(registry.SURVIVORS):
+        survivors = {UUID(str(k)): UUID(str(v)) for answer in registry.run(registry.SURVIVORS, profile_ids=ids)
+                     for k, v in answer.items()}
+        if survivors:
+            raise _SubjectsMerged(survivors)
     states = {(s.profile_id, s.purpose): s
               for s in ConsentState.objects.select_for_update().filter(profile_id__in=sorted(set(ids), key=str))}
     table, jurisdictions = bases_table(), subject_jurisdictions(ids)

@@ -203,3 +203,67 @@ def test_a_batch_checks_every_decision_before_recording_any():
                              channel="crm_sync", actor="api_key:t")
     assert raised.value.code == "notice_unknown"
     assert not ConsentEvent.objects.filter(profile_id__in=people).exists()
+
+
+def two_people(source_factory) -> tuple[uuid.UUID, uuid.UUID]:
+    shop = source_factory("shop")
+    first, second = profiles_ingest(source=shop, records=[
+        {"external_id": "1", "identifiers": {"email": "a@example.com"}},
+        {"external_id": "2", "identifiers": {"email": "b@example.com"}}])
+    return uuid.UUID(first.profile_id), uuid.UUID(second.profile_id)
+
+
+def test_a_decision_sent_under_a_merged_away_id_reaches_the_survivor(source_factory):
+    survivor_id, absorbed_id = two_people(source_factory)
+    consent_set(profile_id=survivor_id, purpose="marketing", granted=True)
+    profile_merge(survivor_id=survivor_id, absorbed_id=absorbed_id)
+    # A CMP that resolved the person before the merge withdraws under the old id.
+    [result] = consents_record(profile_id=absorbed_id, channel="cmp", actor="cmp",
+                               changes=[ConsentChange("marketing", False)])
+    assert result.status == "recorded" and result.event.profile_id == survivor_id
+    assert not policy.is_allowed(survivor_id, "marketing")
+    assert not ConsentEvent.objects.filter(profile_id=absorbed_id).exists()
+    assert ledger_verify().intact
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_withdrawal_waiting_on_a_merge_lands_on_the_survivor(postgres, source_factory):
+    """The merge holds both people's heads; a withdrawal for the absorbed id waits, then
+    finds the id merged and goes to the survivor instead of a profile nobody reads."""
+    import threading
+
+    survivor_id, absorbed_id = two_people(source_factory)
+    consent_set(profile_id=survivor_id, purpose="marketing", granted=True)
+    consent_set(profile_id=absorbed_id, purpose="marketing", granted=True)
+    merging, commit, done = threading.Event(), threading.Event(), {}
+
+    def merge():
+        from django.db import connection as thread_connection
+
+        with transaction.atomic():
+            profile_merge(survivor_id=survivor_id, absorbed_id=absorbed_id)
+            merging.set()
+            commit.wait(10)
+        thread_connection.close()
+
+    def withdraw():
+        from django.db import connection as thread_connection
+
+        done["result"] = consents_record(profile_id=absorbed_id, channel="cmp", actor="cmp",
+                                         changes=[ConsentChange("marketing", False)])
+        thread_connection.close()
+
+    merger = threading.Thread(target=merge)
+    merger.start()
+    assert merging.wait(10)
+    withdrawer = threading.Thread(target=withdraw)
+    withdrawer.start()
+    withdrawer.join(0.5)
+    assert withdrawer.is_alive()  # waiting for the merge's lock on the heads
+    commit.set()
+    merger.join(15)
+    withdrawer.join(15)
+    [result] = done["result"]
+    assert result.event.profile_id == survivor_id
+    assert not policy.is_allowed(survivor_id, "marketing")
+    assert ledger_verify().intact
