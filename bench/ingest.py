@@ -27,7 +27,7 @@ during the run, and the lookups of a batch become whole-table scans as the table
 (`--analyze-every 10` runs ANALYZE as autovacuum would).
 
     python bench/ingest.py [--profiles 100000] [--events 100000] [--batch 1000] [--users N]
-                           [--clients 3] [--workers 2] [--threads 1] [--profile] [--analyze-every SECONDS]
+                           [--clients 4] [--workers 4] [--threads 1] [--profile] [--analyze-every SECONDS]
 """
 
 from __future__ import annotations
@@ -77,8 +77,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=None,
                         help="distinct Segment users (default: one per 20 messages; each one's first message "
                              "creates their profile through resolution)")
-    parser.add_argument("--clients", type=int, default=3, help="parallel posters")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--clients", type=int, default=4, help="parallel posters")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="gunicorn worker processes (default 4, as the Docker image runs: two per core)")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
     parser.add_argument("--profile", action="store_true", help="cProfile the gunicorn workers")
     parser.add_argument("--analyze-every", type=float, default=0, metavar="SECONDS",

@@ -17,6 +17,8 @@ from functools import lru_cache
 
 import phonenumbers
 
+from cdp.core.phones import phone_is_valid
+
 EMAIL = "email"
 PHONE = "phone"
 ANONYMOUS_ID = "anonymous_id"
@@ -140,7 +142,7 @@ def _normalize_phone(text: str, default_region: str | None, blocklist: frozenset
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         raise InvalidIdentifier(PHONE, "invalid_phone") from None  # keep the parser's details out
-    if not phonenumbers.is_valid_number(number):
+    if not phone_is_valid(number):
         raise InvalidIdentifier(PHONE, "invalid_phone")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None if is_junk(e164, blocklist) else e164
