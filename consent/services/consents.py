@@ -266,8 +266,15 @@ def consent_profiles_merged_many(pairs) -> list[ConsentEvent]:
     heads = heads_lock(ids)
     states = {(s.profile_id, s.purpose): s
               for s in ConsentState.objects.select_for_update().filter(profile_id__in=ids)}
-    versions, now, table = notice_versions(), timezone.now(), bases_table()
-    jurisdictions = subject_jurisdictions([survivor for survivor, _ in pairs])
+    now = timezone.now()
+    absorbed_ids = {absorbed for _, absorbed in pairs}
+    if any(profile_id in absorbed_ids for profile_id, _ in states):
+        # Notices, bases and jurisdictions only matter to the events appended below, and
+        # only a merged-away person with consent states gives any (often none has).
+        versions, table = notice_versions(), bases_table()
+        jurisdictions = subject_jurisdictions([survivor for survivor, _ in pairs])
+    else:
+        versions, table, jurisdictions = None, None, {}
     events = []
     for survivor, absorbed in pairs:
         context = _Context(versions=versions, table=table, jurisdiction=jurisdictions.get(survivor, ""),
