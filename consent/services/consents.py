@@ -85,11 +85,8 @@ def consents_record(*, profile_id: UUID, changes: list[ConsentChange], channel: 
     too, so a late CMP or CRM sync never reverts a newer choice.
     """
     pid = UUID(str(profile_id))
-    channel_check(channel)
-    if jurisdiction:
-        subject_jurisdiction_set(profile_id=pid, jurisdiction=jurisdiction_check(jurisdiction))
     [results] = consents_record_many([(pid, changes)], channel=channel, actor=actor, source=source,
-                                     evidence=evidence, language=language)
+                                     evidence=evidence, language=language, jurisdiction=jurisdiction)
     return results
 
 
@@ -103,8 +100,8 @@ class _SubjectsMerged(Exception):
 
 
 def consents_record_many(people: list[tuple[UUID, list[ConsentChange]]], *, channel: str, actor: str,
-                         source: str = "", evidence: Evidence | None = None,
-                         language: str | None = None) -> list[list[ChangeResult]]:
+                         source: str = "", evidence: Evidence | None = None, language: str | None = None,
+                         jurisdiction: str | None = None) -> list[list[ChangeResult]]:
     """consents_record for many people in one transaction (a CMP or CRM batch): the heads
     are locked in one stable order and the states, notices and bases read once, instead
     of once per person. Entries are applied in order, so two decisions of one person in
@@ -113,9 +110,12 @@ def consents_record_many(people: list[tuple[UUID, list[ConsentChange]]], *, chan
     A decision about a profile merged into another (before this call, or while it waited
     for the heads) is recorded on the survivor: a merge holds both heads until it
     commits, so what is merged once the heads are ours has carried its states over, and
-    a withdrawal sent under the old id must still reach the person.
+    a withdrawal sent under the old id must still reach the person. `jurisdiction`: where
+    these people are (e.g. from their country), set on them before their decisions.
     """
     channel_check(channel)
+    if jurisdiction:
+        jurisdiction = jurisdiction_check(jurisdiction)
     versions = notice_versions()
     for _, changes in people:
         for change in changes:
@@ -124,13 +124,14 @@ def consents_record_many(people: list[tuple[UUID, list[ConsentChange]]], *, chan
         try:
             with transaction.atomic():  # a retry releases the heads it locked (savepoint)
                 return _record_locked(people, versions, channel=channel, actor=actor, source=source,
-                                      evidence=evidence, language=language)
+                                      evidence=evidence, language=language, jurisdiction=jurisdiction)
         except _SubjectsMerged as merged:
             people = [(merged.survivors.get(UUID(str(pid)), pid), changes) for pid, changes in people]
     raise ProfileMerged("The person's profiles kept being merged while this was recorded; send it again.")
 
 
-def _record_locked(people, versions, *, channel, actor, source, evidence, language) -> list[list[ChangeResult]]:
+def _record_locked(people, versions, *, channel, actor, source, evidence, language,
+                   jurisdiction) -> list[list[ChangeResult]]:
     ids = [UUID(str(pid)) for pid, _ in people]
     heads = heads_lock(ids)
     if registry.has_handlers(registry.SURVIVORS):
@@ -138,6 +139,9 @@ def _record_locked(people, versions, *, channel, actor, source, evidence, langua
                      for k, v in answer.items()}
         if survivors:
             raise _SubjectsMerged(survivors)
+    if jurisdiction:
+        for pid in dict.fromkeys(ids):
+            subject_jurisdiction_set(profile_id=pid, jurisdiction=jurisdiction)
     states = {(s.profile_id, s.purpose): s
               for s in ConsentState.objects.select_for_update().filter(profile_id__in=sorted(set(ids), key=str))}
     table, jurisdictions = bases_table(), subject_jurisdictions(ids)

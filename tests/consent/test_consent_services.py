@@ -16,6 +16,7 @@ from consent import policy, registry
 from consent.errors import ConsentError
 from consent.ledger import ledger_verify
 from consent.models import ConsentEvent, ConsentState
+from consent.notices import subject_jurisdictions
 from consent.services import ConsentChange, Evidence, consent_gpc_signal, consent_set, consents_record
 
 pytestmark = pytest.mark.django_db
@@ -218,11 +219,13 @@ def test_a_decision_sent_under_a_merged_away_id_reaches_the_survivor(source_fact
     consent_set(profile_id=survivor_id, purpose="marketing", granted=True)
     profile_merge(survivor_id=survivor_id, absorbed_id=absorbed_id)
     # A CMP that resolved the person before the merge withdraws under the old id.
-    [result] = consents_record(profile_id=absorbed_id, channel="cmp", actor="cmp",
+    [result] = consents_record(profile_id=absorbed_id, channel="cmp", actor="cmp", jurisdiction="US-CA",
                                changes=[ConsentChange("marketing", False)])
     assert result.status == "recorded" and result.event.profile_id == survivor_id
+    assert result.event.jurisdiction == "US-CA"
     assert not policy.is_allowed(survivor_id, "marketing")
     assert not ConsentEvent.objects.filter(profile_id=absorbed_id).exists()
+    assert subject_jurisdictions([survivor_id, absorbed_id]) == {survivor_id: "US-CA"}
     assert ledger_verify().intact
 
 
