@@ -17,10 +17,10 @@ class OutboxMessage(models.Model):
     id = models.BigAutoField(primary_key=True)
     topic = models.CharField(max_length=64)
     payload = models.JSONField()
-    # Unindexed, as dispatched_at: nothing looks rows up by them, and every index here
-    # is written twice per change (insert, then the position stamp).
+    # Unindexed: nothing looks rows up by it, and every index here is written twice per
+    # change (insert, then the position stamp). Consumers keep their own positions
+    # (OutboxConsumer), so a row records no delivery state.
     created_at = models.DateTimeField(auto_now_add=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
     # The public id of the change (webhook `id` / `Tessera-Event-Id`, change feed `id`).
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # The change feed order. Null until stamped after the writing transaction committed

@@ -60,8 +60,8 @@ def outbox_put_many(messages: list[tuple[str, dict]]) -> None:
         # As bulk_create would write them, as plain rows (COPY on PostgreSQL): identity
         # resolution writes one per profile it touches.
         now = timezone.now()
-        insert_rows(OutboxMessage, ("topic", "payload", "created_at", "dispatched_at", "event_id", "position"),
-                    [(topic, payload, now, None, uuid.uuid4(), None) for topic, payload in messages])
+        insert_rows(OutboxMessage, ("topic", "payload", "created_at", "event_id", "position"),
+                    [(topic, payload, now, uuid.uuid4(), None) for topic, payload in messages])
         _notify_after_commit()
 
 
