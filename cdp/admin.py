@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from cdp.core.errors import ApplicationError
 from cdp.models import Item, Merge, MergeConflict, Profile, Source
 from cdp.services.merges import merge_undo
-from cdp.services.sources import source_create
+from cdp.services.sources import source_create, source_holds_data
 
 
 @admin.register(Source)
@@ -25,6 +25,19 @@ class SourceAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The key names a source everywhere (lineage, namespaces): fixed once created.
         return (*self.readonly_fields, "key") if obj else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        # A source that sent data is part of that data's lineage, and listing its rows on
+        # the confirmation page would read them all: only a source made by mistake goes.
+        if obj is not None and source_holds_data(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        # One at a time, through the check above: the bulk action would collect every row.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -9,7 +9,7 @@ import secrets
 from django.db import IntegrityError, transaction
 
 from cdp.core.errors import ApplicationError, Conflict
-from cdp.models import Source, SourceKind
+from cdp.models import AttributeValue, Event, Source, SourceKind, SourceRecord
 
 SOURCE_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -45,3 +45,15 @@ def source_get(key: str) -> Source:
     if source is None:
         raise ApplicationError(f"No source has the key '{key}'.", code="unknown_source", status=422)
     return source
+
+
+def source_holds_data(source: Source) -> bool:
+    """Whether anything was ingested from this source: then it cannot be deleted.
+
+    Cheap for a source with data, as a check before deleting must be: every record of a
+    source has a current version (found through record_one_current_version), and the
+    first event or attribute row found ends the other two looks.
+    """
+    return (SourceRecord.objects.filter(source=source, is_current=True).exists()
+            or Event.objects.filter(source=source).exists()
+            or AttributeValue.objects.filter(source=source).exists())

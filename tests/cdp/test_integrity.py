@@ -71,3 +71,14 @@ def test_deleting_a_source_still_refuses_while_rows_name_it(source_factory):
     with pytest.raises(ProtectedError):
         Source.objects.filter(pk=source.pk).delete()
     assert SourceRecord.objects.filter(source=source).exists()
+
+
+def test_the_admin_deletes_only_a_source_that_never_sent_data(source_factory, admin_client):
+    used, unused = source_factory("crm"), source_factory("typo")
+    profiles_ingest(source=used, records=[{"external_id": "c1", "identifiers": {"email": "a@example.com"}}])
+    assert admin_client.get(f"/admin/cdp/source/{used.pk}/delete/").status_code == 403
+    assert admin_client.post(f"/admin/cdp/source/{used.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Source.objects.filter(pk=used.pk).exists()
+    assert "delete_selected" not in admin_client.get("/admin/cdp/source/").content.decode()
+    response = admin_client.post(f"/admin/cdp/source/{unused.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not Source.objects.filter(pk=unused.pk).exists()
