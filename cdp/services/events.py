@@ -21,7 +21,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from cdp.core.bulk import any_of, insert_rows
+from cdp.core.bulk import insert_rows, rows_any_of
 from cdp.models import Event, EventType, Identity, Profile, ProfileStatus, Source, Suppression
 from cdp.services.records import RecordRejected, error, parse_identifiers, parse_observed_at, phone_region
 from cdp.services.resolution import profiles_ingest
@@ -186,7 +186,12 @@ def unknown_people_records(parsed: list[_ParsedEvent], owners: dict, *, source: 
         return []
     records, seen = [], set()
     for event in parsed:
-        if event.keys and not any(k.key in owners or k.key in named for k in event.keys):
+        if not event.keys:
+            continue
+        for key in event.keys:
+            if key.key in owners or key.key in named:
+                break
+        else:
             signature = tuple(sorted(k.key for k in event.keys))
             if signature in seen:
                 continue
@@ -198,10 +203,8 @@ def unknown_people_records(parsed: list[_ParsedEvent], owners: dict, *, source: 
 
 def identity_owners(keys) -> dict:
     """(kind, namespace, blind index) -> profile id, for the keys someone holds."""
-    if not keys:
-        return {}
-    rows = Identity.objects.filter(any_of(Identity, "blind_index", {k[2] for k in keys})).values_list(
-        "kind", "namespace", "blind_index", "profile_id")
+    rows = rows_any_of(Identity, ("kind", "namespace", "blind_index", "profile_id"), "blind_index",
+                       {k[2] for k in keys})
     return {(k, n, b): p for k, n, b, p in rows if (k, n, b) in keys}
 
 
@@ -211,17 +214,17 @@ def events_store(*, parsed: list[_ParsedEvent], rejected: list[EventResult], sou
     """Store the parsed events against their people (`owners`: identity_owners of their
     keys, read after any resolution); one result per event, in input order."""
     keys = event_keys(parsed)
-    suppressed = set(Suppression.objects.filter(any_of(Suppression, "blind_index", {k[2] for k in keys})).values_list(
-        "kind", "namespace", "blind_index")) & keys if keys else set()
+    suppressed = set(rows_any_of(Suppression, ("kind", "namespace", "blind_index"), "blind_index",
+                                 {k[2] for k in keys})) & keys
     named_ids = {e.profile_id for e in parsed if e.profile_id}
-    profiles = {pid: (status, merged_into) for pid, status, merged_into in Profile.objects.filter(
-        any_of(Profile, "id", named_ids)).values_list("id", "status", "merged_into_id")} if named_ids else {}
-    message_ids = {e.row.message_id for e in parsed if e.row.message_id}
-    seen_messages = set(Event.objects.filter(any_of(Event, "message_id", message_ids), source=source).values_list(
-        "message_id", flat=True)) if message_ids else set()
-    results, rows = list(rejected), []
+    profiles = {pid: (status, merged_into) for pid, status, merged_into in rows_any_of(
+        Profile, ("id", "status", "merged_into_id"), "id", named_ids)}
+    seen_messages = {message_id for (message_id,) in rows_any_of(
+        Event, ("message_id",), "message_id", {e.row.message_id for e in parsed if e.row.message_id},
+        source_id=source.id)}
+    results, rows, profile_text = list(rejected), [], {}
     for event in parsed:
-        if any(k.key in suppressed for k in event.keys):
+        if suppressed and any(k.key in suppressed for k in event.keys):
             results.append(EventResult(event.index, "suppressed"))
             continue
         profile_id = _profile_for(event, owners, profiles)
@@ -233,14 +236,15 @@ def events_store(*, parsed: list[_ParsedEvent], rejected: list[EventResult], sou
             results.append(EventResult(event.index, "rejected", errors=[
                 error(field_name, "unknown_profile", "No known person matches; third-party sources cannot add one.")]))
             continue
+        text = profile_text.get(profile_id) or profile_text.setdefault(profile_id, str(profile_id))
         if event.row.message_id and event.row.message_id in seen_messages:
-            results.append(EventResult(event.index, "duplicate", str(profile_id)))
+            results.append(EventResult(event.index, "duplicate", text))
             continue
         if event.row.message_id:
             seen_messages.add(event.row.message_id)
         event.row.profile_id = event.row.origin_profile_id = profile_id
         rows.append(event.row)
-        results.append(EventResult(event.index, "accepted", str(profile_id)))
+        results.append(EventResult(event.index, "accepted", text))
     now = timezone.now()
     insert_rows(Event, _EVENT_COLUMNS, [
         (uuid.uuid4(), r.profile_id, r.origin_profile_id, source.id, r.type, r.name, r.item_id, r.quantity, r.price,

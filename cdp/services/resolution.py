@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from cdp import crypto
 from cdp.core.advisory import advisory_locks
-from cdp.core.bulk import any_of, bulk_update_fields, insert_rows, reserve_ids
+from cdp.core.bulk import any_of, bulk_update_fields, insert_rows, reserve_ids, rows_any_of
 from cdp.core.errors import Conflict, Gone
 from cdp.core.outbox import outbox_put_many
 from cdp.models import (
@@ -268,14 +268,13 @@ class _Resolver:
     def _suppressed(self, keys) -> set:
         if not keys:
             return set()
-        rows = Suppression.objects.filter(any_of(Suppression, "blind_index", {k[2] for k in keys})).values_list(
-            "kind", "namespace", "blind_index")
-        return set(rows) & keys
+        return set(rows_any_of(Suppression, ("kind", "namespace", "blind_index"), "blind_index",
+                               {k[2] for k in keys})) & keys
 
     def _load_current(self, external_keys) -> None:
-        rows = SourceRecord.objects.filter(any_of(SourceRecord, "external_key", external_keys), source=self.source,
-                                           is_current=True).values_list(
-            "id", "external_key", "profile_id", "status", "held_key_id", "payload_digest", "observed_at")
+        rows = rows_any_of(SourceRecord, ("id", "external_key", "profile_id", "status", "held_key_id",
+                                          "payload_digest", "observed_at"), "external_key", external_keys,
+                           source_id=self.source.id, is_current=True)
         for record_id, external_key, profile_id, status, held_key_id, digest, observed_at in rows:
             self.current[external_key] = _Record(record_id, self.source.id, external_key, profile_id, status, digest,
                                                  True, observed_at, stored=True, held_key_id=held_key_id)
@@ -285,8 +284,8 @@ class _Resolver:
     def _load_identities(self, keys) -> None:
         if not keys:
             return
-        rows = Identity.objects.filter(any_of(Identity, "blind_index", {k[2] for k in keys})).values_list(
-            "kind", "namespace", "blind_index", "profile_id")
+        rows = rows_any_of(Identity, ("kind", "namespace", "blind_index", "profile_id"), "blind_index",
+                           {k[2] for k in keys})
         for kind, namespace, index, profile_id in rows:
             if (kind, namespace, index) in keys:
                 self.owner[(kind, namespace, index)] = profile_id
@@ -307,17 +306,16 @@ class _Resolver:
             dek = crypto.data_key_unwrap(key_id, kek_id, wrapped)  # once per profile and batch
             self.profiles[profile_id] = _ProfileState(profile_id, created_at, status, dek)
             self.deks[profile_id] = dek
-        for kind, namespace, index, profile_id in Identity.objects.filter(
-                any_of(Identity, "profile_id", missing)).values_list("kind", "namespace", "blind_index", "profile_id"):
+        for kind, namespace, index, profile_id in rows_any_of(
+                Identity, ("kind", "namespace", "blind_index", "profile_id"), "profile_id", missing):
             state = self.profiles[profile_id]
             state.counts[kind] += 1
             if namespace:
                 state.scoped[(kind, namespace)] = index
         for profile_id in missing:
             self.attributes.setdefault(profile_id, {})
-        for row_id, profile_id, name, source_id, observed_at in AttributeValue.objects.filter(
-                any_of(AttributeValue, "profile_id", missing)).values_list(
-                "id", "profile_id", "name", "source_id", "observed_at"):
+        for row_id, profile_id, name, source_id, observed_at in rows_any_of(
+                AttributeValue, ("id", "profile_id", "name", "source_id", "observed_at"), "profile_id", missing):
             self.attributes[profile_id][(name, source_id)] = _Attribute(row_id, profile_id, name, source_id,
                                                                         observed_at)
         for low, high in MergeBlock.objects.filter(any_of(MergeBlock, "profile_low_id", missing)).values_list(
