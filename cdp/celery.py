@@ -6,7 +6,7 @@ import os
 import time
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
@@ -15,6 +15,17 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 _started: dict[str, float] = {}
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _gc_tune(**_):
+    # The worker (solo pool) or each pool process, once the app is loaded: see gc_tuning.
+    from django.conf import settings
+
+    from cdp.core.gc_tuning import gc_tune
+
+    gc_tune(settings.TESSERA_GC_GEN0_THRESHOLD)
 
 
 @task_prerun.connect

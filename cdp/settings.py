@@ -258,6 +258,10 @@ if _REDIS_CACHE_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Web and Celery worker processes: a young-generation garbage collection every this many
+# allocations instead of 700, start-up's objects frozen (cdp.core.gc_tuning); 0: Python's way.
+TESSERA_GC_GEN0_THRESHOLD = env_int("TESSERA_GC_GEN0_THRESHOLD", 50_000, minimum=0)
+
 # Requests per API key, as "N/s", "N/m", "N/h" or "N/d" (DRF's rate syntax).
 TESSERA_API_RATE = env_str("TESSERA_API_RATE", "50/s")
 if not re.fullmatch(r"[1-9][0-9]*/(s|m|h|d)", TESSERA_API_RATE):
