@@ -85,12 +85,36 @@ def head_mac(profile_id, length: int, last_link: str, *, key: bytes | None = Non
 # --- appending --------------------------------------------------------------------------------
 
 
+def subjects_lock(profile_ids) -> None:
+    """Lock these subjects until the transaction ends (PostgreSQL advisory locks, taken in
+    a stable order).
+
+    Every append (heads_lock) and every merge that absorbs a subject takes this first, so
+    the two queue even when the subject has no chain head yet: a merge need not create
+    heads for people who never gave consent. On SQLite every write transaction is
+    exclusive already.
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_subject_lock_key(p) for p in profile_ids})
+    if keys:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%b::bigint[]) WITH ORDINALITY AS t(k, n) "
+                           "ORDER BY n", [keys])
+
+
+def _subject_lock_key(profile_id) -> int:
+    digest = hashlib.sha256(b"tessera:consent-subject:" + UUID(str(profile_id)).bytes).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def heads_lock(profile_ids) -> dict[UUID, ChainHead]:
     """Lock (creating if needed) the heads of these subjects, in a stable order.
 
     Two appends for the same person queue here; appends for different people do not.
     """
     ids = sorted({UUID(str(p)) for p in profile_ids}, key=str)
+    subjects_lock(ids)
     now = timezone.now()
     existing = set(ChainHead.objects.filter(profile_id__in=ids).values_list("profile_id", flat=True))
     missing = [pid for pid in ids if pid not in existing]

@@ -21,7 +21,7 @@ from cdp.core.crypto import keyed_hash
 from cdp.core.outbox import outbox_put
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode, ProfileMerged
-from consent.ledger import heads_lock, ledger_append
+from consent.ledger import heads_lock, ledger_append, subjects_lock
 from consent.models import CHANNELS, Channel, ConsentEvent, ConsentState
 from consent.notices import (
     bases_table,
@@ -257,7 +257,7 @@ def consent_profiles_merged(*, survivor_id: UUID, absorbed_id: UUID) -> list[Con
 @transaction.atomic
 def consent_profiles_merged_many(pairs) -> list[ConsentEvent]:
     """consent_profiles_merged for several (survivor, absorbed) merges sharing no profile,
-    as identity resolution stores them: the same events, in pair order, with the heads
+    as identity resolution stores them: the same events, in pair order, with the people
     locked and the states, notices and bases read once for all pairs, and the
     PROFILES_MERGED handlers called once with all the pairs.
     """
@@ -267,7 +267,11 @@ def consent_profiles_merged_many(pairs) -> list[ConsentEvent]:
     ids = [pid for pair in pairs for pid in pair]
     if len(set(ids)) != len(ids):
         raise ValueError("consent_profiles_merged_many takes merges that share no profile")
-    heads = heads_lock(ids)
+    # The people, not their heads: most merged people never gave consent and have none.
+    # A concurrent first append for one of them waits here (subjects_lock); a head is made
+    # only for a survivor that receives an event below.
+    subjects_lock(ids)
+    heads: dict = {}
     states = {(s.profile_id, s.purpose): s
               for s in ConsentState.objects.select_for_update().filter(profile_id__in=ids)}
     now = timezone.now()
@@ -300,6 +304,8 @@ def consent_profiles_merged_many(pairs) -> list[ConsentEvent]:
                 continue
             if mine is not None and mine.granted == winner.granted and mine.notice_version == winner.notice_version:
                 continue
+            if survivor not in heads:
+                heads.update(heads_lock([survivor]))
             event, _ = _append(heads[survivor], mine, context, purpose=purpose, granted=winner.granted,
                                version=winner.notice_version, occurred_at=winner.updated_at,
                                channel=Channel.MERGE, actor=f"merge:{absorbed}", source="")

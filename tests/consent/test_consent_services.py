@@ -270,3 +270,55 @@ def test_a_withdrawal_waiting_on_a_merge_lands_on_the_survivor(postgres, source_
     assert result.event.profile_id == survivor_id
     assert not policy.is_allowed(survivor_id, "marketing")
     assert ledger_verify().intact
+
+
+def test_merging_people_who_never_gave_consent_makes_no_ledger_heads(source_factory):
+    from consent.models import ChainHead
+
+    survivor_id, absorbed_id = two_people(source_factory)
+    profile_merge(survivor_id=survivor_id, absorbed_id=absorbed_id)
+    assert not ChainHead.objects.exists()
+    consent_set(profile_id=absorbed_id, purpose="analytics", granted=True)  # under the old id
+    assert list(ChainHead.objects.values_list("profile_id", flat=True)) == [survivor_id]
+    assert ledger_verify().intact
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_consent_for_a_person_being_merged_waits_and_lands_on_the_survivor(postgres, source_factory):
+    """The absorbed person has no chain head to lock: the merge and the first append
+    queue on the person themselves (subjects_lock)."""
+    import threading
+
+    survivor_id, absorbed_id = two_people(source_factory)
+    merging, commit, done = threading.Event(), threading.Event(), {}
+
+    def merge():
+        from django.db import connection as thread_connection
+
+        with transaction.atomic():
+            profile_merge(survivor_id=survivor_id, absorbed_id=absorbed_id)
+            merging.set()
+            commit.wait(10)
+        thread_connection.close()
+
+    def grant():
+        from django.db import connection as thread_connection
+
+        done["result"] = consents_record(profile_id=absorbed_id, channel="cmp", actor="cmp",
+                                         changes=[ConsentChange("analytics", True)])
+        thread_connection.close()
+
+    merger = threading.Thread(target=merge)
+    merger.start()
+    assert merging.wait(10)
+    granter = threading.Thread(target=grant)
+    granter.start()
+    granter.join(0.5)
+    assert granter.is_alive()  # waiting for the merge to commit
+    commit.set()
+    merger.join(15)
+    granter.join(15)
+    [result] = done["result"]
+    assert result.event.profile_id == survivor_id
+    assert policy.is_allowed(survivor_id, "analytics")
+    assert ledger_verify().intact
