@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cdp import crypto
-from cdp.core.bulk import any_of, bulk_update_fields, insert_rows, update_mapped
+from cdp.core.bulk import bulk_update_fields, insert_rows, rows_any_of, update_mapped
 from cdp.core.errors import Conflict, NotFound
 from cdp.core.identifiers import GLOBAL_KINDS
 from cdp.core.outbox import outbox_put, outbox_put_many
@@ -163,8 +163,8 @@ def merges_apply(steps: list[MergeStep], *, cipher: crypto.ValueCipher) -> None:
     moved_records, moved_identities = defaultdict(list), defaultdict(list)
 
     rows = []
-    for record_id, owner, payload in SourceRecord.objects.filter(
-            any_of(SourceRecord, "profile_id", absorbed_ids)).values_list("id", "profile_id", "payload"):
+    for record_id, owner, payload in rows_any_of(SourceRecord, ("id", "profile_id", "payload"), "profile_id",
+                                                 absorbed_ids):
         step = by_absorbed[owner]
         value = cipher.decrypt(step.absorbed_dek, owner_id=owner, field=PAYLOAD_FIELD, ciphertext=payload)
         rows.append(_MovedRow(record_id, step.survivor_id, cipher.encrypt(
@@ -173,8 +173,8 @@ def merges_apply(steps: list[MergeStep], *, cipher: crypto.ValueCipher) -> None:
     bulk_update_fields(SourceRecord, rows, ["payload", "profile"])
 
     rows = []
-    for identity_id, owner, ciphertext in Identity.objects.filter(
-            any_of(Identity, "profile_id", absorbed_ids)).values_list("id", "profile_id", "value"):
+    for identity_id, owner, ciphertext in rows_any_of(Identity, ("id", "profile_id", "value"), "profile_id",
+                                                      absorbed_ids):
         step = by_absorbed[owner]
         value = cipher.decrypt(step.absorbed_dek, owner_id=owner, field=IDENTITY_FIELD, ciphertext=ciphertext)
         rows.append(_MovedRow(identity_id, step.survivor_id, cipher.encrypt(
@@ -183,8 +183,7 @@ def merges_apply(steps: list[MergeStep], *, cipher: crypto.ValueCipher) -> None:
     bulk_update_fields(Identity, rows, ["value", "profile"])
 
     absorbed_before = defaultdict(list)
-    for profile_id, merged_into in Profile.objects.filter(merged_into_id__in=absorbed_ids).values_list(
-            "id", "merged_into_id"):
+    for profile_id, merged_into in rows_any_of(Profile, ("id", "merged_into_id"), "merged_into_id", absorbed_ids):
         absorbed_before[merged_into].append(str(profile_id))
 
     survivor_of = {step.absorbed_id: step.survivor_id for step in steps}
