@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from django.db import IntegrityError, transaction
 
@@ -114,8 +115,8 @@ def _store(source: Source, mapped: list, failures: dict, suppressed: set, cache:
             _note(result, origin, failures, suppressed)
         # Read again what may have changed: identifiers nobody held, and those of the
         # people these records merged away.
-        merged_away = {pid for result in results for pid in result.merged_ids}
-        owners = {key: pid for key, pid in owners.items() if str(pid) not in merged_away}
+        merged_away = {UUID(pid) for result in results for pid in result.merged_ids}
+        owners = {key: pid for key, pid in owners.items() if pid not in merged_away}
         owners.update(identity_owners(keys - owners.keys()))
         # Named only by a record that made nobody (rejected, say): such a person still
         # comes from the event, as without that record.
