@@ -105,12 +105,19 @@ def any_of(model: type[models.Model], field_name: str, values) -> Q | RawSQL:
     if connection.vendor != "postgresql" or not values:
         return Q(**{f"{field_name}__in": values})
     quote = connection.ops.quote_name
+    column = f"{quote(model._meta.db_table)}.{_any_condition(model, field_name)}"
+    return RawSQL(column, (values,), output_field=BooleanField())  # noqa: S611
+
+
+def _any_condition(model: type[models.Model], field_name: str) -> str:
+    """`column = ANY(%b::type[])` for one array parameter holding the values.
+
+    %b: the array travels in binary, which psycopg builds several times faster than text
+    (for a batch's 2,000 blind indexes, 0.5 ms instead of 5-15 ms); the cast names its
+    type (text for any character column, so no value is cut to a length).
+    """
     field = model._meta.get_field(field_name)
-    # %b: the array travels in binary, which psycopg builds several times faster than
-    # text (for a batch's 2,000 blind indexes, 0.5 ms instead of 5-15 ms); the cast
-    # names its type (text for any character column, so no value is cut to a length).
-    return RawSQL(f"{quote(model._meta.db_table)}.{quote(field.column)} = ANY(%b::{array_type(field)}[])",  # noqa: S611
-                  (values,), output_field=BooleanField())
+    return f"{connection.ops.quote_name(field.column)} = ANY(%b::{array_type(field)}[])"
 
 
 def rows_any_of(model: type[models.Model], columns: Sequence[str], field_name: str, values,
@@ -127,9 +134,7 @@ def rows_any_of(model: type[models.Model], columns: Sequence[str], field_name: s
     if connection.vendor != "postgresql":
         return list(model._default_manager.filter(**{f"{field_name}__in": values}, **equal).values_list(*columns))
     meta, quote = model._meta, connection.ops.quote_name
-    field = meta.get_field(field_name)
-    conditions = [f"{quote(field.column)} = ANY(%b::{array_type(field)}[])"]
-    params = [values]
+    conditions, params = [_any_condition(model, field_name)], [values]
     for name, value in equal.items():
         conditions.append(f"{quote(meta.get_field(name).column)} = %s")
         params.append(value)

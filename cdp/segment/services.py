@@ -28,6 +28,7 @@ from cdp.services.events import (
     events_parse,
     events_store,
     identity_owners,
+    unknown_people_create,
     unknown_people_records,
 )
 from cdp.services.records import parse_identifiers, phone_region
@@ -120,10 +121,7 @@ def _store(source: Source, mapped: list, failures: dict, suppressed: set, cache:
         owners.update(identity_owners(keys - owners.keys()))
         # Named only by a record that made nobody (rejected, say): such a person still
         # comes from the event, as without that record.
-        late = unknown_people_records(parsed, owners, source=source)
-        if late:
-            profiles_ingest(source=source, records=late, identifier_cache=cache)
-            owners.update(identity_owners(keys - owners.keys()))
+        unknown_people_create(parsed, owners, source=source, cache=cache)
     if not events:
         return 0
     try:

@@ -151,14 +151,8 @@ def events_ingest(*, source: Source, events: list, identifier_cache: dict | None
     (see records.parse_identifiers), shared with its other calls."""
     cache = {} if identifier_cache is None else identifier_cache
     parsed, rejected = events_parse(source=source, events=events, cache=cache)
-    keys = event_keys(parsed)
-    owners = identity_owners(keys)
-    people = unknown_people_records(parsed, owners, source=source)
-    if people:
-        profiles_ingest(source=source, records=people, identifier_cache=cache)
-        # A new profile never takes over an identifier someone already holds: only the
-        # identifiers nobody held need reading again.
-        owners.update(identity_owners(keys - owners.keys()))
+    owners = identity_owners(event_keys(parsed))
+    unknown_people_create(parsed, owners, source=source, cache=cache)
     return events_store(parsed=parsed, rejected=rejected, source=source, owners=owners)
 
 
@@ -199,6 +193,16 @@ def unknown_people_records(parsed: list[_ParsedEvent], owners: dict, *, source: 
             records.append({"external_id": "event-person:" + event.keys[0].blind_index,
                             "identifiers": {k.kind: k.value for k in event.keys}})
     return records
+
+
+def unknown_people_create(parsed: list[_ParsedEvent], owners: dict, *, source: Source, cache: dict) -> None:
+    """Resolve unknown_people_records, then add the new people's identifiers to `owners`
+    (a new profile never takes over an identifier someone holds: only the identifiers
+    nobody held need reading again)."""
+    people = unknown_people_records(parsed, owners, source=source)
+    if people:
+        profiles_ingest(source=source, records=people, identifier_cache=cache)
+        owners.update(identity_owners(event_keys(parsed) - owners.keys()))
 
 
 def identity_owners(keys) -> dict:

@@ -229,15 +229,11 @@ def test_a_decision_sent_under_a_merged_away_id_reaches_the_survivor(source_fact
     assert ledger_verify().intact
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_withdrawal_waiting_on_a_merge_lands_on_the_survivor(postgres, source_factory):
-    """The merge holds both people's heads; a withdrawal for the absorbed id waits, then
-    finds the id merged and goes to the survivor instead of a profile nobody reads."""
+def decision_during_merge(survivor_id, absorbed_id, change: ConsentChange) -> list:
+    """Record `change` for the absorbed id from a second connection while a merge of the two
+    people is open on a first; checks the decision waits for the merge; returns its results."""
     import threading
 
-    survivor_id, absorbed_id = two_people(source_factory)
-    consent_set(profile_id=survivor_id, purpose="marketing", granted=True)
-    consent_set(profile_id=absorbed_id, purpose="marketing", granted=True)
     merging, commit, done = threading.Event(), threading.Event(), {}
 
     def merge():
@@ -249,24 +245,33 @@ def test_a_withdrawal_waiting_on_a_merge_lands_on_the_survivor(postgres, source_
             commit.wait(10)
         thread_connection.close()
 
-    def withdraw():
+    def decide():
         from django.db import connection as thread_connection
 
-        done["result"] = consents_record(profile_id=absorbed_id, channel="cmp", actor="cmp",
-                                         changes=[ConsentChange("marketing", False)])
+        done["result"] = consents_record(profile_id=absorbed_id, channel="cmp", actor="cmp", changes=[change])
         thread_connection.close()
 
     merger = threading.Thread(target=merge)
     merger.start()
     assert merging.wait(10)
-    withdrawer = threading.Thread(target=withdraw)
-    withdrawer.start()
-    withdrawer.join(0.5)
-    assert withdrawer.is_alive()  # waiting for the merge's lock on the heads
+    decider = threading.Thread(target=decide)
+    decider.start()
+    decider.join(0.5)
+    assert decider.is_alive()  # waiting for the merge to commit
     commit.set()
     merger.join(15)
-    withdrawer.join(15)
-    [result] = done["result"]
+    decider.join(15)
+    return done["result"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_withdrawal_waiting_on_a_merge_lands_on_the_survivor(postgres, source_factory):
+    """The merge holds both people's heads; a withdrawal for the absorbed id waits, then
+    finds the id merged and goes to the survivor instead of a profile nobody reads."""
+    survivor_id, absorbed_id = two_people(source_factory)
+    consent_set(profile_id=survivor_id, purpose="marketing", granted=True)
+    consent_set(profile_id=absorbed_id, purpose="marketing", granted=True)
+    [result] = decision_during_merge(survivor_id, absorbed_id, ConsentChange("marketing", False))
     assert result.event.profile_id == survivor_id
     assert not policy.is_allowed(survivor_id, "marketing")
     assert ledger_verify().intact
@@ -287,38 +292,8 @@ def test_merging_people_who_never_gave_consent_makes_no_ledger_heads(source_fact
 def test_a_first_consent_for_a_person_being_merged_waits_and_lands_on_the_survivor(postgres, source_factory):
     """The absorbed person has no chain head to lock: the merge and the first append
     queue on the person themselves (subjects_lock)."""
-    import threading
-
     survivor_id, absorbed_id = two_people(source_factory)
-    merging, commit, done = threading.Event(), threading.Event(), {}
-
-    def merge():
-        from django.db import connection as thread_connection
-
-        with transaction.atomic():
-            profile_merge(survivor_id=survivor_id, absorbed_id=absorbed_id)
-            merging.set()
-            commit.wait(10)
-        thread_connection.close()
-
-    def grant():
-        from django.db import connection as thread_connection
-
-        done["result"] = consents_record(profile_id=absorbed_id, channel="cmp", actor="cmp",
-                                         changes=[ConsentChange("analytics", True)])
-        thread_connection.close()
-
-    merger = threading.Thread(target=merge)
-    merger.start()
-    assert merging.wait(10)
-    granter = threading.Thread(target=grant)
-    granter.start()
-    granter.join(0.5)
-    assert granter.is_alive()  # waiting for the merge to commit
-    commit.set()
-    merger.join(15)
-    granter.join(15)
-    [result] = done["result"]
+    [result] = decision_during_merge(survivor_id, absorbed_id, ConsentChange("analytics", True))
     assert result.event.profile_id == survivor_id
     assert policy.is_allowed(survivor_id, "analytics")
     assert ledger_verify().intact
