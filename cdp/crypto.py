@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from cdp.core import crypto as primitives
 from cdp.core.bulk import bulk_update_fields
+from cdp.core.json_codec import json_bytes
 from cdp.models import DataKey
 
 
@@ -66,12 +67,8 @@ def data_key_unwrap(key_id, kek_id: str, wrapped: bytes) -> bytes:
     return keyring().unwrap(kek_id, bytes(wrapped), context=_wrap_context(key_id))
 
 
-# json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False), built once.
-_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
 def encrypt_value(dek: bytes, *, owner_id, field: str, value: Any) -> bytes:
-    plaintext = _CANONICAL_JSON.encode(value).encode()
+    plaintext = json_bytes(value, sort_keys=True)
     return primitives.encrypt_field(dek, plaintext, aad=primitives.field_aad(str(owner_id), field))
 
 
@@ -98,7 +95,7 @@ class ValueCipher:
         return cipher
 
     def encrypt(self, dek: bytes, *, owner_id, field: str, value: Any) -> bytes:
-        return self._cipher(dek).encrypt(_CANONICAL_JSON.encode(value).encode(),
+        return self._cipher(dek).encrypt(json_bytes(value, sort_keys=True),
                                          aad=primitives.field_aad(str(owner_id), field))
 
     def decrypt(self, dek: bytes, *, owner_id, field: str, ciphertext: bytes) -> Any:

@@ -1,5 +1,6 @@
 import os
 import sys
+from importlib import import_module
 
 from django.core.wsgi import get_wsgi_application
 
@@ -17,4 +18,7 @@ from django.conf import settings  # noqa: E402 (after the application has loaded
 
 from cdp.core.gc_tuning import gc_tune  # noqa: E402
 
+# Import every view now (Django would on the first request): the first request of each
+# worker is not ~0.5 s slower, and the views' objects are frozen with the rest below.
+import_module(settings.ROOT_URLCONF)
 gc_tune(settings.TESSERA_GC_GEN0_THRESHOLD)  # each server process, once the app is loaded

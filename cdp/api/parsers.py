@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
 from cdp.api.errors import PayloadTooLarge
+from cdp.core.json_codec import NotJson, strict_json_loads
 
 
 class LimitedJSONParser(BaseParser):
@@ -32,11 +31,6 @@ class LimitedJSONParser(BaseParser):
         if len(raw) > limit:
             raise PayloadTooLarge(f"The body may hold at most {limit} bytes.")
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError):
-            # The decoder's message can quote part of the body, so it is not passed on.
+            return strict_json_loads(raw)
+        except NotJson:
             raise ParseError("The body is not valid JSON.") from None
-
-
-def _reject_constant(name: str):
-    raise ValueError("NaN and Infinity are not JSON")

@@ -20,6 +20,8 @@ from django.db import connection, models
 from django.db.models import BooleanField, Case, Q, Value, When
 from django.db.models.expressions import RawSQL
 
+from cdp.core.json_codec import json_bytes
+
 
 def insert_rows(model: type[models.Model], columns: Sequence[str], rows: list[Sequence]) -> None:
     """Insert rows given as value tuples in the order of `columns` (field attnames).
@@ -44,9 +46,9 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: list[Se
         return
     json_columns = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
     if json_columns:
-        # One encoder per column and call, as json.dumps(value, cls=encoder) would build
-        # for every value.
-        dumps = {i: (fields[i].encoder or json.JSONEncoder)().encode for i in json_columns}
+        # The field's encoder only for what orjson leaves to it (datetimes, decimals, ...);
+        # PostgreSQL stores the parsed value, so the spelling of the text does not matter.
+        dumps = {i: _json_dumps(fields[i].encoder) for i in json_columns}
         rows = [_json_wrapped(row, dumps) for row in rows]
     with connection.cursor() as cursor:
         # Binary COPY: no text to format here or to parse on the server (uuids, bytea,
@@ -61,6 +63,11 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: list[Se
             write = copy.write_row
             for row in rows:
                 write(row)
+
+
+def _json_dumps(encoder: type[json.JSONEncoder] | None):
+    default = encoder().default if encoder is not None else None
+    return lambda value: json_bytes(value, default=default)
 
 
 def _json_wrapped(row: Sequence, dumps: dict) -> Sequence:

@@ -52,7 +52,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from cdp.core.identifiers import is_junk
-from cdp.services.records import ATTRIBUTE_NAME, encoded_size
+from cdp.core.json_codec import stdlib_length_exceeds
+from cdp.services.records import ATTRIBUTE_NAME
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_BYTES = 32 * 1024  # Segment's own per-message limit
@@ -100,7 +101,7 @@ def message_map(message, *, index: int, context: dict | None = None, sent_at=Non
     message_type = message.get("type")
     if message_type not in MESSAGE_TYPES:
         raise MessageInvalid(["unknown_type"])
-    if encoded_size(message) > MAX_MESSAGE_BYTES:
+    if stdlib_length_exceeds(message, MAX_MESSAGE_BYTES):
         raise MessageInvalid(["message_too_large"])
     context = _merged_context(context, message.get("context"))
     mapped = Mapped(index=index, type=message_type)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import zlib
+
+from cdp.core.json_codec import NotJson, strict_json_loads
 
 
 class BodyRejected(Exception):
@@ -32,8 +33,8 @@ def body_decode(raw: bytes, *, content_encoding: str | None, limit: int) -> dict
     if len(data) > limit:
         raise BodyRejected(413, "body_too_large", f"The body may hold at most {limit} bytes.")
     try:
-        body = json.loads(data)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        body = strict_json_loads(data)
+    except NotJson:
         raise BodyRejected(400, "malformed_json", "The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BodyRejected(400, "malformed_json", "The body must be a JSON object.")

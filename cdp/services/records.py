@@ -23,11 +23,11 @@ from cdp.core.identifiers import (
     InvalidIdentifier,
     normalize,
 )
+from cdp.core.json_codec import stdlib_length_exceeds
 
 MAX_RECORD_BYTES = 32 * 1024
-# json.dumps(value, default=str) and json.dumps(value, sort_keys=True, default=str), each
-# encoder built once instead of on every call.
-_SIZE_JSON = json.JSONEncoder(default=str)
+# json.dumps(value, sort_keys=True, default=str), the encoder built once instead of on
+# every call. Digests are stored: the text they hash must never change.
 _DIGEST_JSON = json.JSONEncoder(sort_keys=True, default=str)
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 COUNTRY_CODE = re.compile(r"^[A-Za-z]{2}$")
@@ -81,11 +81,6 @@ class RecordRejected(Exception):
     def __init__(self, errors: list[dict]):
         super().__init__("record rejected")
         self.errors = errors
-
-
-def encoded_size(value) -> int:
-    """len(json.dumps(value, default=str)): how large a record or message counts as."""
-    return len(_SIZE_JSON.encode(value))
 
 
 def error(field_name: str, code: str, message: str) -> dict:
@@ -170,7 +165,7 @@ def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None)
     """
     if not isinstance(raw, dict):
         raise RecordRejected([error("record", "wrong_type", "A record must be an object.")])
-    if encoded_size(raw) > MAX_RECORD_BYTES:
+    if stdlib_length_exceeds(raw, MAX_RECORD_BYTES):
         raise RecordRejected([error("record", "record_too_large",
                                     f"A record may hold at most {MAX_RECORD_BYTES} bytes.")])
     errors: list[dict] = []

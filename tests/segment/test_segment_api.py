@@ -179,6 +179,23 @@ def test_malformed_json_is_400_without_echo(post):
     assert CANARY not in response.content.decode()
 
 
+@pytest.mark.parametrize("text", ['"\\ud800"', "NaN"])
+def test_json_no_storage_can_hold_is_400_and_stores_nothing(post, text):
+    # An unpaired surrogate escape is JSON syntax but no UTF-8 text; NaN is no JSON at all.
+    raw = ('{"batch": [{"type": "track", "userId": "u-1", "event": "Viewed", "messageId": "m-1",'
+           ' "properties": {"note": %s}}]}' % text).encode()
+    response = post("/v1/batch", None, raw=raw)
+    assert response.status_code == 400 and response.json()["success"] is False
+    assert not Event.objects.exists() and not Profile.objects.exists()
+
+
+def test_an_escaped_emoji_is_stored(post):
+    raw = (b'{"batch": [{"type": "identify", "userId": "u-1", "messageId": "m-1",'
+           b' "traits": {"firstName": "Ana \\ud83d\\ude00"}}]}')
+    ok(post("/v1/batch", None, raw=raw))
+    assert the_profile()["attributes"]["first_name"]["value"] == "Ana \U0001f600"
+
+
 def test_a_batch_that_is_not_a_list_is_400(post):
     assert post("/v1/batch", {"batch": {"type": "track"}}).status_code == 400
 

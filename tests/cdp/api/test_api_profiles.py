@@ -81,6 +81,15 @@ def test_malformed_json_is_400(api_client, shop):
     assert is_problem(response, 400, "malformed_request")
 
 
+def test_an_unpaired_surrogate_escape_is_400_and_stores_nothing(api_client, shop):
+    # JSON syntax, but no text UTF-8 (or the encryption of a field) can hold.
+    body = (b'{"source": "shop", "records": [{"external_id": "o-1", "identifiers": {"email": "a@example.com"},'
+            b' "attributes": {"first_name": "A\\ud800"}}]}')
+    response = api_client.post("/api/v1/profiles/batch", data=body, content_type="application/json")
+    assert is_problem(response, 400, "malformed_request")
+    assert not Profile.objects.exists()
+
+
 @pytest.mark.parametrize("body", [{"records": []}, {"source": "shop"}, {"source": "shop", "records": {}},
                                   {"source": ["shop"], "records": []}, []])
 def test_a_body_that_does_not_fit_the_schema_is_400(api_client, shop, body):
