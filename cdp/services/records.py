@@ -23,12 +23,12 @@ from cdp.core.identifiers import (
     InvalidIdentifier,
     normalize,
 )
-from cdp.core.json_codec import stdlib_length_exceeds
+from cdp.core.json_codec import json_bytes, stdlib_length_exceeds
 
 MAX_RECORD_BYTES = 32 * 1024
-# json.dumps(value, sort_keys=True, default=str), the encoder built once instead of on
-# every call. Digests are stored: the text they hash must never change.
-_DIGEST_JSON = json.JSONEncoder(sort_keys=True, default=str)
+# The text records were digested as before digests became json_bytes' (stored digests of
+# that time are still recognized): json.dumps(value, sort_keys=True, default=str).
+_LEGACY_DIGEST_JSON = json.JSONEncoder(sort_keys=True, default=str)
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 COUNTRY_CODE = re.compile(r"^[A-Za-z]{2}$")
 
@@ -53,6 +53,7 @@ class IdentifierKey:
 @dataclass
 class ParsedRecord:
     index: int
+    source_key: str
     external_id: str
     external_key: str
     identifiers: list[IdentifierKey]
@@ -61,6 +62,14 @@ class ParsedRecord:
     digest: str
     errors: list[dict] = field(default_factory=list)
     _payload: dict | None = field(default=None, repr=False, compare=False)
+
+    def digest_matches(self, stored: str) -> bool:
+        """Whether a stored record's digest is this record's: the same content re-sent."""
+        return stored == self.digest or stored == payload_digest_legacy(self.source_key, self.digest_content())
+
+    def digest_content(self) -> dict:
+        # observed_at stays out of the digest: a re-sent record with a fresh timestamp is unchanged.
+        return {k: v for k, v in self.payload().items() if k != "observed_at"}
 
     def payload(self) -> dict:
         """What is stored (encrypted) as the SourceRecord: normalized identifiers.
@@ -204,11 +213,20 @@ def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None)
     attributes = {str(k): v for k, v in attributes.items() if v is not None}
     parsed = ParsedRecord(index=index, external_id=external_id,
                           external_key=external_key_for(source_key=source_key, external_id=external_id),
-                          identifiers=_dedupe(keys), attributes=attributes, observed_at=observed_at, digest="")
-    # observed_at stays out of the digest: a re-sent record with a fresh timestamp is unchanged.
-    content = {k: v for k, v in parsed.payload().items() if k != "observed_at"}
-    parsed.digest = crypto.keyed_digest(_DIGEST_JSON.encode([source_key, content]), purpose="record-payload")
+                          identifiers=_dedupe(keys), attributes=attributes, observed_at=observed_at, digest="",
+                          source_key=source_key)
+    parsed.digest = payload_digest(source_key, parsed.digest_content())
     return parsed
+
+
+def payload_digest(source_key: str, content: dict) -> str:
+    """A keyed digest of a record's content, to tell a re-sent record from a changed one."""
+    text = json_bytes([source_key, content], sort_keys=True, default=str).decode()
+    return crypto.keyed_digest(text, purpose="record-payload:v2")
+
+
+def payload_digest_legacy(source_key: str, content: dict) -> str:
+    return crypto.keyed_digest(_LEGACY_DIGEST_JSON.encode([source_key, content]), purpose="record-payload")
 
 
 def _dedupe(keys: list[IdentifierKey]) -> list[IdentifierKey]:

@@ -350,7 +350,7 @@ class _Resolver:
     # --- resolving ------------------------------------------------------------------------
     def _resolve(self, record: ParsedRecord) -> RecordResult:
         previous = self.current.get(record.external_key)
-        if previous is not None and previous.payload_digest == record.digest:
+        if previous is not None and record.digest_matches(previous.payload_digest):
             return RecordResult(record.index, "unchanged" if previous.profile_id else "held",
                                 str(previous.profile_id) if previous.profile_id else None)
         matched = self._matched_profiles(record, previous)

@@ -7,6 +7,7 @@ import pytest
 from cdp.models import Identity, Merge, MergeConflict, Profile, ProfileStatus, SourceRecord
 from cdp.selectors import profile_unified_view
 from cdp.services.merges import merge_undo
+from cdp.services.records import payload_digest, payload_digest_legacy
 from cdp.services.resolution import profiles_ingest
 from consent.services import consent_set
 
@@ -150,6 +151,23 @@ def test_the_same_record_twice_changes_nothing(source_factory):
     [second] = ingest(shop, dict(record))
     assert second == {**first, "status": "unchanged"}
     assert (SourceRecord.objects.count(), Identity.objects.count(), Profile.objects.get().version) == counts
+
+
+def test_a_record_stored_with_a_digest_of_the_earlier_format_is_still_recognized(source_factory):
+    shop = source_factory("shop")
+    record = rec("o-1", email="a@example.com", phone="+442071234567", attributes={"first_name": "Zoë", "n": 1})
+    [first] = ingest(shop, record)
+    stored = SourceRecord.objects.get()
+    content = {"external_id": "o-1", "identifiers": {"email": "a@example.com", "phone": "+442071234567"},
+               "attributes": {"first_name": "Zoë", "n": 1}}
+    assert stored.payload_digest == payload_digest("shop", content)
+    legacy = payload_digest_legacy("shop", content)
+    assert legacy != stored.payload_digest
+    SourceRecord.objects.filter(pk=stored.pk).update(payload_digest=legacy)  # as written before v2
+    [second] = ingest(shop, dict(record))
+    assert second == {**first, "status": "unchanged"}
+    [third] = ingest(shop, rec("o-1", email="a@example.com", attributes={"first_name": "Zoe"}))
+    assert third["status"] == "updated" and SourceRecord.objects.count() == 2
 
 
 def test_a_changed_record_keeps_its_previous_version(source_factory):

@@ -182,8 +182,8 @@ def test_malformed_json_is_400_without_echo(post):
 @pytest.mark.parametrize("text", ['"\\ud800"', "NaN"])
 def test_json_no_storage_can_hold_is_400_and_stores_nothing(post, text):
     # An unpaired surrogate escape is JSON syntax but no UTF-8 text; NaN is no JSON at all.
-    raw = ('{"batch": [{"type": "track", "userId": "u-1", "event": "Viewed", "messageId": "m-1",'
-           ' "properties": {"note": %s}}]}' % text).encode()
+    message = '{"type": "track", "userId": "u-1", "event": "Viewed", "messageId": "m-1", "properties": {"note": '
+    raw = ('{"batch": [' + message + text + "}}]}").encode()
     response = post("/v1/batch", None, raw=raw)
     assert response.status_code == 400 and response.json()["success"] is False
     assert not Event.objects.exists() and not Profile.objects.exists()
