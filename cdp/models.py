@@ -76,8 +76,9 @@ class ProfileStatus(models.TextChoices):
 class Profile(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     status = models.CharField(max_length=8, choices=ProfileStatus.choices, default=ProfileStatus.ACTIVE)
+    # Indexed only where set (profile_merged_into_idx): a new profile writes no entry.
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="absorbed")
+                                    related_name="absorbed", db_index=False)
     data_key = models.OneToOneField(DataKey, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="profile", db_constraint=False)
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every change; the ETag.")
@@ -86,7 +87,11 @@ class Profile(models.Model):
     erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "id"], name="profile_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "id"], name="profile_status_idx"),
+            models.Index(fields=["merged_into"], condition=Q(merged_into__isnull=False),
+                         name="profile_merged_into_idx"),
+        ]
 
     def __str__(self) -> str:
         return str(self.id)
@@ -115,8 +120,10 @@ class SourceRecord(models.Model):
     profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="records", db_index=False, db_constraint=False)
     status = models.CharField(max_length=8, choices=RecordStatus.choices, default=RecordStatus.ATTACHED)
-    held_key = models.OneToOneField(DataKey, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="held_record")
+    # One record per key, enforced only where set (record_held_key_unique): the attached
+    # records (nearly all) write no index entry for it.
+    held_key = models.ForeignKey(DataKey, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="held_records", db_index=False)
     payload = models.BinaryField()
     payload_digest = models.CharField(max_length=64)
     is_current = models.BooleanField(default=True)
@@ -133,6 +140,8 @@ class SourceRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "external_key"], condition=Q(is_current=True),
                                     name="record_one_current_version"),
+            models.UniqueConstraint(fields=["held_key"], condition=Q(held_key__isnull=False),
+                                    name="record_held_key_unique"),
             models.CheckConstraint(
                 condition=(Q(status="attached", profile__isnull=False) | Q(status="held", profile__isnull=True)),
                 name="record_attached_xor_held",

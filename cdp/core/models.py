@@ -25,11 +25,16 @@ class OutboxMessage(models.Model):
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # The change feed order. Null until stamped after the writing transaction committed
     # (cdp.core.changes): an id taken inside the transaction could commit out of order.
-    position = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    # Unique where set (outbox_position_unique): an unstamped row writes no entry for it.
+    position = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         indexes = [
             models.Index(fields=["id"], condition=models.Q(position__isnull=True), name="outbox_unstamped_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["position"], condition=models.Q(position__isnull=False),
+                                    name="outbox_position_unique"),
         ]
 
     def __str__(self) -> str:
