@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from cdp.core import crypto as primitives
 from cdp.core.bulk import bulk_update_fields
+from cdp.core.ids import new_uuid4
 from cdp.core.json_codec import json_bytes
 from cdp.models import DataKey
 
@@ -53,7 +54,7 @@ def data_key_new() -> tuple[DataKey, bytes]:
 def data_key_material_new() -> tuple[uuid.UUID, str, bytes, bytes]:
     """A data key as plain values (row id, master key id, wrapped key, plaintext key),
     for hot paths that write DataKey rows without model instances."""
-    key_id = uuid.uuid4()
+    key_id = new_uuid4()
     dek = primitives.new_data_key()
     kek_id, wrapped = keyring().wrap(dek, context=_wrap_context(key_id))
     return key_id, kek_id, wrapped, dek

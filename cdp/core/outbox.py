@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cdp.core.bulk import insert_rows
+from cdp.core.ids import new_uuid4
 from cdp.core.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def outbox_put_many(messages: list[tuple[str, dict]]) -> None:
         # resolution writes one per profile it touches.
         now = timezone.now()
         insert_rows(OutboxMessage, ("topic", "payload", "created_at", "event_id", "position"),
-                    [(topic, payload, now, uuid.uuid4(), None) for topic, payload in messages])
+                    [(topic, payload, now, new_uuid4(), None) for topic, payload in messages])
         _notify_after_commit()
 
 

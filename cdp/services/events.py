@@ -13,7 +13,6 @@ Segment ingestion can resolve its own records and the events' new people in one 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
@@ -22,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cdp.core.bulk import insert_rows, rows_any_of
+from cdp.core.ids import new_uuid4
 from cdp.models import Event, EventType, Identity, Profile, ProfileStatus, Source, Suppression
 from cdp.services.records import RecordRejected, error, parse_identifiers, parse_observed_at, phone_region
 from cdp.services.resolution import profiles_ingest
@@ -251,7 +251,7 @@ def events_store(*, parsed: list[_ParsedEvent], rejected: list[EventResult], sou
         results.append(EventResult(event.index, "accepted", text))
     now = timezone.now()
     insert_rows(Event, _EVENT_COLUMNS, [
-        (uuid.uuid4(), r.profile_id, r.origin_profile_id, source.id, r.type, r.name, r.item_id, r.quantity, r.price,
+        (new_uuid4(), r.profile_id, r.origin_profile_id, source.id, r.type, r.name, r.item_id, r.quantity, r.price,
          r.rating, r.occurred_at, now, r.message_id) for r in rows])
     return sorted(results, key=lambda result: result.index)
 

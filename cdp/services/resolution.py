@@ -31,6 +31,7 @@ from cdp import crypto
 from cdp.core.advisory import advisory_locks
 from cdp.core.bulk import any_of, bulk_update_fields, insert_rows, reserve_ids, rows_any_of
 from cdp.core.errors import Conflict, Gone
+from cdp.core.ids import new_uuid4
 from cdp.core.outbox import outbox_put_many
 from cdp.models import (
     AttributeValue,
@@ -431,7 +432,7 @@ class _Resolver:
     # --- writing --------------------------------------------------------------------------
     def _create_profile(self):
         key_id, kek_id, wrapped, dek = crypto.data_key_material_new()
-        profile_id = uuid.uuid4()
+        profile_id = new_uuid4()
         # Profiles of one batch are created a microsecond apart, in record order, so "the
         # oldest survives" also decides between them, now and in later batches.
         self.profiles_created += 1
@@ -452,7 +453,7 @@ class _Resolver:
         elif previous is not None:
             self.retired_records.append(previous.id)
             self.retired.add(previous.id)
-        row = _Record(uuid.uuid4(), self.source.id, record.external_key, profile_id,
+        row = _Record(new_uuid4(), self.source.id, record.external_key, profile_id,
                       RecordStatus.ATTACHED if profile_id else RecordStatus.HELD, record.digest, True,
                       record.observed_at, stored=False, received_at=self.clock, plain=record.payload())
         self.new_records.append(row)
