@@ -88,6 +88,7 @@ class ValueCipher:
 
     def __init__(self):
         self._ciphers: dict[bytes, primitives.FieldCipher] = {}
+        self._owner_texts: dict[Any, str] = {}  # str(UUID) once per owner, not once per field
 
     def _cipher(self, dek: bytes) -> primitives.FieldCipher:
         cipher = self._ciphers.get(dek)
@@ -95,12 +96,17 @@ class ValueCipher:
             cipher = self._ciphers[dek] = primitives.FieldCipher(dek)
         return cipher
 
+    def _aad(self, owner_id, field: str) -> bytes:
+        text = self._owner_texts.get(owner_id)
+        if text is None:
+            text = self._owner_texts[owner_id] = str(owner_id)
+        return primitives.field_aad(text, field)
+
     def encrypt(self, dek: bytes, *, owner_id, field: str, value: Any) -> bytes:
-        return self._cipher(dek).encrypt(json_bytes(value, sort_keys=True),
-                                         aad=primitives.field_aad(str(owner_id), field))
+        return self._cipher(dek).encrypt(json_bytes(value, sort_keys=True), aad=self._aad(owner_id, field))
 
     def decrypt(self, dek: bytes, *, owner_id, field: str, ciphertext: bytes) -> Any:
-        return json.loads(self._cipher(dek).decrypt(ciphertext, aad=primitives.field_aad(str(owner_id), field)))
+        return json.loads(self._cipher(dek).decrypt(ciphertext, aad=self._aad(owner_id, field)))
 
 
 def reencrypt_value(ciphertext: bytes, *, field: str, old_dek: bytes, old_owner, new_dek: bytes, new_owner) -> bytes:
