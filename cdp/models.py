@@ -176,8 +176,12 @@ class Identity(models.Model):
     blind_index = models.CharField(max_length=64)
     index_key_version = models.CharField(max_length=32)
     value = models.BinaryField(help_text="Normalized value, encrypted under the profile's data key.")
-    record = models.ForeignKey(SourceRecord, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="introduced_identities", db_constraint=False)
+    # The record that introduced it, always one of the same profile's records (they move
+    # together in merges and unmerges). Unindexed: a random-uuid index entry for every
+    # identity, read only when records are deleted, and erasure deletes a profile's
+    # identities before its records (check_integrity finds a row left pointing nowhere).
+    record = models.ForeignKey(SourceRecord, null=True, blank=True, on_delete=models.DO_NOTHING,
+                               related_name="introduced_identities", db_index=False, db_constraint=False)
     priority = models.IntegerField(default=0, help_text="Trust of the source that introduced it.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField()
@@ -208,8 +212,9 @@ class AttributeValue(models.Model):
     # No index on source: only deleting a source asks for it (PROTECT), a rare admin act.
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+", db_index=False,
                                db_constraint=False)
-    record = models.ForeignKey(SourceRecord, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+", db_constraint=False)
+    # Unindexed, as Identity.record: erasure deletes a profile's attribute values first.
+    record = models.ForeignKey(SourceRecord, null=True, blank=True, on_delete=models.DO_NOTHING,
+                               related_name="+", db_index=False, db_constraint=False)
     observed_at = models.DateTimeField()
     is_personal = models.BooleanField(default=True)
     value_cipher = models.BinaryField(null=True, blank=True)

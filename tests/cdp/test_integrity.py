@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from cdp.integrity import dangling_references, unconstrained_relations
-from cdp.models import AttributeValue, Event, Merge, Source, SourceRecord
+from cdp.models import AttributeValue, Event, Identity, Merge, Profile, ProfileStatus, Source, SourceRecord
 from cdp.services.erasure import profile_erase
 from cdp.services.events import events_ingest
 from cdp.services.merges import merge_undo
@@ -50,6 +50,32 @@ def test_ingestion_merges_unmerges_and_erasure_leave_every_reference_intact(sour
     assert Event.objects.count() == 6 and AttributeValue.objects.exists()
     assert dangling_references() == {}
     call_command("check_integrity")
+
+
+@pytest.mark.parametrize("undo_first", [False, True])
+def test_erasing_merged_people_leaves_no_identity_or_attribute_naming_a_deleted_record(source_factory, undo_first):
+    # Identities and attribute values name the record that introduced them without an index
+    # or an on_delete: erasure must delete every row that names one of the erased records.
+    crm, shop = source_factory("crm", trust=90), source_factory("shop", trust=40)
+    profiles_ingest(source=crm, records=[
+        {"external_id": f"c{n}", "identifiers": {"email": f"p{n}@example.com"},
+         "attributes": {"first_name": f"N{n}"}} for n in range(2)])
+    profiles_ingest(source=shop, records=[
+        {"external_id": "s1", "identifiers": {"email": "p0@example.com", "phone": "+442079460001"},
+         "attributes": {"city": "York"}}])
+    [merged] = profiles_ingest(source=shop, records=[
+        {"external_id": "s2", "identifiers": {"phone": "+442079460001", "email": "p1@example.com"},
+         "attributes": {"city": "Leeds"}}])
+    assert merged.status == "merged"
+    if undo_first:
+        merge_undo(merge_id=Merge.objects.get().id)
+    # The survivor (both people while merged; only p0's after the undo) is erased.
+    profile_erase(profile_id=Merge.objects.get().survivor_id)
+    left = Profile.objects.filter(status=ProfileStatus.ACTIVE)
+    assert left.count() == (1 if undo_first else 0)
+    assert Identity.objects.filter(profile__in=left).exists() == undo_first
+    assert AttributeValue.objects.filter(profile__in=left).exists() == undo_first
+    assert dangling_references() == {}
 
 
 def test_a_row_naming_a_missing_target_is_found_and_named(source_factory, capsys):
