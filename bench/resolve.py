@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from setup_django import backend_cpu_seconds, fresh_postgres, peak_rss_mb  # noqa: E402
+from setup_django import backend_cpu_seconds, fresh_postgres, peak_rss_mb, wal_bytes_since, wal_position  # noqa: E402,E501
 
 
 def generate(count: int, seed: int = 7):
@@ -73,6 +73,7 @@ def main() -> None:
     statuses: dict[str, int] = {}
     load_before = os.getloadavg()[0]
     server_cpu_before = backend_cpu_seconds()
+    wal_before = wal_position()
     profiler = None
     if args.profile:
         import cProfile
@@ -93,6 +94,7 @@ def main() -> None:
                 statuses[result.status] = statuses.get(result.status, 0) + 1
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     server_cpu_after = backend_cpu_seconds()
+    wal = wal_bytes_since(wal_before)
     if profiler is not None:
         import pstats
 
@@ -110,6 +112,8 @@ def main() -> None:
         server = (server_cpu_after - server_cpu_before) / args.records * 1e6
         print(f" + {server:,.0f} µs PostgreSQL = {cpu / args.records * 1e6 + server:,.0f} µs", end="")
     print()
+    print(f"WAL per record     {wal / args.records:>10,.0f} bytes (rows, index entries and the first image of "
+          f"each page changed, from a checkpoint)")
     print(f"statuses           {dict(sorted(statuses.items()))}")
     print(f"live profiles      {Profile.objects.filter(status='active').count():>10,}")
     print(f"merges             {Merge.objects.count():>10,}")

@@ -79,6 +79,28 @@ def backend_cpu_seconds() -> float | None:
         return process_cpu_seconds(cursor.fetchone()[0])
 
 
+def wal_position() -> str:
+    """PostgreSQL's write-ahead-log position after a checkpoint: the WAL written from there
+    is a repeatable measure of the database work (rows and index entries), where its CPU
+    time drifts with the machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        # From a checkpoint on, as every run: the first change to each page after one
+        # writes the whole page, so where checkpoints fall changes the total.
+        cursor.execute("CHECKPOINT")
+        cursor.execute("SELECT pg_current_wal_lsn()::text")
+        return cursor.fetchone()[0]
+
+
+def wal_bytes_since(position: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)::bigint", [position])
+        return cursor.fetchone()[0]
+
+
 def peak_rss_mb() -> float:
     import resource
 
