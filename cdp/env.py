@@ -8,6 +8,7 @@ plain message and a non-zero exit instead of a traceback.
 
 from __future__ import annotations
 
+import math
 import os
 from urllib.parse import urlsplit
 
@@ -46,6 +47,21 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ConfigurationError(f"{name} must be a whole number.") from None
     if minimum is not None and number < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}.")
+    return number
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number.") from None
+    if not math.isfinite(number):
+        raise ConfigurationError(f"{name} must be a finite number.")
+    if minimum is not None and number < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum:g}.")
     return number
 
 
