@@ -91,6 +91,7 @@ def _database_from_env() -> dict:
     default_sqlite = f"sqlite:///{VAR_DIR / 'tessera.sqlite3'}"
     url = env_url("DATABASE_URL", schemes={"sqlite", "postgres", "postgresql", "pgsql"},
                   default=default_sqlite)
+    page_cost = env_float("DATABASE_RANDOM_PAGE_COST", 1.1, minimum=0)  # PostgreSQL only, checked always
     try:
         config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60))
     except Exception:  # dj-database-url raises several types for a bad URL
@@ -115,7 +116,6 @@ def _database_from_env() -> dict:
         # disks: a batch's `= ANY(2,000 blind indexes)` lookup was planned as a (parallel)
         # whole-table scan of 100k+ identities, read again by every batch. 1.1 is the usual
         # value for SSDs and for tables that live in cache; 0 keeps the server's.
-        page_cost = env_float("DATABASE_RANDOM_PAGE_COST", 1.1, minimum=0)
         if page_cost:
             options["options"] = f"{options.get('options', '')} -c random_page_cost={page_cost:g}".strip()
         config["CONN_HEALTH_CHECKS"] = True

@@ -73,11 +73,14 @@ def test_production_with_everything_set_passes_the_deploy_check(tmp_path):
     ("DATABASE_URL", "postgres://[broken"),
     ("CELERY_BROKER_URL", "http://example.com"),
     ("DEBUG", "maybe"),
+    ("DATABASE_RANDOM_PAGE_COST", "fast"),
+    ("DATABASE_RANDOM_PAGE_COST", "-1"),
+    ("DATABASE_RANDOM_PAGE_COST", "nan"),
 ])
 def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path, variable, value):
     result = run_manage(tmp_path, "check", **{variable: value})
     assert_one_sentence(result, variable)
-    assert value not in result.stderr or value in ("maybe",)
+    assert value not in result.stderr or value in ("maybe", "-1", "nan")
 
 
 def test_malformed_values_stop_production_too(tmp_path):
@@ -91,6 +94,6 @@ def test_env_example_lists_every_variable():
     settings_text = (ROOT / "cdp" / "settings.py").read_text() + (ROOT / "cdp" / "core" / "keys.py").read_text()
     import re
 
-    used = set(re.findall(r'env_(?:str|bool|int|list|url)\(\s*"([A-Z_]+)"', settings_text)) | {
+    used = set(re.findall(r'env_(?:str|bool|int|float|list|url)\(\s*"([A-Z_]+)"', settings_text)) | {
         "TESSERA_MASTER_KEYS", "TESSERA_INDEX_KEY", "TESSERA_LEDGER_KEY"}
     assert used <= listed, used - listed
