@@ -18,11 +18,13 @@ and codes; logs nothing personal. Expired records are purged by the retention jo
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -31,6 +33,7 @@ from cdp import crypto
 from cdp.api.errors import ApiErrorCode
 from cdp.api.models import ApiKey, IdempotencyRecord, IdempotencyStatus
 from cdp.core.errors import ApplicationError, Conflict, Unprocessable
+from cdp.core.json_codec import json_bytes
 
 RETENTION = timedelta(hours=24)
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -50,14 +53,37 @@ def idempotency_key_check(key: str) -> str:
     return key
 
 
-def idempotency_request_hash(*, path: str, body, preconditions: str | None = None) -> str:
-    """Keyed, so a stored hash of a small body cannot be confirmed by guessing its content."""
-    canonical = json.dumps({"path": path, "if_match": preconditions, "body": body}, sort_keys=True,
-                           separators=(",", ":"), default=str)
-    return crypto.keyed_digest(canonical, purpose="idempotency-request")
+@dataclass(frozen=True)
+class RequestFingerprint:
+    """What an Idempotency-Key promises stays the same: path, preconditions and body.
+
+    Hashed keyed, so a stored hash of a small body cannot be confirmed by guessing its
+    content; and only when the request names a key (a batch's canonical text costs
+    ~10 ms with the stdlib encoder, ~1 ms with orjson).
+    """
+
+    path: str
+    body: object
+    preconditions: str | None = None
+
+    def _canonical(self) -> dict:
+        return {"path": self.path, "if_match": self.preconditions, "body": self.body}
+
+    @cached_property
+    def digest(self) -> str:
+        canonical = json_bytes(self._canonical(), sort_keys=True, default=str).decode()
+        return crypto.keyed_digest(canonical, purpose="idempotency-request:v2")
+
+    def matches(self, stored: str) -> bool:
+        return hmac.compare_digest(stored, self.digest) or hmac.compare_digest(stored, self._legacy_digest())
+
+    def _legacy_digest(self) -> str:
+        # Hashes stored before orjson (kept 24 hours): a retry across the upgrade still replays.
+        canonical = json.dumps(self._canonical(), sort_keys=True, separators=(",", ":"), default=str)
+        return crypto.keyed_digest(canonical, purpose="idempotency-request")
 
 
-def idempotent_run(*, api_key: ApiKey, endpoint: str, key: str | None, request_hash: str,
+def idempotent_run(*, api_key: ApiKey, endpoint: str, key: str | None, request: RequestFingerprint,
                    run: Callable[[], StoredResponse]) -> tuple[StoredResponse, bool]:
     """Run `run` once per key; returns the response and whether it is a replay.
 
@@ -75,11 +101,11 @@ def idempotent_run(*, api_key: ApiKey, endpoint: str, key: str | None, request_h
             existing.delete()
             existing = None
         if existing is not None:
-            return _replay(existing, request_hash), True
+            return _replay(existing, request), True
         try:
             with transaction.atomic():
                 record = IdempotencyRecord.objects.create(
-                    api_key=api_key, endpoint=endpoint, key=key, request_hash=request_hash,
+                    api_key=api_key, endpoint=endpoint, key=key, request_hash=request.digest,
                     status=IdempotencyStatus.IN_PROGRESS, expires_at=now + RETENTION)
         except IntegrityError:
             raise _in_use() from None
@@ -92,8 +118,8 @@ def idempotent_run(*, api_key: ApiKey, endpoint: str, key: str | None, request_h
         return response, False
 
 
-def _replay(record: IdempotencyRecord, request_hash: str) -> StoredResponse:
-    if record.request_hash != request_hash:
+def _replay(record: IdempotencyRecord, request: RequestFingerprint) -> StoredResponse:
+    if not request.matches(record.request_hash):
         raise Unprocessable("This Idempotency-Key was already used with a different request.",
                             code=ApiErrorCode.IDEMPOTENCY_KEY_REUSED)
     if record.status != IdempotencyStatus.COMPLETED:

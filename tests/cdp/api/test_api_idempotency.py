@@ -46,6 +46,30 @@ def test_the_same_key_with_a_different_body_is_422(api_client, shop):
     assert SourceRecord.objects.count() == 1
 
 
+def test_a_record_hashed_by_the_earlier_recipe_still_replays_and_still_refuses_another_body(api_client, shop):
+    # Hashes stored before the orjson recipe live 24 hours: a retry across the upgrade replays.
+    import json
+
+    from cdp import crypto
+
+    body = {"source": "shop", "records": [record("o-1", email="a@example.com")]}
+    first = api_client.post("/api/v1/profiles/batch", body, format="json", headers={"Idempotency-Key": "old"})
+    stored = IdempotencyRecord.objects.get()
+    canonical = json.dumps({"path": "/api/v1/profiles/batch", "if_match": None, "body": body}, sort_keys=True,
+                           separators=(",", ":"), default=str)
+    legacy = crypto.keyed_digest(canonical, purpose="idempotency-request")
+    assert stored.request_hash != legacy
+    IdempotencyRecord.objects.filter(pk=stored.pk).update(request_hash=legacy)
+    reordered = {"records": body["records"], "source": "shop"}  # the same JSON object
+    replay = api_client.post("/api/v1/profiles/batch", reordered, format="json", headers={"Idempotency-Key": "old"})
+    assert replay.status_code == 200 and replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == first.json()
+    other = {"source": "shop", "records": [record("o-2", email="b@example.com")]}
+    refused = api_client.post("/api/v1/profiles/batch", other, format="json", headers={"Idempotency-Key": "old"})
+    assert is_problem(refused, 422, "idempotency_key_reused")
+    assert SourceRecord.objects.count() == 1
+
+
 def test_keys_are_scoped_to_the_api_key_and_the_endpoint(make_client, shop):
     first, second = make_client(), make_client()
     body = record("o-1", email="a@example.com")

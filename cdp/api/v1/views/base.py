@@ -16,9 +16,9 @@ from cdp.api.parsers import LimitedJSONParser
 from cdp.api.permissions import HasScopes
 from cdp.api.schema import ApiAutoSchema
 from cdp.api.services.idempotency import (
+    RequestFingerprint,
     StoredResponse,
     idempotency_key_check,
-    idempotency_request_hash,
     idempotent_run,
 )
 from cdp.api.throttling import ApiKeyRateThrottle
@@ -47,7 +47,7 @@ class ApiView(APIView):
             idempotency_key_check(key)
         stored, replayed = idempotent_run(
             api_key=request.auth, endpoint=f"{request.method} {route_of(request)}", key=key,
-            request_hash=idempotency_request_hash(path=request.path, body=request.data, preconditions=preconditions),
+            request=RequestFingerprint(request.path, request.data, preconditions),
             run=run)
         response = Response(stored.body, status=stored.status, headers=stored.headers)
         if replayed:
