@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import phonenumbers
 
-from cdp.core.phones import phone_is_valid
+from cdp.core.phones import phone_is_valid, phone_parse
 
 EMAIL = "email"
 PHONE = "phone"
@@ -139,7 +139,7 @@ def _normalize_phone(text: str, default_region: str | None, blocklist: frozenset
         return None
     region = default_region.strip().upper() if default_region else None
     try:
-        number = phonenumbers.parse(text, region)
+        number = phone_parse(text, region)
     except phonenumbers.NumberParseException:
         raise InvalidIdentifier(PHONE, "invalid_phone") from None  # keep the parser's details out
     if not phone_is_valid(number):

@@ -7,7 +7,7 @@ import random
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from cdp.core.phones import phone_is_valid
+from cdp.core.phones import _PLAIN_INTERNATIONAL, _parse_plain_international, phone_is_valid, phone_parse
 
 
 def numbers():
@@ -51,3 +51,42 @@ def test_the_same_answer_as_the_library_for_every_kind_of_number():
         valid += expected
     # Both answers are well represented, so neither could pass by always saying one thing.
     assert checked > 5000 and 0.2 < valid / checked < 0.8
+
+
+def _outcome(parse, text, region):
+    try:
+        return parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        return ("error", exc.error_type)
+
+
+def spellings():
+    """The test numbers as people and exports write them with a "+": E.164, grouped with
+    spaces or hyphens, the national prefix left in ("+44 020 ..."), a "0" after the code;
+    then random digit strings after a "+" (unknown codes, too short, too long)."""
+    rng = random.Random(11)
+    for number in numbers():
+        code, national = str(number.country_code), phonenumbers.national_significant_number(number)
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+            number.country_code, phonenumbers.region_code_for_country_code(number.country_code))
+        national_prefix = (metadata.national_prefix if metadata is not None else None) or "0"
+        yield f"+{code}{national}"
+        yield f"+{code} {national[:3]} {national[3:]}".rstrip()
+        yield f"+{code}-{national[:2]}-{national[2:]}".rstrip("-")
+        yield f"+{code} {national_prefix}{national}"
+        yield f"+{code}0{national}"
+    for _ in range(5000):
+        yield "+" + "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 21)))
+    yield from ["+", "+ 44", "+44--20", "+44 20 ", "+1-800-FLOWERS", "++44 20 7946 0000", "+44 20 7946 0000 ext 12"]
+
+
+def test_phone_parse_answers_what_the_library_answers_for_every_spelling():
+    checked = took_fast_path = 0
+    for text in spellings():
+        for region in (None, "GB", "US"):
+            expected = _outcome(phonenumbers.parse, text, region)
+            assert _outcome(phone_parse, text, region) == expected, (text, region)
+            checked += 1
+        took_fast_path += bool(_PLAIN_INTERNATIONAL.fullmatch(text)) and _parse_plain_international(
+            text[1:].replace(" ", "").replace("-", "")) is not None
+    assert checked > 30_000 and took_fast_path > 8_000
