@@ -97,3 +97,20 @@ def test_env_example_lists_every_variable():
     used = set(re.findall(r'env_(?:str|bool|int|float|list|url)\(\s*"([A-Z_]+)"', settings_text)) | {
         "TESSERA_MASTER_KEYS", "TESSERA_INDEX_KEY", "TESSERA_LEDGER_KEY"}
     assert used <= listed, used - listed
+
+
+@pytest.mark.parametrize(("url_options", "page_cost", "expected"), [
+    ("", None, "-c random_page_cost=1.1"),
+    ("?options=-c%20statement_timeout%3D5000", None, "-c statement_timeout=5000 -c random_page_cost=1.1"),
+    ("", "2.5", "-c random_page_cost=2.5"),
+    ("?options=-c%20statement_timeout%3D5000", "0", "-c statement_timeout=5000"),
+])
+def test_postgresql_sessions_get_the_planner_price_beside_the_urls_own_options(tmp_path, url_options, page_cost,
+                                                                                expected):
+    env = {"DATABASE_URL": f"postgres://tessera@db.invalid:5432/tessera{url_options}"}
+    if page_cost is not None:
+        env["DATABASE_RANDOM_PAGE_COST"] = page_cost
+    show = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'].get('options'))"
+    result = run_manage(tmp_path, "shell", "-c", show, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected  # after shell's own notice
