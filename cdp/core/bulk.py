@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 
 from django.db import connection, models
 from django.db.models import BooleanField, Case, Q, Value, When
@@ -45,12 +46,17 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: list[Se
             cursor.executemany(sql, prepared)
         return
     json_columns = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
-    if json_columns:
-        # The field's encoder only for what orjson leaves to it (datetimes, decimals, ...);
-        # PostgreSQL stores the parsed value, so the spelling of the text does not matter.
+    encoders = {fields[i].encoder for i in json_columns}
+    if len(encoders) > 1:
         dumps = {i: _json_dumps(fields[i].encoder) for i in json_columns}
         rows = [_json_wrapped(row, dumps) for row in rows]
     with connection.cursor() as cursor:
+        if len(encoders) == 1:
+            # One encoder for every JSON column (the usual case): the cursor's jsonb dumper
+            # uses it, and the rows go as they are, with no wrapper object per value.
+            from psycopg.types.json import set_json_dumps  # PostgreSQL only
+
+            set_json_dumps(_json_dumps(encoders.pop()), context=cursor.cursor)
         # Binary COPY: no text to format here or to parse on the server (uuids, bytea,
         # timestamps); each column is dumped as the type the table has.
         oids = _column_types(cursor, meta.db_table, [field.column for field in fields])
@@ -65,7 +71,11 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: list[Se
                 write(row)
 
 
+@lru_cache(maxsize=16)
 def _json_dumps(encoder: type[json.JSONEncoder] | None):
+    """orjson, and the field's encoder only for what orjson leaves to it (datetimes,
+    decimals, ...): PostgreSQL stores the parsed value, so the text's spelling does not
+    matter. One function per encoder, so psycopg reuses the dumper class it makes for it."""
     default = encoder().default if encoder is not None else None
     return lambda value: json_bytes(value, default=default)
 

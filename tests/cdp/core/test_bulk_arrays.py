@@ -68,3 +68,24 @@ def test_merges_stored_together_move_events_and_compress_paths(source_factory):
     assert owners == sorted([(p0, p0), (p0, p1), (p2, p2), (p2, p3)])  # origins kept for an undo
     merged = dict(Profile.objects.filter(status=ProfileStatus.MERGED).values_list("id", "merged_into_id"))
     assert merged == {p1: p0, p3: p2, p4: p0}
+
+
+def test_insert_rows_stores_json_columns_as_the_orm_reads_them_back():
+    # On PostgreSQL the cursor's jsonb dumper encodes them (orjson, the stdlib beyond it);
+    # elsewhere the field's own preparation. Either way the ORM reads back what was given.
+    from cdp.core.bulk import insert_rows
+    from cdp.core.ids import new_uuid4
+    from cdp.core.models import OutboxMessage
+
+    payloads = [
+        {"profile_id": str(uuid.uuid4()), "nested": {"list": [1, 2.5, None, True], "text": "Zoë 😀 \u2028"}},
+        {"big": 2**70, "negative": -(2**65), "empty": {}},
+        ["a", "list", "payload"],
+        "a string payload",
+    ]
+    now = timezone.now()
+    event_ids = [new_uuid4() for _ in payloads]
+    insert_rows(OutboxMessage, ("topic", "payload", "created_at", "event_id", "position"),
+                [("profile.updated", payload, now, event_id, None) for payload, event_id in zip(payloads, event_ids)])
+    stored = dict(OutboxMessage.objects.filter(event_id__in=event_ids).values_list("event_id", "payload"))
+    assert [stored[event_id] for event_id in event_ids] == payloads
