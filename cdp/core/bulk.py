@@ -71,13 +71,24 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: list[Se
                 write(row)
 
 
-@lru_cache(maxsize=16)
-def _json_dumps(encoder: type[json.JSONEncoder] | None):
+class _JsonDumps:
     """orjson, and the field's encoder only for what orjson leaves to it (datetimes,
     decimals, ...): PostgreSQL stores the parsed value, so the text's spelling does not
-    matter. One function per encoder, so psycopg reuses the dumper class it makes for it."""
-    default = encoder().default if encoder is not None else None
-    return lambda value: json_bytes(value, default=default)
+    matter. An object rather than a closure: psycopg caches the dumper class it makes for
+    it (and warns, once a call, about closures)."""
+
+    __slots__ = ("default",)
+
+    def __init__(self, encoder: type[json.JSONEncoder] | None):
+        self.default = encoder().default if encoder is not None else None
+
+    def __call__(self, value) -> bytes:
+        return json_bytes(value, default=self.default)
+
+
+@lru_cache(maxsize=16)
+def _json_dumps(encoder: type[json.JSONEncoder] | None) -> _JsonDumps:
+    return _JsonDumps(encoder)  # one per encoder, so psycopg reuses its dumper class
 
 
 def _json_wrapped(row: Sequence, dumps: dict) -> Sequence:

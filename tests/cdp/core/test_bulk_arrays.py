@@ -89,3 +89,18 @@ def test_insert_rows_stores_json_columns_as_the_orm_reads_them_back():
                 [("profile.updated", payload, now, event_id, None) for payload, event_id in zip(payloads, event_ids)])
     stored = dict(OutboxMessage.objects.filter(event_id__in=event_ids).values_list("event_id", "payload"))
     assert [stored[event_id] for event_id in event_ids] == payloads
+
+
+def test_insert_rows_logs_nothing_about_its_json_encoder(caplog):
+    # psycopg warns for every dumps that is a closure ("may cause a resource leak").
+    import logging
+
+    from cdp.core.bulk import insert_rows
+    from cdp.core.ids import new_uuid4
+    from cdp.core.models import OutboxMessage
+
+    with caplog.at_level(logging.DEBUG, logger="psycopg"):
+        for _ in range(2):
+            insert_rows(OutboxMessage, ("topic", "payload", "created_at", "event_id", "position"),
+                        [("profile.updated", {"profile_id": str(uuid.uuid4())}, timezone.now(), new_uuid4(), None)])
+    assert not [record for record in caplog.records if record.name.startswith("psycopg")]
