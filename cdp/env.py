@@ -38,28 +38,23 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    value = env_str(name)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number.") from None
-    if minimum is not None and number < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum}.")
-    return number
+    return _env_number(name, default, int, "a whole number", minimum)
 
 
 def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    return _env_number(name, default, float, "a finite number", minimum)
+
+
+def _env_number(name: str, default, convert, kind: str, minimum):
     value = env_str(name)
     if value is None:
         return default
     try:
-        number = float(value)
+        number = convert(value)
     except ValueError:
-        raise ConfigurationError(f"{name} must be a number.") from None
-    if not math.isfinite(number):
-        raise ConfigurationError(f"{name} must be a finite number.")
+        raise ConfigurationError(f"{name} must be {kind}.") from None
+    if isinstance(number, float) and not math.isfinite(number):  # "nan", "inf"
+        raise ConfigurationError(f"{name} must be {kind}.")
     if minimum is not None and number < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum:g}.")
     return number
