@@ -12,15 +12,16 @@ from django.contrib import admin, messages
 from cdp.core.errors import ApplicationError
 from cdp.models import Item, Merge, MergeConflict, Profile, Source
 from cdp.services.merges import merge_undo
-from cdp.services.sources import source_create, source_holds_data
+from cdp.services.sources import source_assurance_change, source_create, source_holds_data
 
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
-    list_display = ("key", "name", "kind", "trust", "write_key_prefix", "created_at")
+    list_display = ("key", "name", "kind", "trust", "assurance", "write_key_prefix", "created_at")
+    list_filter = ("kind", "assurance")
     search_fields = ("key", "name")
     readonly_fields = ("write_key_prefix", "created_at")
-    fields = ("key", "name", "kind", "trust", "write_key_prefix", "created_at")
+    fields = ("key", "name", "kind", "trust", "assurance", "write_key_prefix", "created_at")
 
     def get_readonly_fields(self, request, obj=None):
         # The key names a source everywhere (lineage, namespaces): fixed once created.
@@ -41,9 +42,13 @@ class SourceAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
+            assurance = obj.assurance
             super().save_model(request, obj, form, change)
+            if "assurance" in form.changed_data:
+                source_assurance_change(source=obj, assurance=assurance)
             return
-        source, write_key = source_create(key=obj.key, name=obj.name, kind=obj.kind, trust=obj.trust)
+        source, write_key = source_create(key=obj.key, name=obj.name, kind=obj.kind, trust=obj.trust,
+                                          assurance=obj.assurance)
         obj.pk, obj.write_key_hash, obj.write_key_prefix = source.pk, source.write_key_hash, source.write_key_prefix
         obj._state.adding = False
         messages.warning(request, f"Write key for '{source.key}' (shown once, store it now): {write_key}")

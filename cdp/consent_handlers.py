@@ -28,6 +28,7 @@ from cdp.models import (
     RecordStatus,
     SourceRecord,
 )
+from cdp.services import identity_rules
 from cdp.services.attributes import attribute_value_read
 from cdp.services.profiles import identity_value_read, profile_dek, profiles_touch
 from cdp.services.records import parse_identifiers
@@ -56,6 +57,28 @@ def resolve(*, identifiers: dict, source: str | None = None) -> list[UUID]:
     ids = Identity.objects.filter(condition, profile__status=ProfileStatus.ACTIVE).values_list(
         "profile_id", flat=True).distinct()
     return sorted(set(ids), key=str)
+
+
+def sign_in_address(*, email: str) -> tuple[UUID, str] | None:
+    """The active profile this address may open, and the address's blind index."""
+    keys, errors = parse_identifiers({"email": email}, source_key="", region=None)
+    if errors or not keys:
+        return None
+    index = keys[0].blind_index
+    profile_id = Identity.objects.filter(kind=keys[0].kind, namespace="", blind_index=index,
+                                         profile__status=ProfileStatus.ACTIVE).values_list("profile_id",
+                                                                                           flat=True).first()
+    if profile_id is None or index not in sign_in_addresses_of(profile_id=profile_id):
+        return None
+    return profile_id, index
+
+
+def sign_in_addresses_of(*, profile_id) -> list[str]:
+    """Blind indexes of the addresses that may open this profile (identity_rules decides)."""
+    if not Profile.objects.filter(pk=profile_id, status=ProfileStatus.ACTIVE).exists():
+        return []
+    return identity_rules.sign_in_addresses(list(
+        Identity.objects.filter(profile_id=profile_id).values_list("kind", "blind_index", "assurance")))
 
 
 def canonical(*, profile_id) -> dict:
@@ -264,6 +287,8 @@ def withdrawal(*, profile_id, purpose: str) -> None:
 
 def register() -> None:
     registry.register(registry.RESOLVE, resolve)
+    registry.register(registry.SIGN_IN_ADDRESS, sign_in_address)
+    registry.register(registry.SIGN_IN_ADDRESSES, sign_in_addresses_of)
     registry.register(registry.CANONICAL, canonical)
     registry.register(registry.ALIASES, aliases)
     registry.register(registry.SURVIVORS, survivors)

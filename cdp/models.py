@@ -27,12 +27,24 @@ class SourceKind(models.TextChoices):
     THIRD_PARTY = "third_party", "Third party"
 
 
+class Assurance(models.TextChoices):
+    """How far a source is trusted to say which person an email or phone belongs to
+    (cdp.services.identity_rules decides what each level may link)."""
+
+    VERIFIED = "verified", "Verified (a server-side system that verified the address)"
+    ASSERTED = "asserted", "Asserted (a server-side system)"
+    CLIENT = "client", "Client (a write key used in browsers or apps: public)"
+
+
 class Source(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     key = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=SourceKind.choices)
     trust = models.IntegerField(default=50, help_text="Higher trust wins survivorship.")
+    assurance = models.CharField(max_length=8, choices=Assurance.choices, default=Assurance.ASSERTED,
+                                 help_text="How far its identifiers are trusted: 'client' for write keys used "
+                                           "in browsers and apps.")
     # Segment write key: only its SHA-256 is kept, the key is shown once at creation.
     write_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     write_key_prefix = models.CharField(max_length=12, blank=True, editable=False)
@@ -183,6 +195,12 @@ class Identity(models.Model):
     record = models.ForeignKey(SourceRecord, null=True, blank=True, on_delete=models.DO_NOTHING,
                                related_name="introduced_identities", db_index=False, db_constraint=False)
     priority = models.IntegerField(default=0, help_text="Trust of the source that introduced it.")
+    # Provenance: the most trusted source that asserted this identifier for this profile,
+    # and its assurance then (a more trusted source asserting it later takes over).
+    # Unindexed and unconstrained, as `record`: read with the identity, never searched by.
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               db_index=False, db_constraint=False)
+    assurance = models.CharField(max_length=8, choices=Assurance.choices, default=Assurance.ASSERTED)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField()
 

@@ -16,6 +16,12 @@ PROFILES_MERGED   (pairs: list[tuple[UUID, UUID]]) → ignored. Called once afte
 RESOLVE           (identifiers: dict[kind, value], source: str | None) → list of active
                   profile ids the identifiers name (empty when unknown). Raise ValueError
                   with a code-like message for a malformed identifier.
+SIGN_IN_ADDRESS   (email: str) → (profile id, address) when this email address may open
+                  an active profile's preference center, else None; `address` is an
+                  opaque, non-personal name of it (its blind index). The profile domain's
+                  identity rules decide which addresses may.
+SIGN_IN_ADDRESSES (profile_id: UUID) → the addresses (as above) that may open this
+                  profile now; empty for a profile that is not active.
 CANONICAL         (profile_id: UUID) → {"status": "active"|"merged"|"erased"|"unknown",
                   "profile_id": the id to use (the survivor for a merged id) or None}.
 ALIASES           (profile_id: UUID) → list of profile ids merged into this one.
@@ -44,6 +50,8 @@ WITHDRAWAL = "withdrawal"
 GRANT = "grant"
 PROFILES_MERGED = "profiles_merged"
 RESOLVE = "resolve"
+SIGN_IN_ADDRESS = "sign_in_address"
+SIGN_IN_ADDRESSES = "sign_in_addresses"
 CANONICAL = "canonical"
 ALIASES = "aliases"
 SURVIVORS = "survivors"
@@ -52,8 +60,8 @@ ERASE = "erase"
 RECTIFY = "rectify"
 RETENTION = "retention"
 
-HOOKS = (WITHDRAWAL, GRANT, PROFILES_MERGED, RESOLVE, CANONICAL, ALIASES, SURVIVORS, EXPORT, ERASE, RECTIFY,
-         RETENTION)
+HOOKS = (WITHDRAWAL, GRANT, PROFILES_MERGED, RESOLVE, SIGN_IN_ADDRESS, SIGN_IN_ADDRESSES, CANONICAL, ALIASES,
+         SURVIVORS, EXPORT, ERASE, RECTIFY, RETENTION)
 
 
 def register(hook: str, handler: Callable) -> None:

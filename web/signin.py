@@ -1,9 +1,11 @@
 """Customers' sign-in: magic links made by consent.signin, each usable once, and the session.
 
-consent.signin signs the link (profile id, time) and mails it; this module checks a
-link before the person confirms, redeems it once (the link's hash is recorded in
-UsedSignInLink, so a second use is refused), and keeps the signed-in profile id in the
-session. Every /me/ view reads the profile id from the session only. Reads and writes
+consent.signin signs the link (profile id, address, time) and mails it; this module
+checks a link before the person confirms and again when it is redeemed, once (the link's
+hash is recorded in UsedSignInLink, so a second use is refused), and keeps the
+signed-in profile id in the session. A link whose profile was merged away or erased, or
+whose address no longer opens the profile (detached, or demoted by the identity rules),
+signs nobody in. Every /me/ view reads the profile id from the session only. Reads and writes
 hashes, ids and times; logs nothing personal.
 """
 
@@ -23,7 +25,7 @@ from django.utils import timezone
 
 from consent.errors import ProfileErased, ProfileMerged, ProfileUnknown
 from consent.selectors import profile_canonical
-from consent.signin import MAX_AGE_SECONDS, SALT, sign_in_token_check
+from consent.signin import MAX_AGE_SECONDS, SALT, sign_in_claim_holds, sign_in_token_check
 from web.models import UsedSignInLink
 from web.services import gpc_honour
 
@@ -47,7 +49,10 @@ EXPIRED = SignInRefused("expired", f"This sign-in link has expired: links work f
 USED = SignInRefused("used", "This sign-in link was already used: each link works once. Ask for a new one below.")
 INVALID = SignInRefused("invalid", "This sign-in link is not valid. Check that you copied the whole link, "
                                    "or ask for a new one below.")
-GONE = SignInRefused("gone", "This sign-in link belongs to an account that no longer exists.")
+GONE = SignInRefused("gone", "This sign-in link belongs to an account that no longer exists or has changed. "
+                            "Ask for a new one below.")
+DETACHED = SignInRefused("detached", "This sign-in link no longer works: the address it was sent to cannot open "
+                                     "this account now. Ask for a new one below.")
 
 
 def _hash(token: str) -> str:
@@ -62,16 +67,20 @@ def sign_in_link_check(token: str) -> UUID:
         raise EXPIRED from None
     except signing.BadSignature:
         raise INVALID from None
-    profile_id = sign_in_token_check(token)
-    if profile_id is None:
+    claim = sign_in_token_check(token)
+    if claim is None:
         raise INVALID
     if UsedSignInLink.objects.filter(token_hash=_hash(token)).exists():
         raise USED
     try:
-        # A person merged since the link was sent is the same person: follow the merge.
-        return profile_canonical(profile_id, follow_merge=True)
+        # A profile merged since the link was sent is refused too: the merge may have
+        # been what brought the address in. The person asks for a new link.
+        profile_id = profile_canonical(claim.profile_id)
     except (ProfileUnknown, ProfileErased, ProfileMerged):
         raise GONE from None
+    if not sign_in_claim_holds(claim):
+        raise DETACHED
+    return profile_id
 
 
 def sign_in_link_redeem(token: str) -> UUID:

@@ -34,6 +34,7 @@ from cdp.core.errors import Conflict, Gone
 from cdp.core.ids import new_uuid4
 from cdp.core.outbox import outbox_put_many
 from cdp.models import (
+    Assurance,
     AttributeValue,
     DataKey,
     HeldIdentifier,
@@ -47,6 +48,7 @@ from cdp.models import (
     SourceRecord,
     Suppression,
 )
+from cdp.services import identity_rules
 from cdp.services.attributes import attribute_field
 from cdp.services.merges import MergeStep, merges_apply, profile_merge
 from cdp.services.profiles import IDENTITY_FIELD, profiles_touch
@@ -129,14 +131,28 @@ class _Record:
 
 class _Identity:
     __slots__ = ("id", "profile_id", "kind", "namespace", "blind_index", "value", "plain", "record_id",
-                 "priority", "last_seen_at")
+                 "priority", "last_seen_at", "source_id", "assurance")
 
-    def __init__(self, profile_id, key: IdentifierKey, value: bytes, record_id, priority: int, last_seen_at):
+    def __init__(self, profile_id, key: IdentifierKey, value: bytes, record_id, source: Source, last_seen_at):
         self.id = None
         self.profile_id, self.kind, self.namespace, self.blind_index = profile_id, key.kind, key.namespace, \
             key.blind_index
         self.value, self.plain, self.record_id, self.priority, self.last_seen_at = value, key.value, record_id, \
-            priority, last_seen_at
+            source.trust, last_seen_at
+        self.source_id, self.assurance = source.id, source.assurance
+
+    @property
+    def pk(self):
+        return self.id
+
+
+class _Provenance:
+    """A stored identity whose provenance a more trusted source takes over (rule 5)."""
+
+    __slots__ = ("id", "source_id", "assurance")
+
+    def __init__(self, id, source_id, assurance):
+        self.id, self.source_id, self.assurance = id, source_id, assurance
 
     @property
     def pk(self):
@@ -180,7 +196,7 @@ class _PendingMerge:
 _RECORD_COLUMNS = ("id", "source_id", "external_key", "profile_id", "status", "held_key_id", "payload",
                    "payload_digest", "is_current", "observed_at", "received_at")
 _IDENTITY_COLUMNS = ("id", "profile_id", "kind", "namespace", "blind_index", "index_key_version", "value",
-                     "record_id", "priority", "created_at", "last_seen_at")
+                     "record_id", "priority", "source_id", "assurance", "created_at", "last_seen_at")
 _ATTRIBUTE_COLUMNS = ("id", "profile_id", "name", "source_id", "record_id", "observed_at", "is_personal",
                       "value_cipher", "value_plain")
 _ATTRIBUTE_UPDATE = ["value_cipher", "value_plain", "is_personal", "record", "observed_at"]
@@ -204,6 +220,7 @@ class _Resolver:
         self.non_personal = settings.TESSERA_NON_PERSONAL_ATTRIBUTES
         self.caps = settings.TESSERA_IDENTIFIER_CAPS
         self.owner: dict[tuple, object] = {}                 # identity key -> profile id
+        self.provenance: dict[tuple, tuple] = {}             # stored identity key -> (id, assurance)
         self.keys_of: dict[object, set] = defaultdict(set)   # profile id -> its keys in `owner`
         self.profiles: dict[object, _ProfileState] = {}
         self.deks: dict[object, bytes] = {}                  # every profile seen, absorbed ones too
@@ -233,6 +250,7 @@ class _Resolver:
         self.new_identities: list[_Identity] = []
         self.identities_of: dict[object, list[_Identity]] = defaultdict(list)
         self.dropped_identities: list = []
+        self.improved_provenance: dict[int, _Provenance] = {}  # stored identity id -> its new provenance
         self.new_held_identifiers: list[tuple] = []          # (record id, kind, namespace, blind index)
         self.attached_held: list[_Record] = []
         self.new_attributes: dict[object, dict[tuple, _Attribute]] = defaultdict(dict)    # by profile id
@@ -285,12 +303,13 @@ class _Resolver:
     def _load_identities(self, keys) -> None:
         if not keys:
             return
-        rows = rows_any_of(Identity, ("kind", "namespace", "blind_index", "profile_id"), "blind_index",
-                           {k[2] for k in keys})
-        for kind, namespace, index, profile_id in rows:
+        rows = rows_any_of(Identity, ("kind", "namespace", "blind_index", "profile_id", "id", "assurance"),
+                           "blind_index", {k[2] for k in keys})
+        for kind, namespace, index, profile_id, identity_id, assurance in rows:
             if (kind, namespace, index) in keys:
                 self.owner[(kind, namespace, index)] = profile_id
                 self.keys_of[profile_id].add((kind, namespace, index))
+                self.provenance[(kind, namespace, index)] = (identity_id, assurance)
         profile_ids = set(self.owner.values()) | {r.profile_id for r in self.current.values() if r.profile_id}
         self._load_profiles(profile_ids)
 
@@ -389,14 +408,20 @@ class _Resolver:
             others = [p for p in matched if p != survivor]
             for absorbed in others:
                 self._merge(survivor, absorbed)
-            self._store_attached(record, previous, survivor)
+            if self._store_attached(record, previous, survivor):
+                self._hold_for_review(record, survivor, identity_rules.UNTRUSTED_CONTACT, others=[])
+                return RecordResult(record.index, "conflict", str(survivor), merged_ids=[str(p) for p in others])
             return RecordResult(record.index, "merged" if others else "updated", str(survivor),
                                 merged_ids=[str(p) for p in others])
         target = self._conflict_target(matched, record)
         self._store_attached(record, previous, target)
-        self.conflicts.append((uuid.uuid4(), target, violation, sorted(str(p) for p in matched if p != target),
-                               record.external_key))
+        self._hold_for_review(record, target, violation, others=[p for p in matched if p != target])
         return RecordResult(record.index, "conflict", str(target))
+
+    def _hold_for_review(self, record: ParsedRecord, profile_id, reason: str, *, others: list) -> None:
+        """A link the rules refused, queued for an operator with its reason (the record is kept)."""
+        self.conflicts.append((uuid.uuid4(), profile_id, reason, sorted(str(p) for p in others),
+                               record.external_key))
 
     def _protection_violation(self, matched: list, record: ParsedRecord) -> str | None:
         for i, first in enumerate(matched):
@@ -412,6 +437,9 @@ class _Resolver:
                 scoped[(key.kind, key.namespace)].add(key.blind_index)
         if any(len(indexes) > 1 for indexes in scoped.values()):
             return "conflicting_source_ids"
+        with_contacts = sum(1 for pid in matched if identity_rules.contacts_held(self.profiles[pid].counts))
+        if identity_rules.merge_refused(assurance=self.source.assurance, profiles_with_contacts=with_contacts):
+            return identity_rules.UNTRUSTED_MERGE
         return None
 
     def _conflict_target(self, matched: list, record: ParsedRecord):
@@ -420,6 +448,12 @@ class _Resolver:
         for key in record.identifiers:
             if key.is_source_scoped and key.key in self.owner:
                 return self.owner[key.key]
+        if self.source.assurance == Assurance.CLIENT:
+            # A public write key's record stays with the visitor it knows by its own ids,
+            # never with the person its contact identifier names.
+            for key in record.identifiers:
+                if key.kind not in identity_rules.CONTACT_KINDS and key.key in self.owner:
+                    return self.owner[key.key]
         anchor = self._oldest(matched)
         clashes = any(
             key.is_source_scoped and self.profiles[anchor].scoped.get((key.kind, key.namespace)) not in
@@ -475,17 +509,37 @@ class _Resolver:
             self.new_held_identifiers.append((row.id, key.kind, key.namespace, key.blind_index))
             self.held[key.key].append(row)
 
-    def _store_attached(self, record: ParsedRecord, previous, profile_id, *, add_identities: bool = True) -> None:
+    def _store_attached(self, record: ParsedRecord, previous, profile_id, *, add_identities: bool = True) -> bool:
+        """Store the record under the profile; True when the rules refused one of its
+        identifiers (the caller holds that link for review)."""
         state = self.profiles[profile_id]
         row = self._new_record(record, previous, profile_id=profile_id)
         row.payload = self.cipher.encrypt(state.dek, owner_id=profile_id, field=PAYLOAD_FIELD, value=row.plain)
         self._upsert_attributes(profile_id, self.source.id, row.id, record.attributes, record.observed_at)
+        refused = False
         if add_identities:
+            contacts = identity_rules.contacts_held(state.counts)  # before this record's own
             for key in record.identifiers:
-                if key.key not in self.owner and self._claim_slot(state, key):
+                owner = self.owner.get(key.key)
+                if owner is not None:
+                    if owner == profile_id:
+                        self._improve_provenance(key)
+                elif identity_rules.contact_attach_refused(assurance=self.source.assurance, kind=key.kind,
+                                                           contacts_held=contacts):
+                    refused = True
+                elif self._claim_slot(state, key):
                     self._add_identity(profile_id, key, row.id)
                     self._attach_held(profile_id, key)
         self.touched.add(profile_id)
+        return refused
+
+    def _improve_provenance(self, key: IdentifierKey) -> None:
+        """A stored identifier this (more trusted) source asserts too takes its provenance."""
+        stored = self.provenance.get(key.key)
+        if stored is None or not identity_rules.outranks(self.source.assurance, stored[1]):
+            return
+        self.provenance[key.key] = (stored[0], self.source.assurance)
+        self.improved_provenance[stored[0]] = _Provenance(stored[0], self.source.id, self.source.assurance)
 
     def _claim_slot(self, state: _ProfileState, key: IdentifierKey) -> bool:
         """Whether the profile may take this identifier (one scoped id per source; caps)."""
@@ -528,7 +582,7 @@ class _Resolver:
     def _add_identity(self, profile_id, key: IdentifierKey, record_id) -> None:
         state = self.profiles[profile_id]
         value = self.cipher.encrypt(state.dek, owner_id=profile_id, field=IDENTITY_FIELD, value=key.value)
-        identity = _Identity(profile_id, key, value, record_id, self.source.trust, self.now)
+        identity = _Identity(profile_id, key, value, record_id, self.source, self.now)
         self.new_identities.append(identity)
         self.identities_of[profile_id].append(identity)
         self.owner[key.key] = profile_id
@@ -754,13 +808,15 @@ class _Resolver:
         if final and not self.merges:
             insert_rows(Identity, _IDENTITY_COLUMNS[1:], [
                 (i.profile_id, i.kind, i.namespace, i.blind_index, self.index_key_version, i.value, i.record_id,
-                 i.priority, now, i.last_seen_at) for i in self.new_identities])
+                 i.priority, i.source_id, i.assurance, now, i.last_seen_at) for i in self.new_identities])
         else:
             for identity, pk in zip(self.new_identities, reserve_ids(Identity, len(self.new_identities))):
                 identity.id = pk
             insert_rows(Identity, _IDENTITY_COLUMNS, [
                 (i.id, i.profile_id, i.kind, i.namespace, i.blind_index, self.index_key_version, i.value,
-                 i.record_id, i.priority, now, i.last_seen_at) for i in self.new_identities])
+                 i.record_id, i.priority, i.source_id, i.assurance, now, i.last_seen_at) for i in self.new_identities])
+        if self.improved_provenance:
+            bulk_update_fields(Identity, list(self.improved_provenance.values()), ["source", "assurance"])
         insert_rows(HeldIdentifier, ("record_id", "kind", "namespace", "blind_index"), self.new_held_identifiers)
         if self.attached_held:
             self._store_attached_held()

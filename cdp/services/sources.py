@@ -9,7 +9,8 @@ import secrets
 from django.db import IntegrityError, transaction
 
 from cdp.core.errors import ApplicationError, Conflict
-from cdp.models import AttributeValue, Event, Source, SourceKind, SourceRecord
+from cdp.models import Assurance, AttributeValue, Event, Identity, Source, SourceKind, SourceRecord
+from cdp.services import identity_rules
 
 SOURCE_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -19,21 +20,44 @@ def write_key_hash(write_key: str) -> str:
 
 
 @transaction.atomic
-def source_create(*, key: str, name: str, kind: str, trust: int) -> tuple[Source, str]:
-    """A new source and its write key (returned once, stored only as a hash)."""
+def source_create(*, key: str, name: str, kind: str, trust: int,
+                  assurance: str = Assurance.ASSERTED) -> tuple[Source, str]:
+    """A new source and its write key (returned once, stored only as a hash).
+
+    `assurance` says how far its identifiers are trusted (cdp.services.identity_rules):
+    `client` for a source whose write key is used from browsers or apps.
+    """
     if not SOURCE_KEY.match(key or ""):
         raise ApplicationError("A source key is 1-64 lower-case letters, digits, '-' or '_'.", code="invalid_key")
     if kind not in SourceKind.values:
         raise ApplicationError("kind must be first_party or third_party.", code="invalid_kind")
+    if assurance not in Assurance.values:
+        raise ApplicationError("assurance must be verified, asserted or client.", code="invalid_assurance")
     if Source.objects.filter(key=key).exists():
         raise Conflict(f"A source with key '{key}' already exists.", code="source_exists")
     write_key = "wk_" + secrets.token_urlsafe(24)
     try:
-        source = Source.objects.create(key=key, name=name or key, kind=kind, trust=int(trust),
+        source = Source.objects.create(key=key, name=name or key, kind=kind, trust=int(trust), assurance=assurance,
                                        write_key_hash=write_key_hash(write_key), write_key_prefix=write_key[:8])
     except IntegrityError:
         raise Conflict(f"A source with key '{key}' already exists.", code="source_exists") from None
     return source, write_key
+
+
+@transaction.atomic
+def source_assurance_change(*, source: Source, assurance: str) -> int:
+    """Set a source's assurance; returns how many identities lost provenance.
+
+    Lowering it (say, a write key found in a web page) lowers the identities it asserted
+    to match, since what it said before is no more trustworthy than what it says now.
+    Raising it raises only what it asserts from now on.
+    """
+    if assurance not in Assurance.values:
+        raise ApplicationError("assurance must be verified, asserted or client.", code="invalid_assurance")
+    Source.objects.filter(pk=source.pk).update(assurance=assurance)
+    source.assurance = assurance
+    stronger = [level for level in Assurance.values if identity_rules.outranks(level, assurance)]
+    return Identity.objects.filter(source=source, assurance__in=stronger).update(assurance=assurance)
 
 
 def source_by_write_key(write_key: str) -> Source | None:

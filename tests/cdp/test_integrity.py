@@ -23,7 +23,7 @@ def test_only_the_high_volume_references_go_unenforced():
     relations = {f"{model._meta.label}.{field.name}" for model, field in unconstrained_relations()}
     assert relations == {
         "cdp.Profile.data_key", "cdp.SourceRecord.source", "cdp.SourceRecord.profile", "cdp.Identity.profile",
-        "cdp.Identity.record", "cdp.AttributeValue.profile", "cdp.AttributeValue.source",
+        "cdp.Identity.record", "cdp.Identity.source", "cdp.AttributeValue.profile", "cdp.AttributeValue.source",
         "cdp.AttributeValue.record", "cdp.Event.profile", "cdp.Event.source",
     }
 

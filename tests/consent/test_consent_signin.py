@@ -1,4 +1,4 @@
-"""Sign-in links for the preference center: signed, expiring, naming a profile id only."""
+"""Sign-in links for the preference center: signed, expiring, naming a profile and an address's blind index."""
 
 from __future__ import annotations
 
@@ -7,17 +7,18 @@ import uuid
 import pytest
 from django.core import mail
 
+from cdp.crypto import blind_index
 from cdp.services.resolution import profiles_ingest
 from consent.services import consent_set
-from consent.signin import demo_sign_in_links, sign_in_request, sign_in_token, sign_in_token_check
+from consent.signin import SignInClaim, demo_sign_in_links, sign_in_request, sign_in_token, sign_in_token_check
 
 pytestmark = pytest.mark.django_db
 
 
 def test_tokens_are_signed():
     profile_id = uuid.uuid4()
-    token = sign_in_token(profile_id)
-    assert sign_in_token_check(token) == profile_id
+    token = sign_in_token(profile_id, "ab" * 32)
+    assert sign_in_token_check(token) == SignInClaim(profile_id, "ab" * 32)
     assert sign_in_token_check(token[:-2] + "xx") is None
 
 
@@ -29,7 +30,10 @@ def test_a_link_is_mailed_only_to_a_known_address(source_factory):
     link = sign_in_request(email="Known@Example.com", base_url="http://testserver")
     assert link.startswith("http://testserver/me/") and mail.outbox[0].to == ["Known@Example.com"]
     assert link in mail.outbox[0].body
-    assert sign_in_token_check(link.rstrip("/").rsplit("/", 1)[-1]) == uuid.UUID(result.profile_id)
+    claim = sign_in_token_check(link.rstrip("/").rsplit("/", 1)[-1])
+    assert claim.profile_id == uuid.UUID(result.profile_id)
+    assert claim.address == blind_index(kind="email", namespace="", normalized_value="known@example.com")
+    assert "known" not in link  # the address itself is not in the link
 
 
 def test_demo_links_in_development_only(source_factory, settings):

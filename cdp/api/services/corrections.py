@@ -25,7 +25,7 @@ from cdp.core.advisory import advisory_locks
 from cdp.core.errors import Conflict
 from cdp.core.identifiers import SOURCE_SCOPED_KINDS
 from cdp.core.outbox import outbox_put
-from cdp.models import AttributeValue, Identity, Profile, Source, SourceKind, SourceRecord, Suppression
+from cdp.models import Assurance, AttributeValue, Identity, Profile, Source, SourceKind, SourceRecord, Suppression
 from cdp.services.attributes import attribute_row_fill, attribute_value_read
 from cdp.services.merges import identities_trim_to_caps
 from cdp.services.profiles import identity_value_encrypt, profile_dek, profile_get_live, profiles_touch
@@ -53,7 +53,8 @@ class CorrectionResult:
 def operator_source() -> Source:
     source, _ = Source.objects.get_or_create(
         key=OPERATOR_SOURCE_KEY,
-        defaults={"name": "Operator corrections", "kind": SourceKind.FIRST_PARTY, "trust": OPERATOR_TRUST})
+        defaults={"name": "Operator corrections", "kind": SourceKind.FIRST_PARTY, "trust": OPERATOR_TRUST,
+                  "assurance": Assurance.VERIFIED})
     return source
 
 
@@ -88,6 +89,7 @@ def profile_correct(*, profile_id, attributes: dict, identifiers: dict,
     Identity.objects.bulk_create([
         Identity(profile=profile, kind=k.kind, namespace=k.namespace, blind_index=k.blind_index,
                  index_key_version=crypto.index_key_version(), record=record, priority=source.trust,
+                 source=source, assurance=source.assurance,
                  value=identity_value_encrypt(dek=dek, profile_id=profile.id, value=k.value), last_seen_at=now)
         for k in new_keys])
     identities_trim_to_caps(profile_id=profile.id)  # the operator's identifier outranks the oldest

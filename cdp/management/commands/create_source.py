@@ -1,5 +1,5 @@
 from cdp.management.base import TesseraCommand
-from cdp.models import SourceKind
+from cdp.models import Assurance, SourceKind
 from cdp.services.sources import source_create
 
 
@@ -11,9 +11,14 @@ class Command(TesseraCommand):
         parser.add_argument("--name", required=True)
         parser.add_argument("--kind", required=True, choices=SourceKind.values)
         parser.add_argument("--trust", required=True, type=int)
+        parser.add_argument("--assurance", default=Assurance.ASSERTED, choices=Assurance.values,
+                            help="How far its identifiers are trusted: verified (a server-side system that verified "
+                                 "the address), asserted (other server-side systems; the default), client (write "
+                                 "keys used in browsers and apps, which are public).")
 
-    def handle(self, *args, key, name, kind, trust, **options):
-        source, write_key = source_create(key=key, name=name, kind=kind, trust=trust)
-        self.stderr.write(f"Created {source.kind} source '{source.key}' (trust {source.trust}). "
+    def handle(self, *args, key, name, kind, trust, assurance, **options):
+        source, write_key = source_create(key=key, name=name, kind=kind, trust=trust, assurance=assurance)
+        self.stderr.write(f"Created {source.kind} source '{source.key}' (trust {source.trust}, "
+                          f"assurance {source.assurance}). "
                           "The write key below is shown once; store it now.")
         self.stdout.write(write_key)
