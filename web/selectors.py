@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from cdp.models import Merge, MergeConflict, Source
 from cdp.segment.models import IngestionError
+from cdp.services.conflicts import APPLICABLE_REASONS
 from cdp.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from consent import policy, registry
 from consent.ledger import CheckpointInvalid
@@ -290,6 +291,7 @@ def merge_review() -> dict:
         "conflicts": list(MergeConflict.objects.filter(status="open").order_by("created_at")[:100]),
         "merges": list(Merge.objects.filter(undone_at__isnull=True).order_by("-created_at")[:50]),
         "open_count": MergeConflict.objects.filter(status="open").count(),
+        "applicable_reasons": sorted(APPLICABLE_REASONS),
     }
 
 

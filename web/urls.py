@@ -39,6 +39,7 @@ urlpatterns = [
     path("ops/", ops.overview, name="ops"),
     path("ops/merges/", ops.merges, name="ops-merges"),
     path("ops/merges/conflicts/<uuid:conflict_id>/approve/", ops.conflict_approve, name="ops-conflict-approve"),
+    path("ops/merges/conflicts/<uuid:conflict_id>/apply/", ops.conflict_apply, name="ops-conflict-apply"),
     path("ops/merges/<uuid:merge_id>/unmerge/", ops.unmerge, name="ops-unmerge"),
     path("ops/webhooks/", ops.webhooks, name="ops-webhooks"),
     path("ops/ingestion/", ops.ingestion, name="ops-ingestion"),

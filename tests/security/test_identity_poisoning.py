@@ -227,3 +227,50 @@ def test_create_source_takes_an_assurance(capsys):
     assert Source.objects.get(key="app").assurance == Assurance.CLIENT
     call_command("create_source", "erp", "--name", "ERP", "--kind", "first_party", "--trust", "40")
     assert Source.objects.get(key="erp").assurance == Assurance.ASSERTED
+
+
+@pytest.fixture
+def operator_client():
+    from cdp.staff import OPERATOR, staff_create
+
+    client = Client()
+    client.force_login(staff_create(username="op", role=OPERATOR, password="x" * 20))
+    return client
+
+
+def test_an_operator_can_apply_a_held_address_which_keeps_its_client_provenance(victim, web, operator_client):
+    identify(web, "a8", email=VICTIM)
+    identify(web, "a8", email="second.address@example.com")
+    held = MergeConflict.objects.get(reason=identity_rules.UNTRUSTED_CONTACT)
+    page = operator_client.get("/ops/merges/")
+    assert b"Apply the held link" in page.content
+
+    response = operator_client.post(f"/ops/merges/conflicts/{held.id}/apply/")
+
+    assert response.status_code == 302
+    held.refresh_from_db()
+    assert held.status == "resolved"
+    identity = Identity.objects.get(profile_id=victim, kind="email", source=web)
+    assert identity.assurance == Assurance.CLIENT
+    assert ask_for_link("second.address@example.com") == []  # attached, but still opens nothing
+
+
+def test_an_operator_can_apply_a_held_merge(victim, web, operator_client):
+    identify(web, "a2", email=ATTACKER)
+    identify(web, "a2", email=VICTIM)
+    held = MergeConflict.objects.get(reason=identity_rules.UNTRUSTED_MERGE)
+    operator_client.post(f"/ops/merges/conflicts/{held.id}/apply/")
+    assert Profile.objects.get(pk=victim).status == "active"
+    assert str(owner_of("email", ATTACKER)) == victim  # the older profile survived
+
+
+def test_a_protection_refusal_cannot_be_applied(crm, operator_client):
+    profiles_ingest(source=crm, records=[
+        {"external_id": "x", "identifiers": {"crm_id": "C1", "email": "x@example.com"}},
+        {"external_id": "y", "identifiers": {"crm_id": "C2"}}])
+    profiles_ingest(source=crm, records=[{"external_id": "z", "identifiers": {"crm_id": "C2",
+                                                                            "email": "x@example.com"}}])
+    held = MergeConflict.objects.get(reason="conflicting_source_ids")
+    operator_client.post(f"/ops/merges/conflicts/{held.id}/apply/")
+    held.refresh_from_db()
+    assert held.status == "open"

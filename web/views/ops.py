@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from cdp.core.errors import ApplicationError
-from cdp.services.conflicts import merge_conflict_approve
+from cdp.services.conflicts import merge_conflict_apply, merge_conflict_approve
 from cdp.services.merges import merge_undo
 from cdp.staff import OPERATOR
 from web import charts, selectors
@@ -92,6 +92,17 @@ def conflict_approve(request, conflict_id: UUID):
     try:
         merge_conflict_approve(conflict_id=conflict_id, actor=actor_of(request))
         messages.success(request, "Conflict closed: the profiles stay separate.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("web:ops-merges")
+
+
+@require_POST
+@operator_only
+def conflict_apply(request, conflict_id: UUID):
+    try:
+        merge_conflict_apply(conflict_id=conflict_id, actor=actor_of(request))
+        messages.success(request, "Link applied and the conflict closed.")
     except ApplicationError as error:
         messages.error(request, error.message)
     return redirect("web:ops-merges")

@@ -27,7 +27,10 @@ class MergeConflictSerializer(serializers.Serializer):
     other_profile_ids = serializers.ListField(child=serializers.UUIDField(),
                                               help_text="Profiles the record also matched.")
     record_id = serializers.UUIDField(allow_null=True)
-    reason = serializers.CharField(help_text="`conflicting_source_ids` or `merge_blocked`.")
+    reason = serializers.CharField(help_text=(
+        "`conflicting_source_ids`, `merge_blocked`, or a link the identity rules held for review because a "
+        "`client` source made it: `untrusted_contact_identifier` (an email or phone for a profile that holds one), "
+        "`untrusted_merge` (two profiles that both hold one)."))
     status = serializers.ChoiceField(choices=ConflictStatus.values)
     created_at = serializers.DateTimeField()
     resolved_at = serializers.DateTimeField(allow_null=True)
