@@ -274,3 +274,15 @@ def test_a_protection_refusal_cannot_be_applied(crm, operator_client):
     operator_client.post(f"/ops/merges/conflicts/{held.id}/apply/")
     held.refresh_from_db()
     assert held.status == "open"
+
+
+def test_an_operator_lowering_a_sources_assurance_in_the_admin_lowers_its_identities(crm, victim):
+    from cdp.staff import OPERATOR, staff_create
+
+    client = Client()
+    client.force_login(staff_create(username="op2", role=OPERATOR, password="x" * 20))
+    response = client.post(f"/admin/cdp/source/{crm.pk}/change/", {
+        "name": crm.name, "kind": crm.kind, "trust": crm.trust, "assurance": "client"})
+    assert response.status_code == 302, response.content[:500]
+    assert Source.objects.get(pk=crm.pk).assurance == Assurance.CLIENT
+    assert Identity.objects.get(profile_id=victim, kind="email").assurance == Assurance.CLIENT
