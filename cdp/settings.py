@@ -67,6 +67,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost, so the middleware above adds its headers to the answer it makes: every
+    # error under /api/ is problem+json, for unmatched paths too.
+    "cdp.exceptions.ApiProblemMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
