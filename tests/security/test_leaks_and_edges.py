@@ -179,20 +179,16 @@ def test_random_http_methods_grow_the_metrics_without_bound(client):
 
 # --- finding 7b: webhook URLs that hide an internal address -------------------------------------------------
 
+# Each of these names a non-public address in a form Python's ipaddress does not read but
+# the resolver does (or one ipaddress calls global): all were accepted at creation.
 HIDDEN_INTERNAL = [
     "https://127.1/", "https://2130706433/", "https://0x7f.0.0.1/", "https://0/", "https://[64:ff9b::7f00:1]/",
     "https://017700000001/", "https://0x7f000001/", "https://127.0.1/", "https://0177.0.0.1/",
     "https://10.1/", "https://0xa9.0xfe.0xa9.0xfe/", "https://3232235521/",  # 10.0.0.1, 169.254.169.254, 192.168.0.1
-    "https://127.0.0.1./", "https://%31%32%37.0.0.1/", "https://\uff11\uff12\uff17.0.0.1/",
-    "https://[::ffff:7f00:1]/", "https://[::127.0.0.1]/", "https://[64:ff9b::a9fe:a9fe]/",
-    "https://[64:ff9b:1::a00:1]/", "https://[2002:7f00:1::1]/", "https://[2002:a00:1::]/",
-    "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo to 127.0.0.1
-    "https://[fec0::1]/", "https://[fd00::1]/", "https://[fe80::1%25eth0]/", "https://[ff02::1]/",
-    "https://[::]/", "https://224.0.0.1/", "https://100.64.0.1/", "https://240.0.0.1/", "https://255.255.255.255/",
-    "https://198.18.0.1/", "https://192.0.0.8/",
+    "https://%31%32%37.0.0.1/", "https://\uff11\uff12\uff17.0.0.1/",  # percent-encoded, full-width digits
+    "https://[::127.0.0.1]/", "https://[64:ff9b::a9fe:a9fe]/", "https://[64:ff9b:1::a00:1]/",
+    "https://[2002:7f00:1::1]/", "https://[2002:a00:1::]/", "https://[fec0::1]/", "https://192.0.0.8/",
 ]
-PUBLIC = ["https://8.8.8.8/hook", "https://[2606:4700:4700::1111]/hook", "https://[64:ff9b::808:808]/hook",
-          "https://[2002:808:808::1]/hook", "https://hooks.example.com/hook", "https://134744072/hook"]
 
 
 @pytest.fixture
@@ -221,16 +217,9 @@ def test_webhook_url_hiding_an_internal_address_is_accepted_at_creation(url, web
     assert body["errors"][0]["code"] in ("private_address", "invalid_url")
 
 
-@pytest.mark.parametrize("url", PUBLIC)
-def test_webhook_url_naming_a_public_address_is_still_accepted(url, webhook_client):
-    response = webhook_client.post("/api/v1/webhooks", {"url": url, "events": ["consent.changed"]}, format="json")
-    assert response.status_code == 201, response.content[:300]
-
-
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "64:ff9b::7f00:1", "64:ff9b:1::a00:1", "2002:7f00:1::1", "2001:0:4136:e378:8000:63bf:80ff:fffe",
-    "fec0::1", "::127.0.0.1", "::ffff:10.0.0.1", "100.64.0.1", "ff02::1", "fe80::1%eth0"])
-def test_webhook_delivery_connects_to_an_internal_address_hidden_in_ipv6(address, settings):
+@pytest.mark.parametrize("address", ["64:ff9b::7f00:1", "64:ff9b:1::a00:1", "2002:7f00:1::1", "fec0::1",
+                                     "::127.0.0.1", "64:ff9b::a00:1", "192.0.0.8"])
+def test_webhook_delivery_connects_to_a_non_public_address_python_calls_global(address, settings):
     """Creation and delivery ask the same question: an address refused at one is refused at the other."""
     from cdp.webhooks.targets import address_allowed
 
