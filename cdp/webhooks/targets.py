@@ -142,7 +142,8 @@ def _ipv4_loose(host: str) -> ipaddress.IPv4Address | None:
         return ipaddress.IPv4Address(socket.inet_aton(host))
     except OSError:
         pass
-    # The same rules, for a C library whose inet_aton is stricter than its resolver.
+    # The same rules by hand, where Python's inet_aton is built on inet_pton (dotted quads
+    # only) while the system resolver still reads the short forms.
     parts = host.split(".")
     try:
         numbers = [int(p, 16) if p.startswith("0x") else int(p, 8) if p.startswith("0") else int(p) for p in parts]
