@@ -2,10 +2,15 @@
 
 Bodies carry `type`, `title`, `status`, `detail`, a stable `code` and, for validation,
 `errors: [{field, code, message}]`. They never echo the rejected value.
+
+Errors that never reach DRF (a path no URL pattern matches, a view outside DRF) or that a
+DRF view rendered with its own non-JSON renderer (the schema's YAML, the docs' HTML) are
+made problem+json by ApiProblemMiddleware, for every path under /api/.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -115,3 +120,55 @@ def problem_json_response(status: int, code: str, title: str, detail: str, **ext
     """For plain Django views and handlers outside DRF (404/500 pages under /api)."""
     return JsonResponse(problem(status, code, title, detail, **extra), status=status,
                         content_type=PROBLEM_CONTENT_TYPE)
+
+
+API_PREFIX = "/api/"
+_PLAIN_ERRORS = {
+    400: ("bad_request", "Bad request", "The request could not be read."),
+    403: ("forbidden", "Forbidden", "This request is not allowed."),
+    404: ("not_found", "Not found", "No resource at this path."),
+    405: ("method_not_allowed", "Method not allowed", "This method is not allowed on this path."),
+    500: ("internal_error", "Internal error", "An unexpected error occurred."),
+}
+# Headers a problem answer keeps from the response it replaces.
+_KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
+
+
+class ApiProblemMiddleware:
+    """Under /api/, an error answer that is not JSON becomes problem+json (decided by path,
+    since Django's 404 for an unmatched path and views outside DRF know nothing of the API)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code < 400 or getattr(response, "streaming", False):
+            return response
+        if not (request.path_info.startswith(API_PREFIX) or request.path_info == API_PREFIX.rstrip("/")):
+            return response
+        if _is_json(response):
+            return response
+        data = getattr(response, "data", None)
+        if isinstance(data, dict) and isinstance(data.get("code"), str) and data.get("status") == response.status_code:
+            body = data  # DRF's problem, rendered by the view's own renderer (YAML, HTML)
+        elif response.status_code in _PLAIN_ERRORS:
+            body = problem(response.status_code, *_PLAIN_ERRORS[response.status_code])
+        else:
+            return response
+        answer = JsonResponse(body, status=response.status_code, content_type=PROBLEM_CONTENT_TYPE)
+        for header in _KEPT_HEADERS:
+            if header in response:
+                answer[header] = response[header]
+        return answer
+
+
+def _is_json(response) -> bool:
+    content_type = response.get("Content-Type", "").split(";")[0].strip()
+    if content_type not in ("application/json", PROBLEM_CONTENT_TYPE):
+        return False
+    try:
+        json.loads(response.content)
+    except ValueError:
+        return False
+    return True

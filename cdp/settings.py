@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "cdp.core.observability.SecretPathMiddleware",  # first: a magic link's token is in no log line
     "cdp.core.observability.RequestMetricsMiddleware",
     "cdp.core.outbox.OutboxWakeMiddleware",  # a request's outbox wake-ups: once, after its response
     "django.middleware.security.SecurityMiddleware",
@@ -66,6 +67,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost, so the middleware above adds its headers to the answer it makes: every
+    # error under /api/ is problem+json, for unmatched paths too.
+    "cdp.exceptions.ApiProblemMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -292,11 +296,15 @@ TESSERA_NON_PERSONAL_ATTRIBUTES = frozenset(
 
 # --- Logging: structured JSON lines on stderr, never personal data ---------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# Installs a record factory that redacts secrets in paths (magic links) from every record,
+# Django's and libraries' included, then applies LOGGING (cdp.core.observability).
+LOGGING_CONFIG = "cdp.core.observability.logging_configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "cdp.core.observability.JsonFormatter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "filters": {"redact_secrets": {"()": "cdp.core.observability.RedactSecretsFilter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
         # Django's own request logger repeats the URL and sometimes the body: ours replaces it.

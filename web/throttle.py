@@ -1,18 +1,20 @@
 """Counting failures in the cache and locking out for a while: the staff log-in and the
 customers' sign-in-link requests.
 
-Keys are SHA-256 digests of what they count (a user name, an address, an IP address),
-so the cache never holds those values. With Redis configured every web process shares
+Keys are keyed pseudonyms of what they count (a user name, an address, an IP address;
+cdp.core.pseudonyms), so the cache never holds those values nor hashes anyone could
+recompute from a list of guesses. With Redis configured every web process shares
 the counts; the embedded default counts per process, which is fine for one machine.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
+
+from cdp.core.pseudonyms import pseudonym
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Throttle:
     lock: int
 
     def _key(self, kind: str, parts: tuple) -> str:
-        digest = hashlib.sha256("\x1f".join(str(p).strip().lower() for p in parts).encode()).hexdigest()
+        digest = pseudonym(f"throttle:{self.scope}", *(str(p).strip().lower() for p in parts))
         return f"web:throttle:{self.scope}:{kind}:{digest}"
 
     def locked_for(self, *parts) -> int:

@@ -42,6 +42,7 @@ _WRAP_LABEL = "tessera:wrap:v1"
 _FIELD_AAD_PREFIX = b"tessera:v1|"
 _BLIND_INDEX_LABEL = "tessera:blind-index:v1"
 _KEYED_HASH_LABEL = "tessera:keyed-hash:v1"
+_DERIVE_LABEL = "tessera:derived-key:v1"
 
 
 class CryptoError(Exception):
@@ -285,6 +286,15 @@ def keyed_hash(key: bytes, value: str, *, purpose: str) -> str:
     if not purpose:
         raise ValueError("purpose must be non-empty")
     return _hmac_sha256_hex(key, _encode_parts(_KEYED_HASH_LABEL, purpose, value))
+
+
+def derive_key(key: bytes, *, name: str) -> bytes:
+    """A 32-byte key for one named use, derived from a settings key (HMAC-SHA256 as a PRF):
+    knowing the derived key tells nothing about the parent or about keys of other names."""
+    _require_key(key)
+    if not name:
+        raise ValueError("name must be non-empty")
+    return bytes.fromhex(_hmac_sha256_hex(key, _encode_parts(_DERIVE_LABEL, name)))
 
 
 def advisory_lock_key(blind_index_hex: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -104,6 +105,11 @@ def _answer(status: int = 200, code: str | None = None, message: str | None = No
     if status == 401:
         response["WWW-Authenticate"] = 'Basic realm="tessera"'
     return response
+
+
+@csrf_exempt  # SDKs post without cookies; nothing here reads or changes state
+def segment_not_found(request):
+    return _answer(404, "not_found", "No such endpoint.")
 
 
 class _SegmentApi(APIView):

@@ -281,6 +281,16 @@ def test_keyed_hash_never_equals_a_blind_index_of_the_same_input():
             != crypto.blind_index(key, kind="p", namespace="", normalized_value="v"))
 
 
+def test_derived_keys_are_stable_per_name_and_differ_from_their_parent():
+    key = os.urandom(32)
+    derived = crypto.derive_key(key, name="cache-pseudonyms")
+    assert derived == crypto.derive_key(key, name="cache-pseudonyms") and len(derived) == 32
+    assert derived != key and derived != crypto.derive_key(key, name="other")
+    assert derived != crypto.derive_key(os.urandom(32), name="cache-pseudonyms")
+    with pytest.raises(ValueError):
+        crypto.derive_key(key, name="")
+
+
 def test_advisory_lock_key_is_signed_64_bit_from_first_8_bytes():
     assert crypto.advisory_lock_key("0000000000000001" + "f" * 48) == 1
     assert crypto.advisory_lock_key("ffffffffffffffff" + "0" * 48) == -1

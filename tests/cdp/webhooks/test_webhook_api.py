@@ -135,6 +135,28 @@ def test_production_requires_https_and_a_public_host(make_client, settings):
     assert create(client, url="https://hooks.example.com/x").status_code == 201
 
 
+@pytest.mark.parametrize("url", [
+    "https://127.0.0.1./", "https://[::ffff:7f00:1]/", "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo
+    "https://[fd00::1]/", "https://[fe80::1%25eth0]/", "https://[ff02::1]/", "https://[::]/", "https://224.0.0.1/",
+    "https://100.64.0.1/", "https://240.0.0.1/", "https://255.255.255.255/", "https://198.18.0.1/",
+])
+def test_production_refuses_every_kind_of_non_public_address(make_client, settings, url):
+    settings.PRODUCTION = True
+    settings.TESSERA_WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    assert problem(create(make_client(MANAGE), url=url), 400,
+                   "validation_failed")["errors"][0]["code"] == "private_address"
+
+
+@pytest.mark.parametrize("url", [
+    "https://8.8.8.8/hook", "https://134744072/hook", "https://[2606:4700:4700::1111]/hook",
+    "https://[64:ff9b::808:808]/hook", "https://[2002:808:808::1]/hook",  # NAT64 and 6to4 to 8.8.8.8
+])
+def test_production_accepts_public_addresses_in_any_form(make_client, settings, url):
+    settings.PRODUCTION = True
+    settings.TESSERA_WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    assert create(make_client(MANAGE), url=url).status_code == 201
+
+
 def test_unknown_or_missing_events_are_refused(make_client):
     client = make_client(MANAGE)
     body = problem(create(client, events=["profile.exploded"]), 400, "validation_failed")
