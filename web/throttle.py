@@ -1,18 +1,19 @@
 """Counting failures in the cache and locking out for a while: the staff log-in and the
 customers' sign-in-link requests.
 
-Keys are SHA-256 digests of what they count (a user name, an address, an IP address),
-so the cache never holds those values. With Redis configured every web process shares
+Keys are HMAC-SHA256 digests of what they count (a user name, an address, an IP address)
+under a key derived from SECRET_KEY, so the cache never holds those values and a reader
+of the cache cannot confirm a guess by hashing it. With Redis configured every web process shares
 the counts; the embedded default counts per process, which is fine for one machine.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.utils.crypto import salted_hmac
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class Throttle:
     lock: int
 
     def _key(self, kind: str, parts: tuple) -> str:
-        digest = hashlib.sha256("\x1f".join(str(p).strip().lower() for p in parts).encode()).hexdigest()
+        digest = salted_hmac("web.throttle", "\x1f".join(str(p).strip().lower() for p in parts),
+                             algorithm="sha256").hexdigest()
         return f"web:throttle:{self.scope}:{kind}:{digest}"
 
     def locked_for(self, *parts) -> int:
