@@ -199,11 +199,11 @@ def test_each_configuration_change_appears_in_the_compliance_console(officer_cli
                                {"purpose": "analytics", "jurisdiction": "US", "basis": "contract"}).status_code == 302
 
     entries = AccessLog.objects.filter(kind="operator_action", actor=f"staff:{officer.pk}").order_by("id")
-    details = {(e.purpose, repr(e.detail.get("before")), repr(e.detail.get("after"))) for e in entries}
-    assert ("retention_rule_set", repr({"kind": "events", "source": None, "days": 90}),
-            repr({"kind": "events", "source": None, "days": 30})) in details
-    assert ("purpose_basis_set", repr({"purpose": "analytics", "jurisdiction": "US", "basis": "legitimate_interest"}),
-            repr({"purpose": "analytics", "jurisdiction": "US", "basis": "contract"})) in details
+    details = [(e.purpose, e.detail.get("before"), e.detail.get("after")) for e in entries]
+    assert ("retention_rule_set", {"kind": "events", "source": None, "days": 90},
+            {"kind": "events", "source": None, "days": 30}) in details
+    assert ("purpose_basis_set", {"purpose": "analytics", "jurisdiction": "US", "basis": "legitimate_interest"},
+            {"purpose": "analytics", "jurisdiction": "US", "basis": "contract"}) in details
 
     page = officer_client.get("/compliance/configuration/")
     assert page.status_code == 200
