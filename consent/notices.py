@@ -1,6 +1,6 @@
 """Purposes' legal bases per jurisdiction, versioned notices and the served-notice log.
 
-Every purpose is consent-based until an operator says otherwise for a jurisdiction.
+Every purpose is consent-based until a compliance officer says otherwise for a jurisdiction.
 Each purpose has notice version 1 out of the box (created on first use, so a flushed
 database works too). Reads and writes codes, versions and pseudonymous ids only.
 """

@@ -3,7 +3,7 @@
 The workflow lives here; the data work is done by the handlers other apps register
 (consent.registry: RESOLVE, EXPORT, ERASE, RECTIFY). A request is resolved to a profile
 when it arrives (identifiers are never stored, only their kinds), gets a due date 30
-days out, runs at once unless an operator requires a compliance officer's approval for
+days out, runs at once unless compliance officers require their approval for
 its type, and keeps an append-only audit trail.
 
 Personal values a request carries (rectification changes) or produces (the access
