@@ -167,6 +167,9 @@ TESSERA_SEGMENT_MAX_BODY_BYTES = env_int("TESSERA_SEGMENT_MAX_BODY_BYTES", 4 * 1
 # --- Web pages and e-mail (magic links) ---------------------------------------------------
 # Staff (compliance officers, operators) sign in here; customers sign in by magic link.
 LOGIN_URL = "/staff/login/"
+# Every staff password check (/staff/login/, /admin/login/, any later path) goes through
+# this backend, which holds the log-in throttle: one count and one lock for all of them.
+AUTHENTICATION_BACKENDS = ["web.staff.ThrottledModelBackend"]
 # Development writes e-mails (sign-in links) as files under var/mail, so no personal data
 # reaches a log or a real mailbox; production sends through SMTP.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend" if DEBUG

@@ -1,7 +1,12 @@
 """Staff roles: compliance officers and operators, as Django groups with least privilege.
 
-Operators use the Django admin and /ops/; compliance officers use /compliance/ and get
-no admin access at all.
+Operators use /ops/ and the Django admin (sources, items, merges). Compliance officers
+use /compliance/, and the Django admin for consent configuration only: legal bases,
+notices, retention and DSR approval rules are theirs to add and change; operators may
+read them. The admin's own per-model permission checks enforce this (each add and change
+page answers 403 without the permission), and its pages already go through the consent
+services, which write each change to the access log with its before and after. That is
+less new surface than separate pages in /compliance/ with forms of their own.
 """
 
 from __future__ import annotations
@@ -14,28 +19,39 @@ COMPLIANCE = "compliance"
 OPERATOR = "operator"
 ROLES = {COMPLIANCE, OPERATOR}
 
-# Operators manage sources, items and merge conflicts in the admin; no one edits
-# ciphertexts or identities by hand.
+# Consent configuration (the models holding no personal data that decide consent and
+# requests). Published notices are immutable, so they and their texts are only added.
+CONSENT_CONFIGURATION_VIEW = [
+    ("consent", "view_purposebasis"), ("consent", "view_noticeversion"), ("consent", "view_noticetext"),
+    ("consent", "view_retentionrule"), ("consent", "view_dsrapprovalrule"),
+]
+CONSENT_CONFIGURATION_EDIT = [
+    ("consent", "add_purposebasis"), ("consent", "change_purposebasis"),
+    ("consent", "add_noticeversion"), ("consent", "add_noticetext"),
+    ("consent", "add_retentionrule"), ("consent", "change_retentionrule"),
+    ("consent", "add_dsrapprovalrule"), ("consent", "change_dsrapprovalrule"),
+]
+
+# Operators manage sources, items and merge conflicts in the admin and read the consent
+# configuration; no one edits ciphertexts or identities by hand.
 OPERATOR_PERMISSIONS = [
     ("cdp", "view_source"), ("cdp", "add_source"), ("cdp", "change_source"),
     ("cdp", "view_item"), ("cdp", "add_item"), ("cdp", "change_item"),
     ("cdp", "view_profile"), ("cdp", "view_mergeconflict"), ("cdp", "change_mergeconflict"),
     ("cdp", "view_merge"), ("cdp", "change_merge"),
-    # Consent settings (each change is logged as an operator action by consent's services).
-    ("consent", "view_purposebasis"), ("consent", "add_purposebasis"), ("consent", "change_purposebasis"),
-    ("consent", "view_noticeversion"), ("consent", "add_noticeversion"),
-    ("consent", "view_noticetext"), ("consent", "add_noticetext"),
-    ("consent", "view_retentionrule"), ("consent", "add_retentionrule"), ("consent", "change_retentionrule"),
-    ("consent", "view_dsrapprovalrule"), ("consent", "add_dsrapprovalrule"), ("consent", "change_dsrapprovalrule"),
+    *CONSENT_CONFIGURATION_VIEW,
 ]
+# Compliance officers own the consent configuration (each change is written to the access
+# log, with before and after, by the consent services) and nothing else in the admin.
+COMPLIANCE_PERMISSIONS = [*CONSENT_CONFIGURATION_VIEW, *CONSENT_CONFIGURATION_EDIT]
+ROLE_PERMISSIONS = {OPERATOR: OPERATOR_PERMISSIONS, COMPLIANCE: COMPLIANCE_PERMISSIONS}
 
 
 def role_group(role: str) -> Group:
+    """The role's group with exactly the role's permissions (re-applied on every call)."""
     group, _ = Group.objects.get_or_create(name=role)
-    if role == OPERATOR:
-        perms = [Permission.objects.get(content_type__app_label=app, codename=code)
-                 for app, code in OPERATOR_PERMISSIONS]
-        group.permissions.set(perms)
+    perms = [Permission.objects.get(content_type__app_label=app, codename=code) for app, code in ROLE_PERMISSIONS[role]]
+    group.permissions.set(perms)
     return group
 
 
@@ -44,7 +60,7 @@ def staff_create(*, username: str, role: str, password: str):
     if role not in ROLES:
         raise ValueError(f"Unknown role {role!r}.")
     user = get_user_model().objects.create_user(username=username, password=password)
-    user.is_staff = role == OPERATOR  # only operators may enter the Django admin
+    user.is_staff = True  # the admin shows each role only what its group's permissions allow
     user.save(update_fields=["is_staff"])
     user.groups.add(role_group(role))
     return user

@@ -3,6 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cdp import health
+from web.staff import StaffAdminAuthenticationForm
+
+# The admin's log-in says "locked" like /staff/login/ (the lock itself is the auth backend's).
+admin.site.login_form = StaffAdminAuthenticationForm
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

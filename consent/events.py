@@ -40,3 +40,20 @@ def operator_action_event(*, actor: str, action: str, profile_id=None, detail: d
     return AccessLog.objects.create(at=timezone.now(), kind=AccessKind.OPERATOR_ACTION, actor=_actor(actor),
                                     profile_id=UUID(str(profile_id)) if profile_id else None,
                                     purpose=action[:64], detail=detail or {})
+
+
+# Staff changes to consent configuration: legal bases, notices, retention and DSR approval
+# rules. These rows hold no personal data, so the entry keeps what the setting was and what
+# it became; the compliance console lists them (consent.selectors.configuration_changes).
+PURPOSE_BASIS_SET = "purpose_basis_set"
+NOTICE_PUBLISHED = "notice_published"
+RETENTION_RULE_SET = "retention_rule_set"
+DSR_APPROVAL_RULE_SET = "dsr_approval_rule_set"
+CONFIGURATION_ACTIONS = (PURPOSE_BASIS_SET, NOTICE_PUBLISHED, RETENTION_RULE_SET, DSR_APPROVAL_RULE_SET)
+
+
+def configuration_changed_event(*, actor: str, action: str, before: dict | None, after: dict) -> AccessLog:
+    """`before` is None where no row existed (the built-in default applied)."""
+    if action not in CONFIGURATION_ACTIONS:
+        raise ValueError(f"Not a configuration change: {action!r}.")
+    return operator_action_event(actor=actor, action=action, detail={"before": before, "after": after})

@@ -66,7 +66,7 @@ DEFAULT_JURISDICTION = "*"
 
 
 class PurposeBasis(models.Model):
-    """An operator's choice of legal basis for one purpose in one jurisdiction.
+    """A compliance officer's choice of legal basis for one purpose in one jurisdiction.
 
     No row means consent (opt-in). Jurisdiction `*` applies where no row names the
     subject's own jurisdiction.
@@ -359,7 +359,7 @@ class DsrAuditEntry(AppendOnlyModel):
 
 
 class DsrApprovalRule(models.Model):
-    """An operator requires a compliance officer's approval for one request type."""
+    """A compliance officer requires an approval (by a compliance officer) for one request type."""
 
     type = models.CharField(max_length=16, choices=DsrType.choices, primary_key=True)
     requires_approval = models.BooleanField(default=False)

@@ -1,6 +1,6 @@
 """Purposes' legal bases per jurisdiction, versioned notices and the served-notice log.
 
-Every purpose is consent-based until an operator says otherwise for a jurisdiction.
+Every purpose is consent-based until a compliance officer says otherwise for a jurisdiction.
 Each purpose has notice version 1 out of the box (created on first use, so a flushed
 database works too). Reads and writes codes, versions and pseudonymous ids only.
 """
@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from consent.errors import ConsentError, ConsentErrorCode
-from consent.events import operator_action_event
+from consent.events import NOTICE_PUBLISHED, PURPOSE_BASIS_SET, configuration_changed_event
 from consent.models import (
     DEFAULT_JURISDICTION,
     Basis,
@@ -117,16 +117,37 @@ def notice_publish(*, purpose: str, texts: dict[str, tuple[str, str]], material:
     purpose_check(purpose)
     if not texts:
         raise ConsentError("A notice needs a text in at least one language.", code="notice_text_required")
-    notices_ensure()
-    latest = NoticeVersion.objects.select_for_update().filter(purpose=purpose).order_by("-version").first()
-    notice = NoticeVersion.objects.create(purpose=purpose, version=latest.version + 1, material=material,
+    notice = NoticeVersion.objects.create(purpose=purpose, version=notice_next_version(purpose), material=material,
                                           lifetime_days=lifetime_days)
     for language, (title, body) in texts.items():
         NoticeText.objects.create(notice=notice, language=language_check(language), title=title, body=body)
-    operator_action_event(actor=actor, action="notice_published",
-                          detail={"purpose": purpose, "version": notice.version, "material": material,
-                                  "lifetime_days": lifetime_days})
+    notice_published_event(notice=notice, actor=actor)
     return notice
+
+
+def notice_next_version(purpose: str) -> int:
+    """The number of a purpose's next version; locks the latest, so call it in the publishing transaction."""
+    notices_ensure()
+    latest = NoticeVersion.objects.select_for_update().filter(purpose=purpose).order_by("-version").first()
+    return latest.version + 1
+
+
+def notice_as_dict(notice: NoticeVersion | None) -> dict | None:
+    if notice is None:
+        return None
+    texts = {t.language: {"title": t.title, "body": t.body} for t in notice.texts.order_by("language")}
+    return {"purpose": notice.purpose, "version": notice.version, "material": notice.material,
+            "lifetime_days": notice.lifetime_days, "texts": texts}
+
+
+def notice_published_event(*, notice: NoticeVersion, actor: str) -> None:
+    """The access-log entry for a new version, its texts saved: before is the version it follows.
+
+    Written by notice_publish and by the admin once the admin has saved the texts."""
+    previous = NoticeVersion.objects.filter(purpose=notice.purpose, version__lt=notice.version).order_by(
+        "-version").first()
+    configuration_changed_event(actor=actor, action=NOTICE_PUBLISHED, before=notice_as_dict(previous),
+                                after=notice_as_dict(notice))
 
 
 def notice_text(*, purpose: str, version: int | None = None, language: str = "en") -> dict:
@@ -179,18 +200,25 @@ def basis_for(purpose: str, jurisdiction: str | None, *, table: dict | None = No
 
 
 @transaction.atomic
+def purpose_basis_as_dict(row: PurposeBasis | None) -> dict | None:
+    return None if row is None else {"purpose": row.purpose, "jurisdiction": row.jurisdiction, "basis": row.basis}
+
+
+@transaction.atomic
 def purpose_basis_set(*, purpose: str, jurisdiction: str = DEFAULT_JURISDICTION, basis: str,
                       actor: str) -> PurposeBasis:
-    """An operator sets a purpose's legal basis in a jurisdiction; logged as an operator action."""
+    """A compliance officer sets a purpose's legal basis in a jurisdiction; logged with before and after."""
     purpose_check(purpose)
     jurisdiction = jurisdiction_check(jurisdiction)
     if basis not in Basis.values:
         raise ConsentError("basis must be consent, legitimate_interest or contract.",
                            code=ConsentErrorCode.BASIS_UNKNOWN)
+    before = purpose_basis_as_dict(
+        PurposeBasis.objects.select_for_update().filter(purpose=purpose, jurisdiction=jurisdiction).first())
     row, _ = PurposeBasis.objects.update_or_create(purpose=purpose, jurisdiction=jurisdiction,
                                                    defaults={"basis": basis})
-    operator_action_event(actor=actor, action="purpose_basis_set",
-                          detail={"purpose": purpose, "jurisdiction": jurisdiction, "basis": basis})
+    configuration_changed_event(actor=actor, action=PURPOSE_BASIS_SET, before=before,
+                                after=purpose_basis_as_dict(row))
     return row
 
 

@@ -13,7 +13,8 @@ from django.db.models import QuerySet
 
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode, ProfileErased, ProfileMerged, ProfileUnknown
-from consent.models import AccessLog, ConsentEvent, ConsentState
+from consent.events import CONFIGURATION_ACTIONS
+from consent.models import AccessKind, AccessLog, ConsentEvent, ConsentState
 from consent.policy import effective_states
 from consent.receipts import receipt_for_event
 
@@ -158,6 +159,11 @@ def access_log_search(*, profile_id=None, actor: str | None = None, kind: str | 
     if until is not None:
         entries = entries.filter(at__lt=until)
     return entries.order_by("-at", "-id")
+
+
+def configuration_changes() -> QuerySet:
+    """Staff changes to consent configuration, newest first; each entry's detail has before and after."""
+    return access_log_search(kind=AccessKind.OPERATOR_ACTION).filter(purpose__in=CONFIGURATION_ACTIONS)
 
 
 def access_log_as_dict(entry: AccessLog) -> dict:

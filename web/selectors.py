@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import timedelta
 from uuid import UUID
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -19,7 +20,7 @@ from cdp.models import Merge, MergeConflict, Source
 from cdp.segment.models import IngestionError
 from cdp.services.conflicts import APPLICABLE_REASONS
 from cdp.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
-from consent import policy, registry
+from consent import events, policy, registry
 from consent.ledger import CheckpointInvalid
 from consent.models import (
     AccessKind,
@@ -34,7 +35,7 @@ from consent.models import (
 from consent.notices import notice_text
 from consent.policy import effective_states
 from consent.purposes import PURPOSES
-from consent.selectors import access_log_search, consent_events_query
+from consent.selectors import access_log_search, configuration_changes, consent_events_query
 from consent.services.verification import LEDGER_VERIFIED, ledger_verification_progress
 from personalization.models import DpRelease, PipelineRun, PrivacyBudget, RunStatus, Segment
 from personalization.selectors import (
@@ -191,6 +192,45 @@ def privacy_budgets() -> list[dict]:
 
 def dp_releases(*, limit: int = 50) -> list[DpRelease]:
     return list(DpRelease.objects.select_related("budget").order_by("-created_at")[:limit])
+
+
+CONFIGURATION_TITLES = {events.PURPOSE_BASIS_SET: "Legal basis", events.NOTICE_PUBLISHED: "Notice published",
+                        events.RETENTION_RULE_SET: "Retention rule",
+                        events.DSR_APPROVAL_RULE_SET: "Approval of data-subject requests"}
+
+
+def configuration_history(*, limit: int = 200) -> list[dict]:
+    """Staff changes to consent configuration, newest first: when, who, what, and each field's
+    value before and after. Staff are shown by user name: this page is for staff only."""
+    entries = list(configuration_changes()[:limit])
+    names = _staff_names({entry.actor for entry in entries})
+    rows = []
+    for entry in entries:
+        detail = entry.detail or {}
+        recorded = "after" in detail  # entries from before the change recorded the new values only
+        before, after = (detail.get("before"), detail.get("after")) if recorded else (None, detail)
+        old, new = dict(_flat(before or {})), dict(_flat(after or {}))
+        fields = [{"name": name, "before": old.get(name), "after": new.get(name),
+                   "changed": old.get(name) != new.get(name)} for name in dict.fromkeys([*old, *new])]
+        rows.append({"at": entry.at, "who": names.get(entry.actor, entry.actor), "action": entry.purpose,
+                     "title": CONFIGURATION_TITLES.get(entry.purpose, entry.purpose), "fields": fields,
+                     "new": recorded and before is None, "before_recorded": recorded})
+    return rows
+
+
+def _flat(value: dict, prefix: str = ""):
+    for key, item in value.items():
+        if isinstance(item, dict):
+            yield from _flat(item, f"{prefix}{key} ")
+        else:
+            yield f"{prefix}{key}", item
+
+
+def _staff_names(actors: set[str]) -> dict[str, str]:
+    ids = {actor: actor.removeprefix("staff:") for actor in actors if actor.startswith("staff:")}
+    known = dict(get_user_model().objects.filter(pk__in=[i for i in ids.values() if i.isdigit()])
+                 .values_list("pk", "username"))
+    return {actor: f"{known[int(i)]} (staff #{i})" for actor, i in ids.items() if i.isdigit() and int(i) in known}
 
 
 def subject_aliases(profile_id: UUID) -> list[UUID]:

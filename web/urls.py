@@ -35,6 +35,7 @@ urlpatterns = [
     path("compliance/requests/", compliance.requests, name="compliance-requests"),
     path("compliance/requests/<uuid:request_id>/", compliance.request_detail, name="compliance-request"),
     path("compliance/budget/", compliance.budget, name="compliance-budget"),
+    path("compliance/configuration/", compliance.configuration, name="compliance-configuration"),
     # The operator dashboard.
     path("ops/", ops.overview, name="ops"),
     path("ops/merges/", ops.merges, name="ops-merges"),

@@ -3,7 +3,7 @@
 The workflow lives here; the data work is done by the handlers other apps register
 (consent.registry: RESOLVE, EXPORT, ERASE, RECTIFY). A request is resolved to a profile
 when it arrives (identifiers are never stored, only their kinds), gets a due date 30
-days out, runs at once unless an operator requires a compliance officer's approval for
+days out, runs at once unless compliance officers require their approval for
 its type, and keeps an append-only audit trail.
 
 Personal values a request carries (rectification changes) or produces (the access
@@ -29,7 +29,12 @@ from cdp.core import crypto
 from cdp.core.outbox import outbox_put
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode
-from consent.events import operator_action_event, personal_data_read_event
+from consent.events import (
+    DSR_APPROVAL_RULE_SET,
+    configuration_changed_event,
+    operator_action_event,
+    personal_data_read_event,
+)
 from consent.models import (
     AccessLog,
     DataSubjectRequest,
@@ -98,10 +103,22 @@ def dsr_approval_required(request_type: str) -> bool:
 
 
 @transaction.atomic
-def dsr_approval_rule_set(*, request_type: str, requires_approval: bool, actor: str) -> None:
-    DsrApprovalRule.objects.update_or_create(type=request_type, defaults={"requires_approval": requires_approval})
-    operator_action_event(actor=actor, action="dsr_approval_rule_set",
-                          detail={"type": request_type, "requires_approval": requires_approval})
+def dsr_approval_rule_as_dict(rule: DsrApprovalRule | None) -> dict | None:
+    return None if rule is None else {"type": rule.type, "requires_approval": rule.requires_approval}
+
+
+@transaction.atomic
+def dsr_approval_rule_set(*, request_type: str, requires_approval: bool, actor: str) -> DsrApprovalRule:
+    """A compliance officer decides whether a request type waits for approval; logged with before and after."""
+    if request_type not in DsrType.values:
+        raise ConsentError("type must be access, portability, erasure or rectification.",
+                           code=ConsentErrorCode.DSR_TYPE_UNKNOWN)
+    before = dsr_approval_rule_as_dict(DsrApprovalRule.objects.select_for_update().filter(type=request_type).first())
+    rule, _ = DsrApprovalRule.objects.update_or_create(type=request_type,
+                                                       defaults={"requires_approval": bool(requires_approval)})
+    configuration_changed_event(actor=actor, action=DSR_APPROVAL_RULE_SET, before=before,
+                                after=dsr_approval_rule_as_dict(rule))
+    return rule
 
 
 @transaction.atomic

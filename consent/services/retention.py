@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode
-from consent.events import operator_action_event
+from consent.events import RETENTION_RULE_SET, configuration_changed_event, operator_action_event
 from consent.models import RetentionKind, RetentionRule, ServedNotice
 
 DEFAULT_DAYS = {
@@ -38,10 +38,16 @@ def retention_rule_set(*, kind: str, days: int, source: str = "", actor: str) ->
         raise ConsentError("This kind of data is not kept per source.", code="retention_not_per_source")
     if int(days) < 1:
         raise ConsentError("Retention is at least one day.", code="retention_days_invalid")
+    before = retention_rule_as_dict(
+        RetentionRule.objects.select_for_update().filter(kind=kind, source=source or "").first())
     rule, _ = RetentionRule.objects.update_or_create(kind=kind, source=source or "", defaults={"days": int(days)})
-    operator_action_event(actor=actor, action="retention_rule_set",
-                          detail={"kind": kind, "source": source or None, "days": int(days)})
+    configuration_changed_event(actor=actor, action=RETENTION_RULE_SET, before=before,
+                                after=retention_rule_as_dict(rule))
     return rule
+
+
+def retention_rule_as_dict(rule: RetentionRule | None) -> dict | None:
+    return None if rule is None else {"kind": rule.kind, "source": rule.source or None, "days": rule.days}
 
 
 def retention_rules() -> dict[str, dict[str, int]]:

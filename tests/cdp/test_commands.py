@@ -58,9 +58,11 @@ def test_create_staff_roles_and_least_privilege(monkeypatch):
     assert operator.check_password("correct horse battery staple 42")
     assert officer.check_password(out.strip().splitlines()[-1])
     assert operator.is_staff and not operator.is_superuser
-    assert not officer.is_staff  # compliance officers never enter the Django admin
+    assert officer.is_staff and not officer.is_superuser  # the admin shows them consent configuration only
     assert operator.has_perm("cdp.view_source") and not operator.has_perm("cdp.delete_profile")
     assert not officer.has_perm("cdp.view_source")
+    assert officer.has_perm("consent.change_retentionrule") and not operator.has_perm("consent.change_retentionrule")
+    assert operator.has_perm("consent.view_retentionrule")
     monkeypatch.setenv("WEAK", "password")
     with pytest.raises(CommandError, match="too weak"):
         run("create_staff", "weak", "--role", "operator", "--password-from-env", "WEAK")

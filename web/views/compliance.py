@@ -184,3 +184,11 @@ def request_detail(request, request_id: UUID):
 def budget(request):
     return render(request, "web/compliance/budget.html", {
         "budgets": selectors.privacy_budgets(), "releases": selectors.dp_releases(), "section": "budget"})
+
+
+@never_cache
+@compliance_only
+def configuration(request):
+    """Every staff change to consent configuration, with before and after (changes are made in the admin)."""
+    return render(request, "web/compliance/configuration.html", {
+        "changes": selectors.configuration_history(), "section": "configuration"})

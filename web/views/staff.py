@@ -1,17 +1,15 @@
-"""Staff log-in for the console and the dashboard, throttled per user name and address.
+"""Staff log-in for the console and the dashboard.
 
-Five wrong passwords for one user name from one address lock that pair out for five
-minutes (thirty from one address lock the address), even for the right password, so
-guessing is slow. The log names no user: only that a lock happened.
+The throttle (per user name and address, and per address) is enforced by the
+authentication backend for every log-in path, the admin's too (web.staff); this page
+only tells a locked client so, with 429.
 """
 
 from __future__ import annotations
 
-import logging
-
 from django.contrib import messages
 from django.contrib.auth import login, logout
-from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.shortcuts import redirect, render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -20,9 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from cdp.staff import COMPLIANCE, OPERATOR, has_role
-from web.throttle import STAFF_LOGIN, STAFF_LOGIN_ADDRESS, client_address, minutes
-
-logger = logging.getLogger(__name__)
+from web.staff import LOCKED, StaffAuthenticationForm
 
 
 def _landing(user) -> str:
@@ -46,30 +42,14 @@ def _next(request, user) -> str:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def staff_login(request):
-    form = AuthenticationForm(request, data=request.POST or None)
+    form = StaffAuthenticationForm(request, data=request.POST or None)
     status = 200
     if request.method == "POST":
-        username = (request.POST.get("username") or "").strip()
-        address = client_address(request)
-        locked = max(STAFF_LOGIN.locked_for(username, address), STAFF_LOGIN_ADDRESS.locked_for(address))
-        if locked:
-            form = AuthenticationForm(request)
-            messages.error(request, f"Too many failed attempts. Try again in {minutes(locked)} minutes.")
-            status = 429
-        elif form.is_valid():
-            STAFF_LOGIN.reset(username, address)
+        if form.is_valid():
             user = form.get_user()
             login(request, user)
             return redirect(_next(request, user))
-        else:
-            status = 400
-            locks = [STAFF_LOGIN.hit(username, address), STAFF_LOGIN_ADDRESS.hit(address)]
-            if any(locks):
-                logger.warning("staff_login_locked")
-                form = AuthenticationForm(request)
-                messages.error(request, f"Too many failed attempts. Try again in {minutes(max(locks))} "
-                                        "minutes.")
-                status = 429
+        status = 429 if form.has_error(NON_FIELD_ERRORS, LOCKED) else 400
     elif request.user.is_authenticated and (has_role(request.user, COMPLIANCE) or has_role(request.user, OPERATOR)):
         return redirect(_next(request, request.user))
     return render(request, "web/staff/login.html", {"form": form, "next": request.GET.get("next", "")},
