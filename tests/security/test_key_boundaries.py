@@ -162,7 +162,8 @@ def test_web_bound_key_cannot_record_consent_for_a_crm_only_person_in_a_batch(we
 
 
 def test_web_bound_key_cannot_read_consents_receipts_or_log_notices_of_a_crm_only_profile(web, victim):
-    event = consent_set(profile_id=victim, purpose="marketing", granted=True)
+    consent_set(profile_id=victim, purpose="marketing", granted=True)
+    event = ConsentEvent.objects.get(profile_id=victim, purpose="marketing")
     attacker = client_for(PEOPLE_SCOPES, source=web)
     assert attacker.get(f"/api/v1/profiles/{victim}/consents").status_code == 404
     assert attacker.get(f"/api/v1/profiles/{victim}/consent-receipts/{event.id}").status_code == 404
