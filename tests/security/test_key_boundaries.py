@@ -15,11 +15,12 @@ from rest_framework.test import APIClient
 
 from cdp.api.models import ApiKey
 from cdp.api.services.api_keys import api_key_create
-from cdp.models import Merge
+from cdp.models import Event, Merge, MergeConflict
 from cdp.services.resolution import profiles_ingest
 from cdp.services.sources import source_create
 from consent.models import ConsentEvent
 from consent.services import consent_set
+from personalization.models import Segment, Segmentation, SegmentMembership
 
 pytestmark = pytest.mark.django_db
 
@@ -297,3 +298,107 @@ def test_unbound_keys_keep_seeing_everyone(victim):
     assert client.get(f"/api/v1/profiles/{victim}").status_code == 200
     found = client.post("/api/v1/profiles/lookup", {"email": "victim@example.com"}, format="json").json()
     assert [p["id"] for p in found["results"]] == [str(victim)]
+
+
+# --- every other door that takes a profile id or lists people --------------------------------------------------
+
+
+def test_web_bound_key_cannot_attach_events_to_a_crm_only_profile_id(web, victim):
+    attacker = client_for(["events:write"], source=web)
+    response = attacker.post("/api/v1/events/batch", {"source": "web", "events": [
+        {"profile_id": str(victim), "type": "view", "item_id": "i-1"},
+        {"profile_id": str(uuid.uuid4()), "type": "view", "item_id": "i-1"}]}, format="json")
+    stranger, nobody = response.json()["results"]
+    assert stranger["status"] == nobody["status"] == "rejected"
+    assert stranger["errors"] == nobody["errors"] and stranger["profile_id"] is None
+    assert not Event.objects.filter(profile_id=victim).exists()
+    own = ingest(web, "w-ev", email="shopper@example.com")
+    mine = attacker.post("/api/v1/events/batch", {"source": "web", "events": [
+        {"profile_id": str(own), "type": "view", "item_id": "i-1"}]}, format="json").json()["results"][0]
+    assert mine["status"] == "accepted" and mine["profile_id"] == str(own)
+
+
+def test_merge_conflicts_and_the_consent_ledger_list_only_the_keys_people(crm, web, victim):
+    own = ingest(web, "w-9", email="mine@example.com")
+    MergeConflict.objects.create(profile_id=victim, other_profiles=[str(own)], reason="merge_blocked")
+    MergeConflict.objects.create(profile_id=own, other_profiles=[], reason="merge_blocked")
+    consent_set(profile_id=victim, purpose="marketing", granted=True)
+    consent_set(profile_id=own, purpose="marketing", granted=True)
+    key = client_for([*PEOPLE_SCOPES, "audit:read"], source=web)
+    conflicts = key.get("/api/v1/merge-conflicts").json()["results"]
+    assert [c["profile_id"] for c in conflicts] == [str(own)]
+    events = key.get("/api/v1/consents/events").json()["results"]
+    assert {e["profile_id"] for e in events} == {str(own)}
+    assert key.get("/api/v1/consents/events", {"profile": str(victim)}).json()["results"] == []
+    assert key.get("/api/v1/consents/export").status_code == 403
+    unbound = client_for([*PEOPLE_SCOPES, "audit:read"])
+    assert len(unbound.get("/api/v1/merge-conflicts").json()["results"]) == 2
+    assert {e["profile_id"] for e in unbound.get("/api/v1/consents/events").json()["results"]} == {
+        str(own), str(victim)}
+
+
+def test_segment_members_list_only_the_keys_people(web, victim):
+    own = ingest(web, "w-10", email="member@example.com")
+    segmentation = Segmentation.objects.create(k=1, silhouette=0.5, davies_bouldin=0.5, sizes=[2], population=2,
+                                               silhouette_sample=2, seed=1, model={})
+    segment = Segment.objects.create(segmentation=segmentation, index=0, name="All", size=2, centroid={})
+    for pid in (victim, own):
+        SegmentMembership.objects.create(segmentation=segmentation, segment=segment, profile_id=pid,
+                                         r_score=5, f_score=5, m_score=5)
+        consent_set(profile_id=pid, purpose="analytics", granted=True)
+        consent_set(profile_id=pid, purpose="marketing", granted=True)
+    path = f"/api/v1/segments/{segment.id}/members"
+    bound = client_for(["segments:read"], source=web).get(path, {"purpose": "marketing"}).json()["results"]
+    assert [m["profile_id"] for m in bound] == [str(own)]
+    unbound = client_for(["segments:read"]).get(path, {"purpose": "marketing"}).json()["results"]
+    assert sorted(m["profile_id"] for m in unbound) == sorted([str(own), str(victim)])
+
+
+def test_an_unmerge_takes_the_absorbed_sources_visibility_back(crm, web):
+    ingest(crm, "c-11", email="split@example.com")
+    web_side = ingest(web, "w-11", phone="+442071234567")
+    survivor = ingest(crm, "c-11b", email="split@example.com", phone="+442071234567")
+    merge = Merge.objects.get()
+    web_key = client_for(PEOPLE_SCOPES, source=web)
+    crm_side = merge.absorbed_id if survivor == web_side else survivor
+    assert web_key.get(f"/api/v1/profiles/{crm_side}").status_code == 200  # merged: one person
+    assert web_key.post(f"/api/v1/merges/{merge.id}/unmerge", {}, format="json").status_code == 200
+    # Back apart, the web key sees its own person again and no longer the CRM's one.
+    assert web_key.get(f"/api/v1/profiles/{web_side}").status_code == 200
+    assert web_key.get(f"/api/v1/profiles/{crm_side}").status_code == 404
+
+
+def test_an_erased_person_is_unknown_to_a_bound_key(crm, victim):
+    from cdp.services.erasure import profile_erase
+
+    profile_erase(profile_id=victim)
+    bound, unbound = client_for(PEOPLE_SCOPES, source=crm), client_for(PEOPLE_SCOPES)
+    assert bound.get(f"/api/v1/profiles/{victim}").status_code == 404
+    assert unbound.get(f"/api/v1/profiles/{victim}").status_code == 410
+
+
+def test_webhooks_made_before_owners_are_managed_only_by_unbound_keys(web):
+    from cdp.webhooks.services.subscriptions import webhook_create
+
+    legacy = webhook_create(url="https://hooks.example.com/legacy", events=["consent.changed"]).subscription
+    bound, unbound = client_for([MANAGE], source=web), client_for([MANAGE])
+    assert bound.get("/api/v1/webhooks").json()["results"] == []
+    assert bound.post(f"/api/v1/webhooks/{legacy.id}/rotate-secret", {}, format="json").status_code == 404
+    assert [w["id"] for w in unbound.get("/api/v1/webhooks").json()["results"]] == [str(legacy.id)]
+    assert unbound.delete(f"/api/v1/webhooks/{legacy.id}").status_code == 204
+
+
+def test_a_dsr_filed_elsewhere_is_read_by_no_key(victim):
+    from consent.services.dsr import dsr_submit
+
+    request = dsr_submit(request_type="access", channel="preference_center", actor="person", profile_id=victim)
+    assert client_for(PEOPLE_SCOPES, extra_scopes=["dsr:export"]).get(f"/api/v1/dsr/{request.id}").status_code == 404
+
+
+def test_erasure_summaries_need_no_export_scope(victim, django_capture_on_commit_callbacks):
+    client = client_for(PEOPLE_SCOPES)
+    with django_capture_on_commit_callbacks(execute=True):
+        filed = client.post("/api/v1/dsr", {"type": "erasure", "identifiers": {"email": "victim@example.com"}},
+                            format="json").json()
+    result = client.get(f"/api/v1/dsr/{filed['id']}").json()["result"]
+    assert result["found"] is True and result["consent_ledger"] == "kept"
