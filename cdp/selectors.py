@@ -7,10 +7,11 @@ personal (access to decrypted data is recorded by the callers' access log).
 from __future__ import annotations
 
 from collections import defaultdict
+from uuid import UUID
 
 from cdp.core.errors import Gone, NotFound
 from cdp.core.identifiers import GLOBAL_KINDS
-from cdp.models import AttributeValue, Identity, Profile, ProfileStatus, SourceKind
+from cdp.models import AttributeValue, Identity, Profile, ProfileStatus, SourceKind, SourceRecord
 from cdp.services.attributes import attribute_value_read
 from cdp.services.profiles import identity_value_read, profile_dek
 from cdp.services.records import IdentifierKey, parse_identifiers
@@ -60,6 +61,29 @@ def unified_attributes(profile: Profile, *, dek: bytes) -> dict:
                "observed_at": row.observed_at.isoformat()}
         for name, row in sorted(best.items())
     }
+
+
+def profiles_contributed_by_source(*, profile_ids, source_id) -> set[UUID]:
+    """The ids among `profile_ids` whose person `source_id` contributed: the profile holds at
+    least one record from that source (attached; current or an older version).
+
+    The rule behind "a key bound to a source sees only its own" (cdp.api.permissions). A
+    merge moves the absorbed profile's records to the survivor, so a source that
+    contributed to either side sees the survivor, and a merged-away id counts as its
+    survivor (merged_into always names the final one); an unmerge moves the records
+    back. Erasure deletes a person's records: an erased profile is nobody's. Unknown ids
+    are left out. Two indexed queries whatever the number of ids.
+    """
+    ids = set()
+    for pid in profile_ids:
+        ids.add(pid if isinstance(pid, UUID) else UUID(str(pid)))
+    if not ids:
+        return set()
+    holder = {pid: merged_into or pid
+              for pid, merged_into in Profile.objects.filter(id__in=ids).values_list("id", "merged_into_id")}
+    contributed = set(SourceRecord.objects.filter(profile_id__in=set(holder.values()), source_id=source_id)
+                      .values_list("profile_id", flat=True).distinct())
+    return {pid for pid, owner in holder.items() if owner in contributed}
 
 
 def profile_ids_by_identifier(*, kind: str, value, source_key: str | None = None) -> list:

@@ -320,6 +320,11 @@ class DataSubjectRequest(models.Model):
     status = models.CharField(max_length=20, choices=DsrStatus.choices, default=DsrStatus.RECEIVED)
     channel = models.CharField(max_length=24)
     requested_by = models.CharField(max_length=120)
+    # Opaque (consent knows nothing of API keys): only this key reads the request over the
+    # API. Empty for requests made elsewhere (preference center, console) and for those
+    # filed before requests had an owner: no key reads those.
+    filed_by_key = models.CharField(max_length=64, blank=True, default="",
+                                    help_text="Id of the API key that filed it; only that key reads it via the API.")
     profile_id = models.UUIDField(null=True, blank=True, help_text="The person, if found.")
     identifier_kinds = models.JSONField(default=list)
     received_at = models.DateTimeField()

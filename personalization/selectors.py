@@ -8,6 +8,7 @@ caller's check for the person (recommendations) and applied here per member (exp
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from uuid import UUID
 
 from django.db import connection
@@ -126,11 +127,13 @@ def segment_as_dict(segment: Segment, statistics: dict) -> dict:
     }
 
 
-def segment_members_page(*, segment: Segment, purpose: str, after: UUID | None, limit: int) -> tuple[list, UUID | None]:
+def segment_members_page(*, segment: Segment, purpose: str, after: UUID | None, limit: int,
+                         visible: Callable[[list], set] | None = None) -> tuple[list, UUID | None]:
     """Members allowed for `purpose` (and for analytics, which segmented them), in id order.
 
     Scans memberships past `after` in batches until `limit` allowed members are found, so
-    a page is full whenever more allowed members exist. Returns (rows, next cursor id).
+    a page is full whenever more allowed members exist. `visible` (the API key's boundary)
+    leaves out the people it does not return. Returns (rows, next cursor id).
     """
     found: list[SegmentMembership] = []
     position = after
@@ -143,6 +146,8 @@ def segment_members_page(*, segment: Segment, purpose: str, after: UUID | None, 
             return found, None
         ids = [m.profile_id for m in batch]
         ok = policy.allowed(ids, purpose) & policy.allowed(ids, "analytics")
+        if visible is not None and ok:
+            ok &= visible(list(ok))
         for membership in batch:
             if membership.profile_id in ok:
                 found.append(membership)

@@ -15,6 +15,8 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
     DSR_READ = "dsr:read"
     DSR_WRITE = "dsr:write"
+    # Reading an access/portability export: everything held on a person, so apart from dsr:read.
+    DSR_EXPORT = "dsr:export"
     RECOMMENDATIONS_READ = "recommendations:read"
     SEGMENTS_READ = "segments:read"
     CHANGES_READ = "changes:read"

@@ -13,6 +13,7 @@ Segment ingestion can resolve its own records and the events' new people in one 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
@@ -146,14 +147,18 @@ def _decimal(value, name: str, errors: list) -> Decimal | None:
     return number.quantize(Decimal("0.01"))
 
 
-def events_ingest(*, source: Source, events: list, identifier_cache: dict | None = None) -> list[EventResult]:
+def events_ingest(*, source: Source, events: list, identifier_cache: dict | None = None,
+                  profiles_visible: Callable[[set], set] | None = None) -> list[EventResult]:
     """`identifier_cache`: a dict the caller keeps for this one batch of this source
-    (see records.parse_identifiers), shared with its other calls."""
+    (see records.parse_identifiers), shared with its other calls. `profiles_visible`: the
+    caller's key boundary (cdp.api.permissions); an event naming a `profile_id` it leaves
+    out is answered as for an unknown id."""
     cache = {} if identifier_cache is None else identifier_cache
     parsed, rejected = events_parse(source=source, events=events, cache=cache)
     owners = identity_owners(event_keys(parsed))
     unknown_people_create(parsed, owners, source=source, cache=cache)
-    return events_store(parsed=parsed, rejected=rejected, source=source, owners=owners)
+    return events_store(parsed=parsed, rejected=rejected, source=source, owners=owners,
+                        profiles_visible=profiles_visible)
 
 
 def events_parse(*, source: Source, events: list, cache: dict) -> tuple[list[_ParsedEvent], list[EventResult]]:
@@ -214,13 +219,15 @@ def identity_owners(keys) -> dict:
 
 @transaction.atomic
 def events_store(*, parsed: list[_ParsedEvent], rejected: list[EventResult], source: Source,
-                 owners: dict) -> list[EventResult]:
+                 owners: dict, profiles_visible: Callable[[set], set] | None = None) -> list[EventResult]:
     """Store the parsed events against their people (`owners`: identity_owners of their
     keys, read after any resolution); one result per event, in input order."""
     keys = event_keys(parsed)
     suppressed = set(rows_any_of(Suppression, ("kind", "namespace", "blind_index"), "blind_index",
                                  {k[2] for k in keys})) & keys
     named_ids = {e.profile_id for e in parsed if e.profile_id}
+    if named_ids and profiles_visible is not None:
+        named_ids = profiles_visible(named_ids)  # the others answer as unknown ids
     profiles = {pid: (status, merged_into) for pid, status, merged_into in rows_any_of(
         Profile, ("id", "status", "merged_into_id"), "id", named_ids)}
     seen_messages = {message_id for (message_id,) in rows_any_of(

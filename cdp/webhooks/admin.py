@@ -24,9 +24,10 @@ class _ReadOnly(admin.ModelAdmin):
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(_ReadOnly):
-    list_display = ("id", "url", "created_at", "secret_rotated_at", "deleted_at")
+    list_display = ("id", "url", "owner_key", "created_at", "secret_rotated_at", "deleted_at")
     list_filter = ("deleted_at",)
-    fields = ("id", "url", "events", "created_at", "secret_rotated_at", "previous_secret_expires_at", "deleted_at")
+    fields = ("id", "url", "events", "owner_key", "owner_source", "created_at", "secret_rotated_at",
+              "previous_secret_expires_at", "deleted_at")
 
 
 class WebhookAttemptInline(admin.TabularInline):

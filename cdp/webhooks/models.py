@@ -29,6 +29,14 @@ class WebhookSubscription(models.Model):
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True,
                                                       help_text="Until then, the previous secret signs too.")
     secret_rotated_at = models.DateTimeField(null=True, blank=True)
+    # The API key that created it, the only key that lists, rotates or deletes it (and the
+    # source that key was bound to then). None for subscriptions made before they had
+    # owners: only unbound keys (the operator's) manage those. PROTECT: a key is revoked,
+    # not deleted, while it owns live or past subscriptions.
+    owner_key = models.ForeignKey("api.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                  help_text="The API key that created it; only that key manages it.")
+    owner_source = models.ForeignKey("cdp.Source", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+", help_text="The source its key was bound to, if any.")
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 

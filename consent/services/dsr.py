@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from uuid import UUID
 
@@ -123,10 +124,14 @@ def dsr_approval_rule_set(*, request_type: str, requires_approval: bool, actor: 
 
 @transaction.atomic
 def dsr_submit(*, request_type: str, channel: str, actor: str, identifiers: dict | None = None,
-               source: str | None = None, profile_id=None, changes: dict | None = None) -> DataSubjectRequest:
+               source: str | None = None, profile_id=None, changes: dict | None = None,
+               filed_by_key: str = "", visible: Callable[[list], set] | None = None) -> DataSubjectRequest:
     """Receive a request from a verified requester (an API key holder, a signed-in person).
 
     Resolves the person now; schedules processing after commit unless approval is required.
+    `visible` is the filer's boundary (the API passes its key's): a person it leaves out is
+    treated exactly as an unknown one (`found: false`, nothing exported or changed).
+    `filed_by_key` owns the request (dsr_get).
     """
     if request_type not in DsrType.values:
         raise ConsentError("type must be access, portability, erasure or rectification.",
@@ -142,8 +147,11 @@ def dsr_submit(*, request_type: str, channel: str, actor: str, identifiers: dict
         except ValueError as error:
             raise ConsentError("An identifier is not valid.", code=str(error) or "invalid_identifier") from None
         profile_id = found[0] if found else None
+    if profile_id is not None and visible is not None and not visible([profile_id]):
+        profile_id = None
     now = timezone.now()
     request = DataSubjectRequest(type=request_type, channel=channel, requested_by=actor[:120],
+                                 filed_by_key=filed_by_key,
                                  profile_id=UUID(str(profile_id)) if profile_id else None,
                                  identifier_kinds=sorted((identifiers or {}).keys()),
                                  received_at=now, due_at=now + timedelta(days=DUE_DAYS))
@@ -377,22 +385,30 @@ def _consent_sections(pid: UUID, alias_ids: list[UUID]) -> dict:
 # --- reading requests ------------------------------------------------------------------------------------
 
 
-def dsr_get(*, request_id) -> DataSubjectRequest:
+def dsr_get(*, request_id, filed_by_key: str | None = None) -> DataSubjectRequest:
+    """The request; with `filed_by_key`, only if that key filed it (else unknown, so a
+    request's existence does not leak to other keys)."""
     request = DataSubjectRequest.objects.filter(pk=request_id).first()
-    if request is None:
+    if request is None or (filed_by_key is not None and request.filed_by_key != filed_by_key):
         raise DsrNotFound("No request has this id.")
     return request
 
 
-def dsr_as_dict(request: DataSubjectRequest, *, with_result: bool = True, reader: str | None = None) -> dict:
-    """The contract's shape; the export is unsealed (and the read logged) only on request."""
+def dsr_as_dict(request: DataSubjectRequest, *, with_result: bool = True, reader: str | None = None,
+                with_export: bool = True) -> dict:
+    """The contract's shape; the export is unsealed (and the read logged) only on request.
+
+    Without `with_export` an access or portability request shows its status alone (no
+    `result`): the API gives the export only to keys with `dsr:export`.
+    """
     body = {"id": str(request.id), "type": request.type, "status": request.status,
             "due_at": request.due_at.isoformat(), "received_at": request.received_at.isoformat(),
             "extended": request.extended,
             "completed_at": request.completed_at.isoformat() if request.completed_at else None}
     if request.reason:
         body["reason"] = request.reason
-    if with_result and request.status == DsrStatus.COMPLETED:
+    exports = request.type in (DsrType.ACCESS, DsrType.PORTABILITY)
+    if with_result and request.status == DsrStatus.COMPLETED and (with_export or not exports):
         body["result"] = dsr_result(request, reader=reader or "unknown")
     return body
 

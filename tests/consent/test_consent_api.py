@@ -17,7 +17,7 @@ from consent.services import consent_set
 
 pytestmark = pytest.mark.django_db
 
-ALL_SCOPES = ["consent:read", "consent:write", "audit:read", "dsr:read", "dsr:write", "profiles:read"]
+ALL_SCOPES = ["consent:read", "consent:write", "audit:read", "dsr:read", "dsr:write", "dsr:export", "profiles:read"]
 
 
 def client_with(scopes=ALL_SCOPES) -> APIClient:

@@ -15,12 +15,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cdp import crypto
+from cdp.api.models import ApiKey
 from cdp.core.errors import ApplicationError, Conflict, NotFound
 from cdp.core.outbox import TOPICS
 from cdp.models import DataKey
 from cdp.webhooks import signing
 from cdp.webhooks.errors import WebhookErrorCode
 from cdp.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
+from cdp.webhooks.selectors import webhooks_of
 from cdp.webhooks.targets import TargetRejected, url_check
 
 WEBHOOK_EVENTS = tuple(sorted(TOPICS))
@@ -44,7 +46,9 @@ class InvalidSubscription(ApplicationError):
                          extra={"errors": [{"field": field, "code": code, "message": message}]})
 
 
-def webhook_create(*, url: str, events: list[str]) -> SubscriptionWithSecret:
+def webhook_create(*, url: str, events: list[str], owner: ApiKey | None = None) -> SubscriptionWithSecret:
+    """`owner`: the API key creating it, which alone will manage it (None: ownerless, as
+    subscriptions made before owners existed)."""
     try:
         url = url_check(url)
     except TargetRejected as rejected:
@@ -55,7 +59,8 @@ def webhook_create(*, url: str, events: list[str]) -> SubscriptionWithSecret:
         with transaction.atomic():
             key_row, dek = crypto.data_key_new()
             key_row.save()
-            subscription = WebhookSubscription(url=url, events=events, data_key=key_row)
+            subscription = WebhookSubscription(url=url, events=events, data_key=key_row, owner_key=owner,
+                                               owner_source_id=owner.source_id if owner else None)
             subscription.secret_cipher = _seal(dek, subscription, _FIELD_CURRENT, secret)
             subscription.save()
     except IntegrityError:
@@ -76,9 +81,12 @@ def events_check(events) -> list[str]:
 
 
 @transaction.atomic
-def webhook_delete(*, subscription_id) -> None:
-    """Stop deliveries at once and shred the secrets; the delivery log is kept."""
-    subscription = _live_for_update(subscription_id)
+def webhook_delete(*, subscription_id, owner: ApiKey | None = None) -> None:
+    """Stop deliveries at once and shred the secrets; the delivery log is kept.
+
+    `owner`: the API key asking; another key's subscription is unknown to it (None: the
+    system or an operator)."""
+    subscription = _live_for_update(subscription_id, owner=owner)
     now = timezone.now()
     subscription.deleted_at = now
     subscription.previous_secret_cipher = None
@@ -93,17 +101,18 @@ def webhook_delete(*, subscription_id) -> None:
 
 @transaction.atomic
 def webhook_secret_rotate(*, subscription_id, previous_valid_for: timedelta = DEFAULT_ROTATION_WINDOW,
-                          now: datetime | None = None) -> SubscriptionWithSecret:
+                          now: datetime | None = None, owner: ApiKey | None = None) -> SubscriptionWithSecret:
     """A new secret signs from now on; the current one keeps signing for `previous_valid_for`.
 
     Only two secrets ever sign: rotating again inside a window retires the oldest at
-    once. A zero window retires the current secret at once (for a leaked one).
+    once. A zero window retires the current secret at once (for a leaked one). `owner`
+    as in webhook_delete.
     """
     if not timedelta(0) <= previous_valid_for <= MAX_ROTATION_WINDOW:
         raise InvalidSubscription("The previous secret may stay valid for 0 to 7 days.",
                                   field="previous_secret_expires_in", code="out_of_range")
     now = now or timezone.now()
-    subscription = _live_for_update(subscription_id)
+    subscription = _live_for_update(subscription_id, owner=owner)
     dek = crypto.data_key_open(subscription.data_key)
     current = _open(dek, subscription, _FIELD_CURRENT, subscription.secret_cipher)
     secret = signing.secret_new()
@@ -131,9 +140,10 @@ def webhook_signing_secrets(subscription: WebhookSubscription, *, now: datetime)
     return secrets
 
 
-def _live_for_update(subscription_id) -> WebhookSubscription:
-    subscription = (WebhookSubscription.objects.select_for_update(of=("self",)).select_related("data_key")
-                    .filter(pk=subscription_id, deleted_at__isnull=True).first())
+def _live_for_update(subscription_id, *, owner: ApiKey | None) -> WebhookSubscription:
+    live = WebhookSubscription.objects.filter(pk=subscription_id, deleted_at__isnull=True)
+    subscription = (webhooks_of(live, owner=owner).select_for_update(of=("self",)).select_related("data_key")
+                    .first())
     if subscription is None:
         raise NotFound("No webhook has this id.")
     return subscription

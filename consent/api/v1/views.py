@@ -20,13 +20,16 @@ from consent.api.v1.base import (
     Scope,
     StoredResponse,
     batch_limit,
+    key_boundary,
     paginate,
     problems,
+    profile_visible_check,
     source_for_write,
+    unbound_only,
     uuid_or_404,
     validated,
 )
-from consent.errors import ConsentError, ConsentErrorCode
+from consent.errors import ConsentError, ConsentErrorCode, ProfileUnknown
 from consent.events import operator_action_event
 from consent.gpc import evidence_of, gpc_apply
 from consent.models import CHANNELS, Basis, DsrType
@@ -47,6 +50,16 @@ MAX_CONSENT_RECORDS = 1000
 SCOPED_KINDS = ("crm_id", "user_id")
 IDENTIFIER_KINDS = ("email", "phone", "crm_id", "anonymous_id", "user_id")
 NO_STORE = {"Cache-Control": "no-store"}
+BOUNDARY = ("A key bound to a source sees only people that source contributed; anyone else answers exactly as "
+            "an unknown id.")
+
+
+def profile_for_key(request, profile_id: str) -> UUID:
+    """The consent work's profile id, after the key's boundary: a person the key may not
+    see is unknown to it (the same 404 as an id nobody has)."""
+    pid = uuid_or_404(profile_id, message="No profile has this id.")
+    profile_visible_check(api_key=request.auth, profile_id=pid, unknown=ProfileUnknown("No profile has this id."))
+    return profile_canonical(pid)
 
 
 def parse_time(raw: str | None, name: str) -> datetime | None:
@@ -98,9 +111,10 @@ class ProfileConsentsApi(ApiView):
     @extend_schema(operation_id="profile_consents_retrieve", tags=["consent"],
                    responses={200: OutputSerializer, **problems(404, 409, 410)},
                    description="Scope `consent:read`. Every purpose; never recorded means `granted: false` for "
-                               "consent-based purposes. `Sec-GPC: 1` records an opt-out of `sale_sharing`.")
+                               "consent-based purposes. `Sec-GPC: 1` records an opt-out of `sale_sharing`. "
+                               + BOUNDARY)
     def get(self, request, profile_id):
-        pid = profile_canonical(uuid_or_404(profile_id, message="No profile has this id."))
+        pid = profile_for_key(request, profile_id)
         gpc_apply(request, profile_id=pid, actor=self.actor())
         return Response({"consents": consent_state_list(profile_id=pid)})
 
@@ -108,9 +122,9 @@ class ProfileConsentsApi(ApiView):
                    responses={200: OutputSerializer, **problems(400, 404, 409, 410)},
                    description="Scope `consent:write`. Changes only the listed purposes; each change is a ledger "
                                "event (IP address and user agent kept as keyed hashes). A withdrawal takes effect "
-                               "at once and sends `consent.changed`.")
+                               "at once and sends `consent.changed`. " + BOUNDARY)
     def put(self, request, profile_id):
-        pid = profile_canonical(uuid_or_404(profile_id, message="No profile has this id."))
+        pid = profile_for_key(request, profile_id)
         data = validated(self.InputSerializer, request.data)
         with transaction.atomic():
             consents_record(
@@ -138,18 +152,21 @@ class ConsentsBatchApi(ApiView):
     @extend_schema(operation_id="consents_batch", tags=["consent"], parameters=[IDEMPOTENCY_HEADER],
                    request=InputSerializer, responses={200: OutputSerializer, **problems(400, 413, 422)},
                    description="Scope `consent:write`. From a CMP or CRM; statuses `recorded`, `unchanged` (also "
-                               "for a decision older than the one in force), `unknown_profile`, `rejected`.")
+                               "for a decision older than the one in force), `unknown_profile`, `rejected`. For a key "
+                               "bound to a source, a record naming a person that source did not contribute is "
+                               "`unknown_profile`, as for a stranger.")
     def post(self, request):
         data = validated(self.InputSerializer, request.data)
         batch_limit(data["records"], limit=MAX_CONSENT_RECORDS, noun="records")
         source = data.get("source")
         if source:
             source_for_write(api_key=request.auth, source_key=source)
-        actor = self.actor()
+        actor, visible = self.actor(), key_boundary(request.auth)
 
         def run() -> StoredResponse:
             return StoredResponse(200, {"results": consents_batch_record(data["records"], channel=data["channel"],
-                                                                         source=source, actor=actor)})
+                                                                         source=source, actor=actor,
+                                                                         visible=visible)})
 
         return self.idempotent(run)
 
@@ -158,9 +175,11 @@ def _error(field: str, code: str, message: str) -> dict:
     return {"field": field, "code": code, "message": message}
 
 
-def consents_batch_record(records: list, *, channel: str, source: str | None, actor: str) -> list[dict]:
+def consents_batch_record(records: list, *, channel: str, source: str | None, actor: str,
+                          visible=None) -> list[dict]:
     """Check every record, then record the valid ones together (one transaction, heads and
-    states read once); each result keeps its record's index."""
+    states read once); each result keeps its record's index. `visible` (the key's
+    boundary) turns records naming people it leaves out into `unknown_profile`."""
     versions = notice_versions()
     results, valid = [], []
     for index, raw in enumerate(records):
@@ -168,6 +187,12 @@ def consents_batch_record(records: list, *, channel: str, source: str | None, ac
         results.append(result)
         if change is not None:
             valid.append((result, change))
+    if valid and visible is not None:
+        seen = {str(pid) for pid in visible({result["profile_id"] for result, _ in valid})}
+        for result, _ in valid:
+            if result["profile_id"] not in seen:
+                result.update(status="unknown_profile", profile_id=None)
+        valid = [(result, change) for result, change in valid if result["profile_id"] is not None]
     if valid:
         recorded = consents_record_many([(UUID(result["profile_id"]), [change]) for result, change in valid],
                                         channel=channel, actor=actor, source=source or "")
@@ -286,17 +311,24 @@ class ConsentEventsListApi(ApiView):
         OpenApiParameter("limit", int, description="Page size, 1-1000 (default 100)."),
         OpenApiParameter("cursor", str, description="`next_cursor` of the previous page.")],
         responses={200: OutputSerializer, **problems(400, 404)},
-        description="Scope `audit:read`. The consent ledger, oldest first, cursor-paginated.")
+        description="Scope `audit:read`. The consent ledger, oldest first, cursor-paginated. A key bound to a "
+                    "source sees only the events of people that source contributed (so a page may hold fewer "
+                    "than `limit`; follow `next_cursor`).")
     def get(self, request):
         params = request.query_params
         profile = uuid_or_404(params["profile"], message="No profile has this id.") if params.get("profile") else None
+        visible = key_boundary(request.auth)
         purpose = params.get("purpose")
         if purpose and purpose not in PURPOSES:
             raise ConsentError("Unknown purpose.", code=ConsentErrorCode.PURPOSE_UNKNOWN)
         events = consent_events_query(profile_id=profile, purpose=purpose, since=parse_time(params.get("since"),
                                                                                             "since"))
         page = paginate(events, query_params=params, ordering=("recorded_at", "id"))
-        return Response({"results": [consent_event_as_dict(e) for e in page.rows], "next_cursor": page.next_cursor})
+        rows = page.rows
+        if visible is not None and rows:
+            seen = visible({e.profile_id for e in rows})
+            rows = [e for e in rows if e.profile_id in seen]
+        return Response({"results": [consent_event_as_dict(e) for e in rows], "next_cursor": page.next_cursor})
 
 
 class IgnoreFormatNegotiation(DefaultContentNegotiation):
@@ -316,8 +348,10 @@ class ConsentExportApi(ApiView):
         OpenApiParameter("format", str, enum=["csv", "jsonl"], description="Default jsonl."),
         OpenApiParameter("kind", str, enum=["current", "history"], description="Default history.")],
         responses={(200, "text/csv"): str, (200, "application/jsonl"): str, **problems(400)},
-        description="Scope `audit:read`. Streamed: the current state per (profile, purpose), or the full ledger.")
+        description="Scope `audit:read`; not for keys bound to a source (the export covers everyone: 403 "
+                    "`source_not_allowed`). Streamed: the current state per (profile, purpose), or the full ledger.")
     def get(self, request):
+        unbound_only(api_key=request.auth)
         params = request.query_params
         fmt, kind = params.get("format", "jsonl"), params.get("kind", "history")
         since, until = parse_time(params.get("from"), "from"), parse_time(params.get("to"), "to")
@@ -388,10 +422,13 @@ class ConsentReceiptApi(ApiView):
 
     @extend_schema(operation_id="consent_receipt_retrieve", tags=["consent"],
                    responses={200: ConsentReceiptSerializer, **problems(404)},
-                   description="Scope `consent:read`. The Kantara Consent Receipt v1.1 of one ledger event.")
+                   description="Scope `consent:read`. The Kantara Consent Receipt v1.1 of one ledger event. "
+                               + BOUNDARY)
     def get(self, request, profile_id, event_id):
         pid = uuid_or_404(profile_id, message="No profile has this id.")
         eid = uuid_or_404(event_id, message="This profile has no consent event with this id.")
+        profile_visible_check(api_key=request.auth, profile_id=pid, unknown=ProfileUnknown(
+            "This profile has no consent event with this id.", code=ConsentErrorCode.EVENT_UNKNOWN))
         return Response(consent_receipt(profile_id=pid, event_id=eid))
 
 
@@ -430,9 +467,9 @@ class NoticesServedApi(ApiView):
     @extend_schema(operation_id="profile_notices_served", tags=["consent"], request=InputSerializer,
                    responses={204: None, **problems(400, 404, 409, 410)},
                    description="Scope `consent:write`. Record that notices were shown to the person (served-"
-                               "notice log).")
+                               "notice log). " + BOUNDARY)
     def post(self, request, profile_id):
-        pid = profile_canonical(uuid_or_404(profile_id, message="No profile has this id."))
+        pid = profile_for_key(request, profile_id)
         data = validated(self.InputSerializer, request.data)
         with transaction.atomic():
             for entry in data["notices"]:
@@ -490,16 +527,20 @@ class DsrCreateApi(ApiView):
     @extend_schema(operation_id="dsr_create", tags=["dsr"], request=InputSerializer, parameters=[IDEMPOTENCY_HEADER],
                    responses={202: DsrSerializer, **problems(400, 422)},
                    description="Scope `dsr:write`. The key holder vouches for the requester's identity, so the "
-                               "request runs at once unless an operator requires compliance approval for its type.")
+                               "request runs at once unless an operator requires compliance approval for its type. "
+                               "The request belongs to this key: no other key reads it. For a key bound to a source, "
+                               "a person that source did not contribute is treated as an unknown person "
+                               "(`result: {found: false}`, nothing exported, erased or changed).")
     def post(self, request):
         data = validated(self.InputSerializer, request.data)
         if data.get("source"):
             source_for_write(api_key=request.auth, source_key=data["source"])
-        actor = self.actor()
+        actor, visible = self.actor(), key_boundary(request.auth)
 
         def run() -> StoredResponse:
             dsr = dsr_submit(request_type=data["type"], channel="api", actor=actor, identifiers=data["identifiers"],
-                             source=data.get("source"), changes=data.get("changes"))
+                             source=data.get("source"), changes=data.get("changes"),
+                             filed_by_key=str(request.auth.id), visible=visible)
             return StoredResponse(202, {"id": str(dsr.id), "type": dsr.type, "status": dsr.status,
                                         "due_at": dsr.due_at.isoformat()})
 
@@ -510,9 +551,13 @@ class DsrDetailApi(ApiView):
     required_scopes = {"GET": Scope.DSR_READ}
 
     @extend_schema(operation_id="dsr_retrieve", tags=["dsr"], responses={200: DsrSerializer, **problems(404)},
-                   description="Scope `dsr:read`. Once completed, `result` holds the export (access, portability; "
-                               "each read is logged) or a summary (erasure, rectification); `{found: false}` for "
-                               "an unknown person.")
+                   description="Scope `dsr:read`. Only the key that filed the request reads it (404 for any other "
+                               "key, as for an unknown id). Once completed, `result` holds the export for access and "
+                               "portability, only with the scope `dsr:export` (without it, the status alone; each "
+                               "read is logged), or a summary (erasure, rectification); `{found: false}` for an "
+                               "unknown person.")
     def get(self, request, request_id):
-        dsr = dsr_get(request_id=uuid_or_404(request_id, message="No request has this id."))
-        return Response(dsr_as_dict(dsr, reader=self.actor()), headers=NO_STORE)
+        dsr = dsr_get(request_id=uuid_or_404(request_id, message="No request has this id."),
+                      filed_by_key=str(request.auth.id))
+        return Response(dsr_as_dict(dsr, reader=self.actor(), with_export=Scope.DSR_EXPORT in request.auth.scopes),
+                        headers=NO_STORE)

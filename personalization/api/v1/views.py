@@ -17,8 +17,10 @@ from personalization.api.v1.base import (
     Scope,
     cursor_decode,
     cursor_encode,
+    key_boundary,
     page_limit,
     problems,
+    profile_visible_check,
     record_personal_data_access,
     uuid_or_404,
 )
@@ -81,11 +83,13 @@ class ProfileRecommendationsApi(ApiView):
         description="Scope `recommendations:read`. The person's recommendations from the latest pipeline run, "
                     "each with its explanation. None computed yet: an empty list and `generated_at` null. "
                     "Without `personalization` consent: 403 `consent_required`. A merged-away id: 409 `merged` "
-                    "naming `merged_into`; an erased one: 410 `erased`.",
+                    "naming `merged_into`; an erased one: 410 `erased`. A key bound to a source sees only people "
+                    "that source contributed; anyone else is 404, as an unknown id.",
     )
     def get(self, request, profile_id: str):
         limit = _limit(request.query_params.get("limit"))
         pid = uuid_or_404(profile_id, message="No profile has this id.")
+        profile_visible_check(api_key=request.auth, profile_id=pid)
         profile, body = profile_with_recommendations(profile_id=pid, limit=limit)
         profile_live_check(profile)
         if not policy.is_allowed(pid, "personalization"):
@@ -193,7 +197,8 @@ class SegmentMembersApi(ApiView):
                     OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
         responses={200: OutputSerializer, **problems(400, 404)},
         description="Scope `segments:read`. Members of a segment, only profiles that allow the given purpose "
-                    "(and analytics, under which they were segmented), in profile id order.",
+                    "(and analytics, under which they were segmented), in profile id order. A key bound to a "
+                    "source lists only people that source contributed.",
     )
     def get(self, request, segment_id: str):
         purpose = request.query_params.get("purpose")
@@ -216,7 +221,8 @@ class SegmentMembersApi(ApiView):
             except ValueError:
                 raise ApplicationError("The cursor is not valid; start again without one.",
                                        code="invalid_cursor") from None
-        members, last = segment_members_page(segment=segment, purpose=purpose, after=after, limit=limit)
+        members, last = segment_members_page(segment=segment, purpose=purpose, after=after, limit=limit,
+                                             visible=key_boundary(request.auth))
         return Response({
             "results": [{"profile_id": str(m.profile_id), "rfm_score": m.rfm_score} for m in members],
             "next_cursor": cursor_encode([str(last)]) if last else None,

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
 from cdp.api.errors import safe_batch_results
-from cdp.api.permissions import source_for_write
+from cdp.api.permissions import key_boundary, source_for_write
 from cdp.api.schema import IDEMPOTENCY_HEADER, problems
 from cdp.api.scopes import Scope
 from cdp.api.services.idempotency import StoredResponse
@@ -57,24 +57,30 @@ class EventsBatchApi(ApiView):
         operation_id="events_batch", tags=["events"], parameters=[IDEMPOTENCY_HEADER],
         request=InputSerializer, responses={200: OutputSerializer, **problems(400, 409, 413, 422)},
         description=f"Scope `events:write`. At most {MAX_EVENTS} events and 5 MB. An unknown person named by a "
-                    "first-party source gets a new profile; a bad event is rejected alone.",
+                    "first-party source gets a new profile; a bad event is rejected alone. For a key bound to a "
+                    "source, a `profile_id` of a person that source did not contribute is rejected as "
+                    "`unknown_profile`, like an unknown id.",
     )
     def post(self, request):
         data = validated(self.InputSerializer, request.data)
         batch_limit(data["events"], limit=MAX_EVENTS, noun="events")
         source = source_for_write(api_key=request.auth, source_key=data["source"])
 
+        visible = key_boundary(request.auth)
+
         def run() -> StoredResponse:
-            return StoredResponse(200, {"results": safe_batch_results(_ingest(source, data["events"]))})
+            return StoredResponse(200, {"results": safe_batch_results(
+                _ingest(source, data["events"], profiles_visible=visible))})
 
         return self.idempotent(run)
 
 
-def _ingest(source, events: list) -> list[dict]:
+def _ingest(source, events: list, *, profiles_visible) -> list[dict]:
     """Events with a NUL character anywhere are rejected alone here: PostgreSQL's text and
     jsonb cannot hold one, so the insert would fail the whole batch with a 500."""
     bad = {index for index, event in enumerate(events) if holds_nul(event)}
-    stored = iter(events_ingest(source=source, events=[e for i, e in enumerate(events) if i not in bad])
+    stored = iter(events_ingest(source=source, events=[e for i, e in enumerate(events) if i not in bad],
+                                profiles_visible=profiles_visible)
                   if len(bad) < len(events) else [])
     results = []
     for index in range(len(events)):

@@ -7,11 +7,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from cdp.api.pagination import paginate
+from cdp.api.permissions import profiles_visible_to_key
 from cdp.api.schema import IDEMPOTENCY_HEADER, problems
 from cdp.api.scopes import Scope
-from cdp.api.selectors import CONFLICT_FILTERS, merge_conflict_list
+from cdp.api.selectors import CONFLICT_FILTERS, conflict_profile_ids, merge_conflict_list, merge_profile_ids
 from cdp.api.services.idempotency import StoredResponse
 from cdp.api.v1.views.base import ApiView, uuid_or_404
+from cdp.core.errors import NotFound
 from cdp.models import ConflictStatus
 from cdp.services.merges import merge_undo
 
@@ -48,17 +50,25 @@ class MergeConflictsListApi(ApiView):
         parameters=[*PAGE_PARAMETERS, OpenApiParameter(
             "status", str, enum=list(CONFLICT_FILTERS), description="Default `open`.")],
         responses={200: OutputSerializer, **problems(400)},
-        description="Scope `profiles:write`. Merges that protection refused, oldest first.",
+        description="Scope `profiles:write`. Merges that protection refused, oldest first. A key bound to a "
+                    "source sees only conflicts all of whose profiles that source contributed (so a page may "
+                    "hold fewer than `limit`; follow `next_cursor`).",
     )
     def get(self, request):
         conflicts = merge_conflict_list(status=request.query_params.get("status", ConflictStatus.OPEN))
         page = paginate(conflicts, query_params=request.query_params)
+        rows = page.rows
+        if request.auth.source_id is not None:
+            named = {c.id: conflict_profile_ids(c) for c in rows}
+            seen = {str(pid) for pid in profiles_visible_to_key(
+                api_key=request.auth, profile_ids={pid for ids in named.values() for pid in ids})}
+            rows = [c for c in rows if named[c.id] <= seen]
         results = [{
             "id": str(c.id), "profile_id": str(c.profile_id), "other_profile_ids": c.other_profiles,
             "record_id": str(c.record_id) if c.record_id else None, "reason": c.reason, "status": c.status,
             "created_at": c.created_at.isoformat(),
             "resolved_at": c.resolved_at.isoformat() if c.resolved_at else None,
-        } for c in page.rows]
+        } for c in rows]
         return Response({"results": results, "next_cursor": page.next_cursor})
 
 
@@ -76,10 +86,15 @@ class MergeUnmergeApi(ApiView):
         operation_id="merges_unmerge", tags=["merges"], request=None, parameters=[IDEMPOTENCY_HEADER],
         responses={200: OutputSerializer, **problems(400, 404, 409, 422)},
         description="Scope `profiles:write`. Restores both profiles as before the merge and blocks the pair "
-                    "from merging again automatically. 409 when already undone or no longer restorable.",
+                    "from merging again automatically. 409 when already undone or no longer restorable. A key "
+                    "bound to a source may undo only merges of people that source contributed (else 404, as an "
+                    "unknown merge).",
     )
     def post(self, request, merge_id):
         mid = uuid_or_404(merge_id, message="No merge has this id.")
+        pair = merge_profile_ids(merge_id=mid)
+        if pair and not profiles_visible_to_key(api_key=request.auth, profile_ids=pair):
+            raise NotFound("No merge has this id.")
 
         def run() -> StoredResponse:
             merge = merge_undo(merge_id=mid, actor=self.actor())

@@ -8,7 +8,13 @@ from rest_framework.response import Response
 
 from cdp.api.access import profile_fields, record_personal_data_access
 from cdp.api.errors import ApiErrorCode, PreconditionRequired, safe_batch_results
-from cdp.api.permissions import source_for_write, source_known, unbound_only
+from cdp.api.permissions import (
+    key_boundary,
+    profile_visible_check,
+    source_for_write,
+    source_known,
+    unbound_only,
+)
 from cdp.api.schema import ETAG, IDEMPOTENCY_HEADER, problems
 from cdp.api.scopes import Scope
 from cdp.api.selectors import profiles_lookup
@@ -113,15 +119,17 @@ class ProfilesLookupApi(ApiView):
         operation_id="profiles_lookup", tags=["profiles"], request=InputSerializer,
         responses={200: OutputSerializer, **problems(400, 422)},
         description="Scope `profiles:read`. Find a profile by one identifier (a POST, so no personal data "
-                    "appears in URLs). `results` is empty when nobody matches.",
+                    "appears in URLs). `results` is empty when nobody matches, and, for a key bound to a "
+                    "source, when the person matched is not one that source contributed.",
     )
     def post(self, request):
         data = validated(self.InputSerializer, request.data)
         kind = data["kind"]
         if data.get("source"):
             source_known(data["source"])  # an unknown source is a 422, not an empty answer
-        profiles = [profile_representation(view)
-                    for view in profiles_lookup(kind=kind, value=data[kind], source_key=data.get("source"))]
+        profiles = [profile_representation(view) for view in profiles_lookup(
+            kind=kind, value=data[kind], source_key=data.get("source"),
+            visible=key_boundary(request.auth))]
         for profile in profiles:
             record_personal_data_access(actor=self.actor(), profile_ids=[profile["id"]],
                                         fields=profile_fields(profile), purpose="api_profile_lookup")
@@ -144,10 +152,14 @@ class ProfileDetailApi(ApiView):
         operation_id="profiles_retrieve", tags=["profiles"], parameters=[ETAG],
         responses={200: ProfileOrMergedSerializer, **problems(404, 410)},
         description="Scope `profiles:read`. The unified profile with an `ETag` (its version). A merged-away id "
-                    "answers `{id, merged_into}`; an erased one 410.",
+                    "answers `{id, merged_into}`; an erased one 410. A key bound to a source sees only people "
+                    "that source contributed (a merged-away id counts as its survivor); anyone else is 404, "
+                    "exactly as an unknown id.",
     )
     def get(self, request, profile_id):
-        view = profile_unified_view(profile_id=uuid_or_404(profile_id, message="No profile has this id."))
+        pid = uuid_or_404(profile_id, message="No profile has this id.")
+        profile_visible_check(api_key=request.auth, profile_id=pid)
+        view = profile_unified_view(profile_id=pid)
         profile = profile_representation(view)
         if "merged_into" in profile:
             return Response(profile)

@@ -123,21 +123,24 @@ class WebhooksApi(_SecretShownOnce):
         parameters=[OpenApiParameter("limit", int, description="Page size, 1-1000 (default 100)."),
                     OpenApiParameter("cursor", str, description="`next_cursor` of the previous page.")],
         responses={200: OutputSerializer, **problems(400)},
-        description="Scope `webhooks:manage`. Live subscriptions, oldest first; secrets are never listed.",
+        description="Scope `webhooks:manage`. Live subscriptions this key created (each belongs to the key "
+                    "that created it), oldest first; secrets are never listed.",
     )
     def get(self, request):
-        page = paginate(webhook_list(), query_params=request.query_params)
+        page = paginate(webhook_list(owner=request.auth), query_params=request.query_params)
         return Response({"results": [webhook_as_dict(s) for s in page.rows], "next_cursor": page.next_cursor})
 
     @extend_schema(
         operation_id="webhooks_create", tags=["webhooks"], request=InputSerializer, parameters=[IDEMPOTENCY_HEADER],
         responses={201: WebhookWithSecretSerializer, **problems(400, 409, 422)},
         description="Scope `webhooks:manage`. Subscribes a URL to event types and answers the signing secret, "
-                    "once. 409 `webhook_url_exists` when a live subscription has this URL.",
+                    "once. The subscription belongs to this key (and its source): only this key lists, rotates "
+                    "or deletes it. 409 `webhook_url_exists` when a live subscription has this URL.",
     )
     def post(self, request):
         data = validated(self.InputSerializer, request.data)
-        return self.with_secret_once(lambda: (201, webhook_create(url=data["url"], events=data["events"])))
+        return self.with_secret_once(lambda: (201, webhook_create(url=data["url"], events=data["events"],
+                                                                  owner=request.auth)))
 
 
 class WebhookDeleteApi(ApiView):
@@ -146,10 +149,11 @@ class WebhookDeleteApi(ApiView):
     @extend_schema(
         operation_id="webhooks_delete", tags=["webhooks"], responses={204: None, **problems(404)},
         description="Scope `webhooks:manage`. Stops deliveries at once (pending ones are cancelled) and "
-                    "destroys the secrets.",
+                    "destroys the secrets. Only the key that created the subscription may; for any other key it "
+                    "is 404, as an unknown id.",
     )
     def delete(self, request, webhook_id):
-        webhook_delete(subscription_id=uuid_or_404(webhook_id, message=NO_WEBHOOK))
+        webhook_delete(subscription_id=uuid_or_404(webhook_id, message=NO_WEBHOOK), owner=request.auth)
         return Response(status=204)
 
 
@@ -166,7 +170,8 @@ class WebhookSecretRotateApi(_SecretShownOnce):
         operation_id="webhooks_rotate_secret", tags=["webhooks"], request=InputSerializer,
         parameters=[IDEMPOTENCY_HEADER], responses={200: WebhookWithSecretSerializer, **problems(400, 404, 409, 422)},
         description="Scope `webhooks:manage`. A new secret signs from now on and is answered once; during the "
-                    "window deliveries carry a `v1` signature for each of the two secrets.",
+                    "window deliveries carry a `v1` signature for each of the two secrets. Only the key that "
+                    "created the subscription may; for any other key it is 404, as an unknown id.",
     )
     def post(self, request, webhook_id):
         subscription_id = uuid_or_404(webhook_id, message=NO_WEBHOOK)
@@ -174,4 +179,5 @@ class WebhookSecretRotateApi(_SecretShownOnce):
         window = timedelta(seconds=data.get("previous_secret_expires_in",
                                             DEFAULT_ROTATION_WINDOW.total_seconds()))
         return self.with_secret_once(lambda: (200, webhook_secret_rotate(subscription_id=subscription_id,
-                                                                         previous_valid_for=window)))
+                                                                         previous_valid_for=window,
+                                                                         owner=request.auth)))
