@@ -63,11 +63,13 @@ class NoticeVersionAdmin(admin.ModelAdmin):
         from django.db.models import Max
 
         from consent.events import operator_action_event
+        from consent.ledger import policy_config_record
         from consent.notices import notices_ensure
 
         notices_ensure()
         obj.version = (NoticeVersion.objects.filter(purpose=obj.purpose).aggregate(v=Max("version"))["v"] or 0) + 1
         super().save_model(request, obj, form, change)
+        policy_config_record(actor=_actor(request), action="notice_published")  # admin views run atomically
         operator_action_event(actor=_actor(request), action="notice_published",
                               detail={"purpose": obj.purpose, "version": obj.version, "material": obj.material,
                                       "lifetime_days": obj.lifetime_days})

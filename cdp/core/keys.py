@@ -1,4 +1,10 @@
-"""Loading the three key settings, with generated development keys as a fallback."""
+"""Loading the key settings, with generated development keys as a fallback.
+
+The three symmetric keys (master, index, ledger) are required in production. The
+checkpoint keys are an Ed25519 pair: the private half signs ledger checkpoints where the
+checkpoint task runs and may be absent everywhere else (the database host, web nodes);
+the public half verifies them.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,15 @@ import os
 import sys
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from cdp.core.crypto import parse_key
 from cdp.core.errors import ConfigurationError
 
 KEY_VARIABLES = ("TESSERA_MASTER_KEYS", "TESSERA_INDEX_KEY", "TESSERA_LEDGER_KEY")
+SIGNING_KEY_VARIABLE = "TESSERA_CHECKPOINT_SIGNING_KEY"
+PUBLIC_KEY_VARIABLE = "TESSERA_CHECKPOINT_PUBLIC_KEY"
 
 
 def new_key_text() -> str:
@@ -33,12 +44,50 @@ def load_keys(environ: dict[str, str], *, production: bool, var_dir: Path) -> di
     if missing:
         dev_keys = _development_keys(var_dir)
         parsed.update({name: _parse(name, dev_keys[name]) for name in missing})
-        print(
-            f"WARNING: {', '.join(missing)} not set; using development keys from "
-            f"{var_dir / 'dev-keys.json'}. Never use these in production.",
-            file=sys.stderr,
-        )
+        _warn(missing, var_dir)
     return parsed
+
+
+def load_checkpoint_keys(environ: dict[str, str], *, production: bool,
+                         var_dir: Path) -> tuple[bytes | None, bytes | None]:
+    """(signing key, public key) for ledger checkpoints, raw 32 bytes each, or None.
+
+    The public key is derived from the signing key when only that is set; when both are
+    set they must be one pair. In development, with neither set, a development signing
+    key is taken from (or added to) var/dev-keys.json, with the same warning as the others.
+    """
+    signing_text = (environ.get(SIGNING_KEY_VARIABLE) or "").strip()
+    public_text = (environ.get(PUBLIC_KEY_VARIABLE) or "").strip()
+    signing = parse_key(signing_text, variable=SIGNING_KEY_VARIABLE) if signing_text else None
+    public = _public_key(public_text) if public_text else None
+    if signing is None and public is None and not production:
+        signing = parse_key(_development_keys(var_dir, SIGNING_KEY_VARIABLE)[SIGNING_KEY_VARIABLE],
+                            variable=SIGNING_KEY_VARIABLE)
+        _warn([SIGNING_KEY_VARIABLE], var_dir)
+    if signing is not None:
+        derived = Ed25519PrivateKey.from_private_bytes(signing).public_key().public_bytes(Encoding.Raw,
+                                                                                           PublicFormat.Raw)
+        if public is not None and public != derived:
+            raise ConfigurationError(f"{PUBLIC_KEY_VARIABLE} is not the public half of {SIGNING_KEY_VARIABLE}.")
+        public = derived
+    return signing, public
+
+
+def _public_key(text: str) -> bytes:
+    raw = parse_key(text, variable=PUBLIC_KEY_VARIABLE)
+    try:
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise ConfigurationError(f"{PUBLIC_KEY_VARIABLE} must be an Ed25519 public key.") from None
+    return raw
+
+
+def _warn(names, var_dir: Path) -> None:
+    print(
+        f"WARNING: {', '.join(names)} not set; using development keys from "
+        f"{var_dir / 'dev-keys.json'}. Never use these in production.",
+        file=sys.stderr,
+    )
 
 
 def _parse(name: str, text: str) -> list[bytes]:
@@ -49,12 +98,22 @@ def _parse(name: str, text: str) -> list[bytes]:
     return keys
 
 
-def _development_keys(var_dir: Path) -> dict[str, str]:
+def _development_keys(var_dir: Path, *wanted: str) -> dict[str, str]:
     path = var_dir / "dev-keys.json"
     if path.exists():
+        keys = json.loads(path.read_text())
+        if all(name in keys for name in wanted):
+            return keys
+        # A file from before a key was added: add it, keeping the keys that encrypt data.
+        keys.update({name: new_key_text() for name in wanted if name not in keys})
+        partial = path.with_name(f".dev-keys.{os.getpid()}.json")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(keys, handle, indent=2)
+        os.replace(partial, path)
         return json.loads(path.read_text())
     var_dir.mkdir(parents=True, exist_ok=True)
-    keys = {name: new_key_text() for name in KEY_VARIABLES}
+    keys = {name: new_key_text() for name in (*KEY_VARIABLES, SIGNING_KEY_VARIABLE)}
     # Written with owner-only permissions: these keys decrypt the development database.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

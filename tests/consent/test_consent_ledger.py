@@ -151,8 +151,9 @@ def test_deleting_a_whole_chain_or_rolling_heads_back_is_found_against_a_checkpo
     # The attacker replays a head value the system itself once wrote (MAC valid).
     ChainHead.objects.filter(profile_id=rolled).update(length=3, last_link=previous.link,
                                                         mac=head_mac(rolled, 3, previous.link))
+    first = ConsentEvent.objects.get(profile_id=rolled, seq=1)
     ConsentState.objects.filter(profile_id=rolled, purpose="analytics").update(
-        granted=True, event_id=ConsentEvent.objects.get(profile_id=rolled, seq=1).id)
+        granted=True, event_id=first.id, updated_at=first.occurred_at)
     assert old_head.length == 4
     assert ledger_verify().intact  # consistent inside the database...
     finding = ledger_verify(checkpoint=checkpoint).finding  # ...but not with the checkpoint
