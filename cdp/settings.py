@@ -15,7 +15,7 @@ import dj_database_url
 from celery.schedules import crontab
 
 from cdp.core.errors import ConfigurationError
-from cdp.core.keys import KEY_VARIABLES, load_checkpoint_keys, load_keys
+from cdp.core.keys import KEY_VARIABLES, load_keys
 from cdp.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -313,5 +313,5 @@ TESSERA_INDEX_KEY: bytes = _keys["TESSERA_INDEX_KEY"][0]
 TESSERA_LEDGER_KEY: bytes = _keys["TESSERA_LEDGER_KEY"][0]
 # Ed25519 pair signing ledger checkpoints: the private half only where checkpoints are
 # written (the beat/worker host), the public half wherever they are verified.
-TESSERA_CHECKPOINT_SIGNING_KEY, TESSERA_CHECKPOINT_PUBLIC_KEY = load_checkpoint_keys(
-    os.environ, production=PRODUCTION, var_dir=VAR_DIR)
+TESSERA_CHECKPOINT_SIGNING_KEY: bytes | None = _keys.get("TESSERA_CHECKPOINT_SIGNING_KEY")
+TESSERA_CHECKPOINT_PUBLIC_KEY: bytes | None = _keys.get("TESSERA_CHECKPOINT_PUBLIC_KEY")

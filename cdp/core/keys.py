@@ -29,65 +29,57 @@ def new_key_text() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
-def load_keys(environ: dict[str, str], *, production: bool, var_dir: Path) -> dict[str, list[bytes]]:
-    """Master keys (newest first), index key and ledger key as raw bytes.
+def load_keys(environ: dict[str, str], *, production: bool, var_dir: Path) -> dict:
+    """Master keys (newest first), index key and ledger key as lists of raw bytes; the
+    checkpoint signing and public keys as raw bytes or None.
 
     Values that are set are checked first, so a malformed one is reported alone. In
     development a missing key is taken from (or generated into) var/dev-keys.json, with
-    a loud warning; in production every key must be set (settings reports what is missing).
+    a loud warning; in production every symmetric key must be set (settings reports what
+    is missing) and the checkpoint keys are optional.
     """
     values = {name: (environ.get(name) or "").strip() for name in KEY_VARIABLES}
-    parsed = {name: _parse(name, text) for name, text in values.items() if text}
+    parsed: dict = {name: _parse(name, text) for name, text in values.items() if text}
+    signing, public = _checkpoint_keys_parse(environ)
     missing = [name for name in KEY_VARIABLES if name not in parsed]
     if missing and production:
         return {}
+    if signing is None and public is None and not production:
+        missing.append(SIGNING_KEY_VARIABLE)
     if missing:
-        dev_keys = _development_keys(var_dir)
-        parsed.update({name: _parse(name, dev_keys[name]) for name in missing})
-        _warn(missing, var_dir)
+        dev_keys = _development_keys(var_dir, *missing)
+        parsed.update({name: _parse(name, dev_keys[name]) for name in missing if name in KEY_VARIABLES})
+        if SIGNING_KEY_VARIABLE in missing:
+            signing = parse_key(dev_keys[SIGNING_KEY_VARIABLE], variable=SIGNING_KEY_VARIABLE)
+        print(
+            f"WARNING: {', '.join(missing)} not set; using development keys from "
+            f"{var_dir / 'dev-keys.json'}. Never use these in production.",
+            file=sys.stderr,
+        )
+    if signing is not None:
+        public = Ed25519PrivateKey.from_private_bytes(signing).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    parsed[SIGNING_KEY_VARIABLE], parsed[PUBLIC_KEY_VARIABLE] = signing, public
     return parsed
 
 
-def load_checkpoint_keys(environ: dict[str, str], *, production: bool,
-                         var_dir: Path) -> tuple[bytes | None, bytes | None]:
-    """(signing key, public key) for ledger checkpoints, raw 32 bytes each, or None.
-
-    The public key is derived from the signing key when only that is set; when both are
-    set they must be one pair. In development, with neither set, a development signing
-    key is taken from (or added to) var/dev-keys.json, with the same warning as the others.
-    """
+def _checkpoint_keys_parse(environ: dict[str, str]) -> tuple[bytes | None, bytes | None]:
+    """The checkpoint keys that are set, checked: an Ed25519 pair (the private half may be
+    absent where checkpoints are only verified; when both are set they must match)."""
     signing_text = (environ.get(SIGNING_KEY_VARIABLE) or "").strip()
     public_text = (environ.get(PUBLIC_KEY_VARIABLE) or "").strip()
     signing = parse_key(signing_text, variable=SIGNING_KEY_VARIABLE) if signing_text else None
-    public = _public_key(public_text) if public_text else None
-    if signing is None and public is None and not production:
-        signing = parse_key(_development_keys(var_dir, SIGNING_KEY_VARIABLE)[SIGNING_KEY_VARIABLE],
-                            variable=SIGNING_KEY_VARIABLE)
-        _warn([SIGNING_KEY_VARIABLE], var_dir)
-    if signing is not None:
+    public = parse_key(public_text, variable=PUBLIC_KEY_VARIABLE) if public_text else None
+    if public is not None:
+        try:
+            Ed25519PublicKey.from_public_bytes(public)
+        except ValueError:
+            raise ConfigurationError(f"{PUBLIC_KEY_VARIABLE} must be an Ed25519 public key.") from None
+    if signing is not None and public is not None:
         derived = Ed25519PrivateKey.from_private_bytes(signing).public_key().public_bytes(Encoding.Raw,
                                                                                            PublicFormat.Raw)
-        if public is not None and public != derived:
+        if derived != public:
             raise ConfigurationError(f"{PUBLIC_KEY_VARIABLE} is not the public half of {SIGNING_KEY_VARIABLE}.")
-        public = derived
     return signing, public
-
-
-def _public_key(text: str) -> bytes:
-    raw = parse_key(text, variable=PUBLIC_KEY_VARIABLE)
-    try:
-        Ed25519PublicKey.from_public_bytes(raw)
-    except ValueError:
-        raise ConfigurationError(f"{PUBLIC_KEY_VARIABLE} must be an Ed25519 public key.") from None
-    return raw
-
-
-def _warn(names, var_dir: Path) -> None:
-    print(
-        f"WARNING: {', '.join(names)} not set; using development keys from "
-        f"{var_dir / 'dev-keys.json'}. Never use these in production.",
-        file=sys.stderr,
-    )
 
 
 def _parse(name: str, text: str) -> list[bytes]:
