@@ -436,7 +436,7 @@ def _state_finding(pid, purpose: str, event_id, *, missing: bool, recorded: tupl
 
 def _heads_without_chain(heads: dict, report: VerifyReport) -> Finding | None:
     key = _key()
-    for pid in sorted(set(heads) - report.checked_heads, key=str):
+    for pid in sorted(set(heads) - report.checked_heads):
         head = heads[pid]
         if not head.mac_valid(pid, key):
             return Finding("head_forged", str(pid), head.length, None,
@@ -459,11 +459,12 @@ def _subjects_check(heads: dict, chunk_size: int) -> Finding | None:
             return Finding("jurisdiction_mismatch", str(pid), None, None,
                            f"The jurisdiction of subject {pid} does not match the one its chain head records: "
                            "it was changed outside Tessera.")
-    for pid in sorted(set(heads) - seen, key=str):
-        if heads[pid].jurisdiction != DEFAULT_JURISDICTION:
-            return Finding("jurisdiction_mismatch", str(pid), None, None,
-                           f"The jurisdiction of subject {pid} is missing although its chain head records "
-                           f"{heads[pid].jurisdiction}: the row was deleted.")
+    deleted = [pid for pid, head in heads.items() if head.jurisdiction != DEFAULT_JURISDICTION and pid not in seen]
+    if deleted:
+        pid = min(deleted)
+        return Finding("jurisdiction_mismatch", str(pid), None, None,
+                       f"The jurisdiction of subject {pid} is missing although its chain head records "
+                       f"{heads[pid].jurisdiction}: the row was deleted.")
     return None
 
 
