@@ -111,7 +111,7 @@ def load_ledger(events: int, per_chain: int = 5) -> float:
             event_buffer.write("\t".join(str(values[f]) if f != "granted" else ("t" if values[f] else "f")
                                          for f in LINKED_FIELDS) + f"\t{link}\n")
             last[values["purpose"]] = (values["id"], values["granted"])
-        head_buffer.write(f"{pid}\t{per_chain}\t{link}\t{head_mac(pid, per_chain, link, key=key)}\t{now}\n")
+        head_buffer.write(f"{pid}\t{per_chain}\t{link}\t*\t0\t{head_mac(pid, per_chain, link, key=key)}\t{now}\n")
         for purpose, (event_id, granted) in last.items():
             state_buffer.write(f"{pid}\t{purpose}\t{'t' if granted else 'f'}\t1\t{event_id}\t{now}\n")
     columns = ", ".join((*LINKED_FIELDS, "link"))
@@ -119,7 +119,8 @@ def load_ledger(events: int, per_chain: int = 5) -> float:
         copy = cursor.cursor.copy
         for table, cols, buffer in (
                 ("consent_consentevent", columns, event_buffer),
-                ("consent_chainhead", "profile_id, length, last_link, mac, updated_at", head_buffer),
+                ("consent_chainhead", "profile_id, length, last_link, jurisdiction, jurisdiction_changes, mac, "
+                                      "updated_at", head_buffer),
                 ("consent_consentstate", "profile_id, purpose, granted, notice_version, event_id, updated_at",
                  state_buffer)):
             with copy(f"COPY {table} ({cols}) FROM STDIN") as sink:

@@ -220,8 +220,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Consent: ledger checkpoints, retention purge, DSR sweep -----------------------------
-# Checkpoints of every consent chain head are written here; keep (or ship) them where the
-# database's administrators cannot rewrite them.
+# Signed checkpoints of every consent chain head are written here (by beat, where
+# TESSERA_CHECKPOINT_SIGNING_KEY is set); keep (or ship) them where the database's
+# administrators cannot rewrite them. verify_consent_ledger uses the newest by default.
 TESSERA_LEDGER_CHECKPOINT_DIR = env_str("TESSERA_LEDGER_CHECKPOINT_DIR", str(VAR_DIR / "ledger-checkpoints"))
 TESSERA_LEDGER_CHECKPOINT_INTERVAL_SECONDS = env_int("TESSERA_LEDGER_CHECKPOINT_INTERVAL_SECONDS", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE.update({
@@ -321,3 +322,7 @@ _keys = load_keys(os.environ, production=PRODUCTION, var_dir=VAR_DIR)
 TESSERA_MASTER_KEYS: list[bytes] = _keys["TESSERA_MASTER_KEYS"]
 TESSERA_INDEX_KEY: bytes = _keys["TESSERA_INDEX_KEY"][0]
 TESSERA_LEDGER_KEY: bytes = _keys["TESSERA_LEDGER_KEY"][0]
+# Ed25519 pair signing ledger checkpoints: the private half only where checkpoints are
+# written (the beat/worker host), the public half wherever they are verified.
+TESSERA_CHECKPOINT_SIGNING_KEY: bytes | None = _keys.get("TESSERA_CHECKPOINT_SIGNING_KEY")
+TESSERA_CHECKPOINT_PUBLIC_KEY: bytes | None = _keys.get("TESSERA_CHECKPOINT_PUBLIC_KEY")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from consent.ledger import policy_config_record
 from consent.models import DsrApprovalRule, NoticeText, NoticeVersion, PurposeBasis, RetentionRule
 from consent.notices import notice_next_version, notice_published_event, purpose_basis_set
 from consent.services.dsr import dsr_approval_rule_set
@@ -97,6 +98,7 @@ class NoticeVersionAdmin(ConfigurationAdmin):
     def save_model(self, request, obj, form, change):
         obj.version = notice_next_version(obj.purpose)
         super().save_model(request, obj, form, change)
+        policy_config_record(actor=_actor(request), action="notice_published")
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)  # the texts

@@ -209,12 +209,16 @@ class ChainHead(models.Model):
     """The last link and length of one subject's chain, MAC'd, updated with every append.
 
     Deleting the tail of a chain leaves a head that names a longer chain; forging the head
-    needs the ledger key.
+    needs the ledger key. The MAC also covers the subject's jurisdiction (which picks the
+    legal basis of each purpose) and how many times it changed: Subject.jurisdiction must
+    equal it, and checkpoints carry both, so a rolled-back jurisdiction is found too.
     """
 
     profile_id = models.UUIDField(primary_key=True)
     length = models.PositiveBigIntegerField(default=0)
     last_link = models.CharField(max_length=64)
+    jurisdiction = models.CharField(max_length=16, default=DEFAULT_JURISDICTION)
+    jurisdiction_changes = models.PositiveIntegerField(default=0)
     mac = models.CharField(max_length=64)
     updated_at = models.DateTimeField()
 
@@ -222,16 +226,50 @@ class ChainHead(models.Model):
         return f"chain head {self.profile_id}"
 
 
+class PolicyConfigEvent(AppendOnlyModel):
+    """One change of what the policy reads besides decisions: purposes' legal bases per
+    jurisdiction and notice versions (material flag, lifetime). Each row holds the whole
+    configuration after the change (it is small) and is chained with an HMAC under the
+    ledger key, one chain for the installation; the verifier compares the newest snapshot
+    with the tables the policy reads."""
+
+    seq = models.PositiveBigIntegerField(primary_key=True, help_text="Position in the chain, from 1.")
+    action = models.CharField(max_length=32)
+    actor = models.CharField(max_length=120)
+    recorded_at = models.DateTimeField()
+    snapshot = models.TextField(help_text="Canonical JSON of every purpose basis and notice version.")
+    link = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"policy configuration #{self.seq}"
+
+
+class PolicyConfigHead(models.Model):
+    """The configuration chain's length and last link, MAC'd (one row)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    length = models.PositiveBigIntegerField(default=0)
+    last_link = models.CharField(max_length=64)
+    mac = models.CharField(max_length=64)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return "policy configuration head"
+
+
 class LedgerCheckpoint(models.Model):
     """A record that a checkpoint of every head was taken; the heads go to a file kept
-    outside the database (`export_ledger_checkpoint`)."""
+    outside the database (`export_ledger_checkpoint`), signed with the checkpoint key
+    (`mac`: checkpoints from before signing, MAC'd with the ledger key)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField()
     subjects = models.PositiveBigIntegerField()
     events = models.PositiveBigIntegerField()
     digest = models.CharField(max_length=64, help_text="SHA-256 over every head, in subject order.")
-    mac = models.CharField(max_length=64)
+    mac = models.CharField(max_length=64, blank=True)
+    key_id = models.CharField(max_length=16, blank=True, help_text="Which checkpoint signing key signed it.")
+    signature = models.CharField(max_length=100, blank=True, help_text="Ed25519 signature, base64.")
     path = models.CharField(max_length=500, blank=True, help_text="Where the file was written, if anywhere.")
 
     def __str__(self) -> str:

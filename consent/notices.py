@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from consent.errors import ConsentError, ConsentErrorCode
 from consent.events import NOTICE_PUBLISHED, PURPOSE_BASIS_SET, configuration_changed_event
+from consent.ledger import head_jurisdiction_set, heads_lock, policy_config_record
 from consent.models import (
     DEFAULT_JURISDICTION,
     Basis,
@@ -75,6 +76,7 @@ def notices_ensure() -> None:
                 notice = NoticeVersion.objects.create(purpose=purpose, version=1)
                 title, body = DEFAULT_TEXTS[purpose]
                 NoticeText.objects.create(notice=notice, language="en", title=title, body=body)
+                policy_config_record(actor="system", action="notice_published")
         except IntegrityError:
             pass  # created concurrently
 
@@ -122,6 +124,7 @@ def notice_publish(*, purpose: str, texts: dict[str, tuple[str, str]], material:
     for language, (title, body) in texts.items():
         NoticeText.objects.create(notice=notice, language=language_check(language), title=title, body=body)
     notice_published_event(notice=notice, actor=actor)
+    policy_config_record(actor=actor, action="notice_published")
     return notice
 
 
@@ -219,6 +222,7 @@ def purpose_basis_set(*, purpose: str, jurisdiction: str = DEFAULT_JURISDICTION,
                                                    defaults={"basis": basis})
     configuration_changed_event(actor=actor, action=PURPOSE_BASIS_SET, before=before,
                                 after=purpose_basis_as_dict(row))
+    policy_config_record(actor=actor, action="purpose_basis_set")
     return row
 
 
@@ -226,7 +230,14 @@ def subject_jurisdictions(profile_ids) -> dict:
     return dict(Subject.objects.filter(profile_id__in=list(profile_ids)).values_list("profile_id", "jurisdiction"))
 
 
-def subject_jurisdiction_set(*, profile_id, jurisdiction: str) -> None:
-    """Where a person is, for choosing the basis of each purpose (e.g. from their country)."""
-    Subject.objects.update_or_create(profile_id=profile_id,
-                                     defaults={"jurisdiction": jurisdiction_check(jurisdiction)})
+@transaction.atomic
+def subject_jurisdiction_set(*, profile_id, jurisdiction: str, head=None) -> bool:
+    """Where a person is, for choosing the basis of each purpose (e.g. from their country).
+
+    Kept on the subject's MAC'd chain head too (locked here, or `head` already locked by
+    the caller), which the verifier compares with the Subject row. False: unchanged.
+    """
+    jurisdiction = jurisdiction_check(jurisdiction)
+    if head is None:
+        [head] = heads_lock([profile_id]).values()
+    return head_jurisdiction_set(head, jurisdiction)

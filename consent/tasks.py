@@ -36,10 +36,10 @@ def retention_purge() -> dict:
 
 @shared_task(name="consent.ledger_checkpoint_create", ignore_result=True, autoretry_for=TRANSIENT_ERRORS,
              retry_backoff=60, max_retries=3, time_limit=3600, soft_time_limit=3500)
-def ledger_checkpoint_create() -> str:
-    from consent.services.checkpoints import ledger_checkpoint_write
+def ledger_checkpoint_create() -> str | None:
+    from consent.services.checkpoints import ledger_checkpoint_scheduled
 
-    return ledger_checkpoint_write()
+    return ledger_checkpoint_scheduled()
 
 
 @shared_task(name="consent.ledger_verification_run", ignore_result=True, acks_late=True,

@@ -141,7 +141,7 @@ def _record_locked(people, versions, *, channel, actor, source, evidence, langua
             raise _SubjectsMerged(survivors)
     if jurisdiction:
         for pid in dict.fromkeys(ids):
-            subject_jurisdiction_set(profile_id=pid, jurisdiction=jurisdiction)
+            subject_jurisdiction_set(profile_id=pid, jurisdiction=jurisdiction, head=heads[pid])
     states = {(s.profile_id, s.purpose): s
               for s in ConsentState.objects.select_for_update().filter(profile_id__in=sorted(set(ids), key=str))}
     table, jurisdictions = bases_table(), subject_jurisdictions(ids)

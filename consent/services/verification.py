@@ -73,13 +73,13 @@ def ledger_verification_run(*, verification_id: int) -> LedgerVerification | Non
 
 
 def ledger_verification_outcome(*, on_progress=None) -> dict:
-    """Verify the whole ledger (against the newest checkpoint file, if any): the counts, or
-    the first finding."""
+    """Verify the whole ledger, the policy's other inputs and the newest (signed) checkpoint
+    file, if any: the counts, or the first finding."""
     checkpoint = None
     path = checkpoint_latest()
     try:
         checkpoint = checkpoint_load(path) if path else None
-    except (OSError, CheckpointInvalid) as error:
+    except (OSError, UnicodeDecodeError, CheckpointInvalid) as error:
         message = str(error) if isinstance(error, CheckpointInvalid) else \
             "The newest ledger checkpoint file cannot be read."
         return {"intact": False, "code": "checkpoint_invalid", "message": message}
@@ -87,6 +87,7 @@ def ledger_verification_outcome(*, on_progress=None) -> dict:
     detail = {"intact": report.intact, "events": report.events, "subjects": report.subjects,
               "states": report.states, "checkpoint_subjects": report.checkpoint_subjects,
               "checkpoint": checkpoint["created_at"] if checkpoint else None,
+              "checkpoint_signed": checkpoint["signed"] if checkpoint else None,
               "seconds": round(report.seconds, 3)}
     if report.finding is not None:
         finding = report.finding

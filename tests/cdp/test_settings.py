@@ -21,6 +21,7 @@ def run_manage(tmp_path, *args, **env) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items()
             if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS",
                          "TESSERA_MASTER_KEYS", "TESSERA_INDEX_KEY", "TESSERA_LEDGER_KEY",
+                         "TESSERA_CHECKPOINT_SIGNING_KEY", "TESSERA_CHECKPOINT_PUBLIC_KEY",
                          "DJANGO_SETTINGS_MODULE"}}
     base.update({"TESSERA_VAR_DIR": str(tmp_path)}, **env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=base, capture_output=True,
@@ -69,6 +70,8 @@ def test_production_with_everything_set_passes_the_deploy_check(tmp_path):
     ("TESSERA_MASTER_KEYS", base64.urlsafe_b64encode(b"short").decode()),
     ("TESSERA_INDEX_KEY", base64.urlsafe_b64encode(os.urandom(31)).decode()),
     ("TESSERA_LEDGER_KEY", "!" * 44),
+    ("TESSERA_CHECKPOINT_SIGNING_KEY", "not-a-key"),
+    ("TESSERA_CHECKPOINT_PUBLIC_KEY", base64.urlsafe_b64encode(os.urandom(31)).decode()),
     ("DATABASE_URL", "mysql://nope"),
     ("DATABASE_URL", "postgres://[broken"),
     ("CELERY_BROKER_URL", "http://example.com"),
@@ -88,6 +91,36 @@ def test_malformed_values_stop_production_too(tmp_path):
     assert_one_sentence(result, "TESSERA_MASTER_KEYS")
 
 
+def test_checkpoint_keys_must_be_one_pair_and_are_optional_in_production(tmp_path):
+    result = run_manage(tmp_path, "check", **production_env(TESSERA_CHECKPOINT_SIGNING_KEY=key(),
+                                                            TESSERA_CHECKPOINT_PUBLIC_KEY=key()))
+    assert_one_sentence(result, "TESSERA_CHECKPOINT_PUBLIC_KEY", "TESSERA_CHECKPOINT_SIGNING_KEY")
+    # A verifying host holds the public key only; no signing key anywhere is allowed too.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = base64.urlsafe_b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
+    show = ("from django.conf import settings; print(settings.TESSERA_CHECKPOINT_SIGNING_KEY is None, "
+            "len(settings.TESSERA_CHECKPOINT_PUBLIC_KEY or b''))")
+    result = run_manage(tmp_path, "shell", "-c", show, **production_env(TESSERA_CHECKPOINT_PUBLIC_KEY=public))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True 32"
+    result = run_manage(tmp_path, "check", "--deploy", **production_env())
+    assert result.returncode == 0, result.stderr
+
+
+def test_development_adds_a_checkpoint_signing_key_to_an_older_dev_keys_file(tmp_path):
+    import json
+
+    older = {"TESSERA_MASTER_KEYS": key(), "TESSERA_INDEX_KEY": key(), "TESSERA_LEDGER_KEY": key()}
+    (tmp_path / "dev-keys.json").write_text(json.dumps(older))
+    result = run_manage(tmp_path, "check")
+    assert result.returncode == 0, result.stderr
+    assert "TESSERA_CHECKPOINT_SIGNING_KEY" in result.stderr and "development keys" in result.stderr
+    keys = json.loads((tmp_path / "dev-keys.json").read_text())
+    assert {k: keys[k] for k in older} == older and keys["TESSERA_CHECKPOINT_SIGNING_KEY"]
+    assert oct((tmp_path / "dev-keys.json").stat().st_mode & 0o777) == "0o600"
+
+
 def test_env_example_lists_every_variable():
     listed = {line.split("=")[0] for line in (ROOT / ".env.example").read_text().splitlines()
               if line and not line.startswith("#")}
@@ -95,7 +128,8 @@ def test_env_example_lists_every_variable():
     import re
 
     used = set(re.findall(r'env_(?:str|bool|int|float|list|url)\(\s*"([A-Z_]+)"', settings_text)) | {
-        "TESSERA_MASTER_KEYS", "TESSERA_INDEX_KEY", "TESSERA_LEDGER_KEY"}
+        "TESSERA_MASTER_KEYS", "TESSERA_INDEX_KEY", "TESSERA_LEDGER_KEY", "TESSERA_CHECKPOINT_SIGNING_KEY",
+        "TESSERA_CHECKPOINT_PUBLIC_KEY"}
     assert used <= listed, used - listed
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 import uuid
 
@@ -151,8 +152,9 @@ def test_deleting_a_whole_chain_or_rolling_heads_back_is_found_against_a_checkpo
     # The attacker replays a head value the system itself once wrote (MAC valid).
     ChainHead.objects.filter(profile_id=rolled).update(length=3, last_link=previous.link,
                                                         mac=head_mac(rolled, 3, previous.link))
+    first = ConsentEvent.objects.get(profile_id=rolled, seq=1)
     ConsentState.objects.filter(profile_id=rolled, purpose="analytics").update(
-        granted=True, event_id=ConsentEvent.objects.get(profile_id=rolled, seq=1).id)
+        granted=True, event_id=first.id, updated_at=first.occurred_at)
     assert old_head.length == 4
     assert ledger_verify().intact  # consistent inside the database...
     finding = ledger_verify(checkpoint=checkpoint).finding  # ...but not with the checkpoint
@@ -276,4 +278,59 @@ def test_appends_for_different_people_do_not_wait_for_each_other(postgres):
     release.set()
     holder.join(15)
     assert result.get("b") is True
+    assert ledger_verify().intact
+
+
+def test_a_legacy_checkpoint_macd_with_the_ledger_key_is_still_read_and_its_mac_checked(tmp_path, settings):
+    from consent import ledger
+
+    settings.TESSERA_LEDGER_CHECKPOINT_DIR = str(tmp_path)
+    profile_id = uuid.uuid4()
+    events = history(profile_id)
+    line = json.dumps({"s": str(profile_id), "n": 4, "l": events[-1].link}, separators=(",", ":"))
+    digest = ledger.heads_digest([line])
+    created = "2026-01-01T00:00:00.000000Z"
+    mac = ledger._mac(settings.TESSERA_LEDGER_KEY, ledger._CHECKPOINT_LABEL, created, 1, 4, digest)
+    header = json.dumps({"format": "tessera-ledger-checkpoint/1", "created_at": created, "subjects": 1, "events": 4,
+                         "digest": digest, "mac": mac}, separators=(",", ":"))
+    legacy = tmp_path / "checkpoint-20260101T000000000000Z.jsonl"
+    legacy.write_text(f"{header}\n{line}\n")
+    parsed = checkpoint_parse(legacy.read_text())
+    assert parsed["signed"] is False and parsed["heads"][profile_id][:2] == (4, events[-1].link)
+    out = io.StringIO()
+    call_command("verify_consent_ledger", stdout=out)  # the only file: used by default
+    assert "legacy checkpoint" in out.getvalue()
+    from consent.ledger import CheckpointInvalid
+
+    with pytest.raises(CheckpointInvalid, match="MAC"):
+        checkpoint_parse(legacy.read_text().replace('"n":4', '"n":5'))
+    # Once a signed checkpoint exists, it is the one used by default.
+    call_command("export_ledger_checkpoint", "--output", str(tmp_path / "checkpoint-20270101T000000000000Z.jsonl"),
+                 stdout=io.StringIO(), stderr=io.StringIO())
+    call_command("verify_consent_ledger", stdout=(out := io.StringIO()))
+    assert "signed by key" in out.getvalue()
+
+
+def test_no_signing_key_on_this_host_means_no_checkpoint_written(tmp_path, settings):
+    from consent.tasks import ledger_checkpoint_create as task
+
+    settings.TESSERA_LEDGER_CHECKPOINT_DIR = str(tmp_path)
+    settings.TESSERA_CHECKPOINT_SIGNING_KEY = None
+    history(uuid.uuid4())
+    assert task.apply().get() is None and not list(tmp_path.iterdir())
+    err = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("export_ledger_checkpoint", stdout=io.StringIO(), stderr=err)
+    assert "TESSERA_CHECKPOINT_SIGNING_KEY" in err.getvalue()
+
+
+def test_the_configuration_history_refuses_sql_updates_and_deletes(postgres):
+    from consent.models import PolicyConfigEvent
+    from consent.notices import purpose_basis_set
+
+    purpose_basis_set(purpose="marketing", jurisdiction="EU", basis="legitimate_interest", actor="test")
+    assert PolicyConfigEvent.objects.exists()
+    for statement in ("UPDATE consent_policyconfigevent SET actor = 'x'", "DELETE FROM consent_policyconfigevent"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
     assert ledger_verify().intact

@@ -7,20 +7,23 @@ from consent.services.checkpoints import checkpoint_latest, checkpoint_load
 
 
 class Command(BaseCommand):
-    help = ("Verify the whole consent ledger: every chain link, every chain head, the current states, and the "
-            "newest checkpoint (or --checkpoint FILE). Exit 0 when intact; exit 1 naming the first broken event.")
+    help = ("Verify the whole consent ledger: every chain link and head, the current states replayed from the "
+            "chains (expiry included), subjects' jurisdictions, the purpose bases and notice versions against "
+            "their configuration history, and the newest signed checkpoint in TESSERA_LEDGER_CHECKPOINT_DIR (or "
+            "--checkpoint FILE). Exit 0 when intact; exit 1 naming the first broken thing.")
 
     def add_arguments(self, parser):
         parser.add_argument("--checkpoint", metavar="FILE",
                             help="A checkpoint exported earlier (export_ledger_checkpoint). Default: the newest "
-                                 "file in TESSERA_LEDGER_CHECKPOINT_DIR, if any.")
-        parser.add_argument("--no-checkpoint", action="store_true", help="Check the chains and heads only.")
+                                 "signed file in TESSERA_LEDGER_CHECKPOINT_DIR, if any.")
+        parser.add_argument("--no-checkpoint", action="store_true",
+                            help="Check the database alone (chains, heads, states, jurisdictions, configuration).")
 
     def handle(self, *args, checkpoint=None, no_checkpoint=False, **options):
         try:
             path = None if no_checkpoint else (checkpoint or checkpoint_latest())
             loaded = checkpoint_load(path) if path else None
-        except (OSError, CheckpointInvalid) as error:
+        except (OSError, UnicodeDecodeError, CheckpointInvalid) as error:
             message = str(error) if isinstance(error, CheckpointInvalid) else "The checkpoint file cannot be read."
             self.stderr.write(message)
             sys.exit(1)
@@ -28,6 +31,10 @@ class Command(BaseCommand):
         if not report.intact:
             self.stderr.write(report.finding.message)
             sys.exit(1)
-        against = f", checked against a checkpoint of {report.checkpoint_subjects} chains" if loaded else ""
+        against = ""
+        if loaded:
+            kind = (f"the checkpoint of {loaded['created_at']} signed by key {loaded['key_id']}" if loaded["signed"]
+                    else f"the legacy checkpoint of {loaded['created_at']} (MAC'd with the ledger key)")
+            against = f", checked against {kind} ({report.checkpoint_subjects} chains)"
         self.stdout.write(f"The consent ledger is intact: {report.events} events in {report.subjects} chains, "
                           f"{report.states} current states{against} ({report.seconds:.1f} s).")
