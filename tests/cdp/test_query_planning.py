@@ -27,9 +27,10 @@ def many_identities(postgres):
     with postgres.cursor() as cursor:
         # Rows as resolution writes them (64-hex blind indexes); built in SQL: a second.
         cursor.execute(
-            "INSERT INTO cdp_identity (kind, namespace, blind_index, index_key_version, value, priority, created_at, "
-            "last_seen_at, profile_id) SELECT 'email', '', encode(sha256(n::text::bytea), 'hex'), 'v1', "
-            "'\\x00'::bytea, 0, now(), now(), gen_random_uuid() FROM generate_series(1, %s) AS n", [IDENTITIES])
+            "INSERT INTO cdp_identity (kind, namespace, blind_index, index_key_version, value, priority, assurance, "
+            "created_at, last_seen_at, profile_id) SELECT 'email', '', encode(sha256(n::text::bytea), 'hex'), 'v1', "
+            "'\\x00'::bytea, 0, 'asserted', now(), now(), gen_random_uuid() FROM generate_series(1, %s) AS n",
+            [IDENTITIES])
         cursor.execute("ANALYZE cdp_identity")
         cursor.execute("SELECT blind_index FROM cdp_identity ORDER BY random() LIMIT %s", [LOOKUP // 2])
         known = [row[0] for row in cursor.fetchall()]
