@@ -29,6 +29,12 @@ class PipelineRunAdmin(ReadOnly):
     list_filter = ("status", "trigger")
     readonly_fields = ("status", "stage", "trigger", "params", "counts", "timings", "errors", "model_version",
                        "chunks_total", "created_at", "started_at", "finished_at", "heartbeat_at")
+    fieldsets = (
+        (None, {"fields": ("status", "stage", "trigger", "params", "timings", "errors", "model_version",
+                           "chunks_total", "created_at", "started_at", "finished_at", "heartbeat_at")}),
+        # Exact figures stay inside the operator boundary: this page shows no release.
+        ("Internal counts (exact: for operators only, never published or logged)", {"fields": ("counts",)}),
+    )
 
 
 @admin.register(PipelineDeadLetter)
@@ -39,7 +45,7 @@ class PipelineDeadLetterAdmin(ReadOnly):
 
 @admin.register(Segmentation)
 class SegmentationAdmin(ReadOnly):
-    list_display = ("id", "run", "k", "silhouette", "davies_bouldin", "population", "created_at")
+    list_display = ("id", "run", "k", "silhouette", "davies_bouldin", "created_at")
 
 
 @admin.register(PrivacyBudget)

@@ -173,9 +173,7 @@ class Segmentation(models.Model):
     k = models.PositiveSmallIntegerField()
     silhouette = models.FloatField()
     davies_bouldin = models.FloatField()
-    sizes = models.JSONField(help_text="Raw sizes at fit time; internal only, never served.")
     k_scores = models.JSONField(default=dict, help_text="Silhouette per candidate k.")
-    population = models.PositiveIntegerField()
     silhouette_sample = models.PositiveIntegerField()
     seed = models.IntegerField()
     # The fitted model, so chunk tasks assign members exactly as the fit did.
@@ -191,7 +189,6 @@ class Segment(models.Model):
     segmentation = models.ForeignKey(Segmentation, on_delete=models.CASCADE, related_name="segments")
     index = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=64)
-    size = models.PositiveIntegerField(help_text="Raw size at fit time; internal only, never served.")
     centroid = models.JSONField(help_text="Feature means in original units; internal only.")
 
     class Meta:

@@ -1,12 +1,18 @@
 """Differentially private releases and the privacy-budget ledger: the only place budget is spent.
 
+The boundary. Operators with database access are inside it and may see exact figures (a
+run's internal counts in the admin). Everything that leaves it (the API, the compliance
+console, /ops/, exports, webhooks, logs) is a release made here or is not about people:
+no exact count of people is logged, served or shown beside a release of the same quantity.
+
 Segment sizes, total and average spend per segment, and consent rates per purpose leave
 Tessera only as outputs of OpenDP measurements, each with a bounded per-person
 contribution (rows per person in the input) and clamped values. Every release is debited
 from a persistent PrivacyBudget row (per data set and month) under a row lock, which
 refuses a release that would pass the limit; OpenDP's own accounting lives in memory and
 dies with the process, the ledger does not. The same question (`query_key`) is answered
-once: asking again returns the stored release and costs nothing.
+once: asking again returns the stored release and costs nothing, so noise cannot be
+averaged away.
 
 Reads segment memberships, features (spend) and consent states through consent.policy;
 writes DpRelease and PrivacyBudget rows holding noisy values only. Raw figures stay in

@@ -111,6 +111,7 @@ def segment_statistics(segmentation: Segmentation) -> dict[str, dict]:
                 "error_95": per_segment_bound.get(segment_id, release.error_bound_95),
                 "epsilon": release.epsilon,
                 "mechanism": release.mechanism,
+                "noise_scale": release.noise_scale,
                 "released_at": release.created_at.isoformat(),
             }
     return statistics

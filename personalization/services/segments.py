@@ -67,16 +67,15 @@ def segmentation_fit(*, run_id: int) -> Segmentation | None:
     with transaction.atomic():
         seg = Segmentation.objects.create(
             run_id=run_id, k=result.k, silhouette=result.silhouette, davies_bouldin=result.davies_bouldin,
-            sizes=result.sizes, k_scores={str(k): v for k, v in result.k_scores.items()},
-            population=len(matrix), silhouette_sample=result.silhouette_sample, seed=params["seed"],
+            k_scores={str(k): v for k, v in result.k_scores.items()},
+            silhouette_sample=result.silhouette_sample, seed=params["seed"],
             model=result.model)
         Segment.objects.bulk_create([
-            Segment(segmentation=seg, index=i, name=name, size=size, centroid=centroid)
-            for i, (name, size, centroid) in enumerate(zip(result.names, result.sizes, result.centroids))
+            Segment(segmentation=seg, index=i, name=name, centroid=centroid)
+            for i, (name, centroid) in enumerate(zip(result.names, result.centroids))
         ])
     pipeline_counts_add(run_id=run_id, segments=result.k)
-    logger.info("segmentation_fitted", extra={"run_id": run_id, "k": result.k, "population": len(matrix),
-                                              "silhouette": result.silhouette})
+    logger.info("segmentation_fitted", extra={"run_id": run_id, "k": result.k})
     return seg
 
 

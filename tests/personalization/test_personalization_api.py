@@ -132,7 +132,7 @@ def test_segments_paginate(ran):
 
 
 def test_segment_members_only_allowed_for_the_purpose(ran):
-    client = client_with("segments:read")
+    client = client_with("segments:members")
     segment = Segment.objects.order_by("index").first()
     marketing = sorted(ran.analytics)[::2]
     for pid in marketing:
@@ -151,10 +151,14 @@ def test_segment_members_only_allowed_for_the_purpose(ran):
     assert all(len(m["rfm_score"]) == 3 for m in members)
 
 
-def test_segment_members_need_a_known_purpose_and_segment(ran):
-    client = client_with("segments:read")
-    segment = Segment.objects.first()
-    problem(client.get(f"/api/v1/segments/{segment.id}/members"), 400, "purpose_required")
+def test_segment_members_default_to_marketing_and_need_a_known_purpose_and_segment(ran):
+    client = client_with("segments:members")
+    segment = Segment.objects.filter(memberships__isnull=False).first()
+    for pid in segment.memberships.values_list("profile_id", flat=True)[:2]:
+        consent_set(profile_id=pid, purpose="marketing", granted=True)
+    default = client.get(f"/api/v1/segments/{segment.id}/members").json()["results"]
+    assert default == client.get(f"/api/v1/segments/{segment.id}/members?purpose=marketing").json()["results"]
+    assert len(default) == 2
     problem(client.get(f"/api/v1/segments/{segment.id}/members?purpose=spam"), 400, "unknown_purpose")
     problem(client.get(f"/api/v1/segments/{uuid.uuid4()}/members?purpose=marketing"), 404, "not_found")
 

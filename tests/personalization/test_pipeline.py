@@ -59,7 +59,6 @@ def test_the_pipeline_runs_end_to_end_and_honours_every_purpose(shop, fake_model
     assert run.counts["featured_skipped_no_consent"] == len(shop.profile_ids) - len(shop.analytics)
     seg = Segmentation.objects.get(run=run)
     assert 2 <= seg.k <= 4 and -1 <= seg.silhouette <= 1 and seg.davies_bouldin >= 0
-    assert sum(seg.sizes) == seg.population == len(shop.analytics)
     assert len(set(Segment.objects.filter(segmentation=seg).values_list("name", flat=True))) == seg.k
 
 

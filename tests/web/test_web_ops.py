@@ -77,11 +77,11 @@ def segmented(ada, bob):
     run = PipelineRun.objects.create(status=RunStatus.SUCCEEDED, stage=Stage.DONE, active=None,
                                      started_at=timezone.now(), finished_at=timezone.now(),
                                      counts={"profiles": 2, "featured": 1}, timings={"total": 3.2})
-    segmentation = Segmentation.objects.create(run=run, k=2, silhouette=0.41, davies_bouldin=0.9, sizes=[1, 1],
-                                               k_scores={"2": 0.41, "3": 0.33}, population=2,
+    segmentation = Segmentation.objects.create(run=run, k=2, silhouette=0.41, davies_bouldin=0.9,
+                                               k_scores={"2": 0.41, "3": 0.33},
                                                silhouette_sample=2, seed=42, model={})
-    big = Segment.objects.create(segmentation=segmentation, index=0, name="Loyal big spenders", size=1, centroid={})
-    Segment.objects.create(segmentation=segmentation, index=1, name="New browsers", size=1, centroid={})
+    big = Segment.objects.create(segmentation=segmentation, index=0, name="Loyal big spenders", centroid={})
+    Segment.objects.create(segmentation=segmentation, index=1, name="New browsers", centroid={})
     SegmentMembership.objects.create(segmentation=segmentation, segment=big, profile_id=ada.profile_id,
                                      r_score=5, f_score=4, m_score=5)
     sizes = segment_sizes_release(segmentation=segmentation, run_id=run.id)
