@@ -8,9 +8,11 @@ no exact count of people is logged, served or shown beside a release of the same
 Segment sizes, total and average spend per segment, and consent rates per purpose leave
 Tessera only as outputs of OpenDP measurements, each with a bounded per-person
 contribution (rows per person in the input) and clamped values. Every release is debited
-from a persistent PrivacyBudget row (per data set and month) under a row lock, which
-refuses a release that would pass the limit; OpenDP's own accounting lives in memory and
-dies with the process, the ledger does not. The same question (`query_key`) is answered
+from the data set's lifetime PrivacyBudget row under a row lock: its total ε (and δ) is
+never reset, and a release that would pass the lifetime cap, or this month's pace
+(PrivacyBudgetPeriod: months only pace spending), is refused. Only a compliance officer
+changes a cap, with a reason that is recorded (privacy_budget_limits_change). OpenDP's
+own accounting lives in memory and dies with the process, the ledger does not. The same question (`query_key`) is answered
 once: asking again returns the stored release and costs nothing, so noise cannot be
 averaged away.
 
@@ -36,6 +38,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from cdp.core.errors import ApplicationError
 from cdp.models import Profile, ProfileStatus
 from consent import policy
 from consent.purposes import PURPOSES
@@ -43,6 +46,8 @@ from personalization.errors import BudgetExceeded
 from personalization.models import (
     DpRelease,
     PrivacyBudget,
+    PrivacyBudgetChange,
+    PrivacyBudgetPeriod,
     ProfileFeatures,
     Segment,
     Segmentation,
@@ -53,14 +58,18 @@ dp.enable_features("contrib")
 logger = logging.getLogger(__name__)
 
 DATASET = "customers"
-# Per data set and calendar month. A nightly run spends EPSILON's total (0.6) a night,
-# 18.6 in a 31-day month. The limit is stored on the ledger row: operators change it there.
-DEFAULT_EPSILON_LIMIT = Decimal("20")
+# The lifetime budget of a data set: ε spent over its whole life never exceeds the cap, and
+# nothing resets it. Each calendar month may spend at most the pace, so the cap lasts (10
+# months at full pace). A compliance officer may change either, with a reason, which is
+# recorded (privacy_budget_limits_change).
+DEFAULT_EPSILON_LIMIT = Decimal("10")
+DEFAULT_PERIOD_EPSILON_LIMIT = Decimal("1")
 EPSILON = {"segment_sizes": 0.1, "segment_total_spend": 0.4, "consent_rates": 0.1}
 # One person's spend counts at most this much (in cents) towards a segment's total.
 SPEND_UPPER_CENTS = 2_000_00
 ALPHA = 0.05  # error bounds hold with probability 1 − ALPHA
 _EPSILON_QUANTUM = Decimal("0.000001")
+_DELTA_QUANTUM = Decimal("1e-15")
 
 
 @dataclass
@@ -87,6 +96,7 @@ class Query:
     parallel: bool = False
     clamp: tuple[float, float] | None = None
     details: dict = field(default_factory=dict)
+    delta: float = 0.0                       # 0: a pure ε-DP mechanism
     segmentation: Segmentation | None = None
     run_id: int | None = None
 
@@ -94,18 +104,21 @@ class Query:
 # --- the ledger ---------------------------------------------------------------------------------
 
 
+LIMITS = ("epsilon_limit", "period_epsilon_limit", "delta_limit")
+
+
 def budget_period(now=None) -> str:
     return (now or timezone.now()).strftime("%Y-%m")
 
 
-def privacy_budget_get(*, dataset: str = DATASET, period: str | None = None) -> PrivacyBudget:
-    period = period or budget_period()
+def privacy_budget_get(*, dataset: str = DATASET) -> PrivacyBudget:
+    """The data set's lifetime ledger, opened with the default caps on first use."""
     try:
         with transaction.atomic():
-            budget, _ = PrivacyBudget.objects.get_or_create(
-                dataset=dataset, period=period, defaults={"epsilon_limit": DEFAULT_EPSILON_LIMIT})
+            budget, _ = PrivacyBudget.objects.get_or_create(dataset=dataset, defaults={
+                "epsilon_limit": DEFAULT_EPSILON_LIMIT, "period_epsilon_limit": DEFAULT_PERIOD_EPSILON_LIMIT})
     except IntegrityError:  # created concurrently
-        budget = PrivacyBudget.objects.get(dataset=dataset, period=period)
+        budget = PrivacyBudget.objects.get(dataset=dataset)
     return budget
 
 
@@ -119,51 +132,120 @@ def query_epsilon(query: Query) -> float:
     return max(costs) if query.parallel else sum(costs)
 
 
-def dp_release(query: Query, *, dataset: str = DATASET) -> DpRelease:
+def _debit(value: float, places: Decimal) -> Decimal:
+    return Decimal(repr(value)).quantize(places, rounding=ROUND_UP)
+
+
+def _refusal(budget: PrivacyBudget, period: PrivacyBudgetPeriod, epsilon: Decimal, delta: Decimal) -> str | None:
+    """Why the ledger cannot pay (epsilon, delta) now, or None when it can."""
+    if budget.epsilon_spent + epsilon > budget.epsilon_limit:
+        return (f"the lifetime privacy budget of {budget.dataset} cannot pay ε={epsilon.normalize()} "
+                f"({budget.epsilon_spent.normalize()} of {budget.epsilon_limit.normalize()} spent, ever)")
+    if budget.delta_spent + delta > budget.delta_limit:
+        return (f"the lifetime δ of {budget.dataset} cannot pay δ={delta.normalize()} "
+                f"({budget.delta_spent.normalize()} of {budget.delta_limit.normalize()} spent)")
+    if period.epsilon_spent + epsilon > budget.period_epsilon_limit:
+        return (f"{period.period}'s pace for {budget.dataset} cannot pay ε={epsilon.normalize()} "
+                f"({period.epsilon_spent.normalize()} of {budget.period_epsilon_limit.normalize()} this month)")
+    return None
+
+
+def dp_release(query: Query, *, dataset: str = DATASET, at=None) -> DpRelease:
     """Answer the query once: debit the ledger, run the measurements, store noisy values.
 
-    Reads and writes PrivacyBudget (locked) and DpRelease; the raw data in `query` is
-    consumed by the measurements and dropped. Raises BudgetExceeded (storing nothing and
-    charging nothing) when the release would pass the period's limit.
+    Reads and writes PrivacyBudget (locked: one release at a time per data set) and its
+    period row, and DpRelease; the raw data in `query` is consumed by the measurements and
+    dropped. Raises BudgetExceeded (storing nothing and charging nothing) when the release
+    would pass the lifetime cap (ε or δ) or the period's pace. `at` is the time the release
+    is paid at (now by default); it names the period.
     """
     existing = DpRelease.objects.filter(dataset=dataset, query_key=query.query_key).first()
     if existing is not None:
         return existing
     epsilon = query_epsilon(query)
-    debit = Decimal(repr(epsilon)).quantize(_EPSILON_QUANTUM, rounding=ROUND_UP)
+    debit = _debit(epsilon, _EPSILON_QUANTUM)
+    delta = _debit(query.delta, _DELTA_QUANTUM)
+    period_name = budget_period(at)
     budget = privacy_budget_get(dataset=dataset)
-    refused = False
     with transaction.atomic():
         budget = PrivacyBudget.objects.select_for_update().get(pk=budget.pk)
         # Checked again under the lock: a concurrent twin may have paid for it meanwhile.
         existing = DpRelease.objects.filter(dataset=dataset, query_key=query.query_key).first()
         if existing is not None:
             return existing
-        if budget.epsilon_spent + debit > budget.epsilon_limit:
-            refused = True
-        else:
+        # Created under the budget's lock, so two releases never race to open a period.
+        period, _ = PrivacyBudgetPeriod.objects.get_or_create(budget=budget, period=period_name)
+        refusal = _refusal(budget, period, debit, delta)
+        if refusal is None:
             outputs = [part.measurement(part.data) for part in query.parts]
             release = DpRelease.objects.create(
                 budget=budget, dataset=dataset, query_key=query.query_key, statistic=query.statistic,
                 segmentation=query.segmentation, run_id=query.run_id, values=query.values(outputs),
-                epsilon=epsilon, mechanism=query.mechanism, noise_scale=query.noise_scale,
-                error_bound_95=query.error_bound_95, contribution_bound=query.d_in,
+                epsilon=epsilon, delta=float(delta), period=period_name, mechanism=query.mechanism,
+                noise_scale=query.noise_scale, error_bound_95=query.error_bound_95, contribution_bound=query.d_in,
                 clamp_lower=query.clamp[0] if query.clamp else None,
                 clamp_upper=query.clamp[1] if query.clamp else None,
-                details={**query.details, "period": budget.period, "epsilon_debited": str(debit),
+                details={**query.details, "period": period_name, "epsilon_debited": str(debit),
                          "composition": "parallel over disjoint parts" if query.parallel else "single"},
             )
+            if at is not None:
+                DpRelease.objects.filter(pk=release.pk).update(created_at=at)
             PrivacyBudget.objects.filter(pk=budget.pk).update(
-                epsilon_spent=F("epsilon_spent") + debit, releases=F("releases") + 1, updated_at=timezone.now())
-    if refused:
+                epsilon_spent=F("epsilon_spent") + debit, delta_spent=F("delta_spent") + delta,
+                releases=F("releases") + 1, updated_at=timezone.now())
+            PrivacyBudgetPeriod.objects.filter(pk=period.pk).update(
+                epsilon_spent=F("epsilon_spent") + debit, releases=F("releases") + 1)
+    if refusal is not None:
         PrivacyBudget.objects.filter(pk=budget.pk).update(refusals=F("refusals") + 1)
+        PrivacyBudgetPeriod.objects.filter(pk=period.pk).update(refusals=F("refusals") + 1)
         logger.warning("dp_release_refused", extra={"dataset": dataset, "query": query.query_key,
-                                                    "epsilon": epsilon, "period": budget.period})
-        raise BudgetExceeded(
-            f"The privacy budget of {dataset} for {budget.period} cannot pay ε={epsilon:g} "
-            f"({budget.epsilon_spent} of {budget.epsilon_limit} spent).")
+                                                    "epsilon": epsilon, "period": period_name})
+        raise BudgetExceeded(f"Not released: {refusal}.")
     logger.info("dp_released", extra={"dataset": dataset, "query": query.query_key, "epsilon": epsilon})
     return release
+
+
+@transaction.atomic
+def privacy_budget_limits_change(*, dataset: str, actor: str, reason: str, **limits) -> list[PrivacyBudgetChange]:
+    """A compliance officer's change of a lifetime cap (ε or δ) or of the monthly pace.
+
+    Needs a reason; a cap can never fall below what has already been spent (spending is
+    never undone). Each changed limit is recorded as a PrivacyBudgetChange and as an
+    operator action in the access log. The caller checks the compliance role.
+    """
+    from consent.events import operator_action_event
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError("Give a reason for changing the privacy budget.", code="reason_required")
+    unknown = set(limits) - set(LIMITS)
+    if unknown:
+        raise ApplicationError(f"Unknown limit: {', '.join(sorted(unknown))}.", code="invalid_limit")
+    privacy_budget_get(dataset=dataset)
+    budget = PrivacyBudget.objects.select_for_update().get(dataset=dataset)
+    floors = {"epsilon_limit": budget.epsilon_spent, "delta_limit": budget.delta_spent, "period_epsilon_limit": 0}
+    changes = []
+    now = timezone.now()
+    for name, value in limits.items():
+        if value is None:
+            continue
+        value = Decimal(str(value))
+        if not value.is_finite() or value < floors[name] or (name != "delta_limit" and value <= 0):
+            raise ApplicationError(f"{name} must be a positive number, at least what has been spent "
+                                   f"({floors[name].normalize()}).", code="invalid_limit")
+        old = getattr(budget, name)
+        if value == old:
+            continue
+        setattr(budget, name, value)
+        changes.append(PrivacyBudgetChange(budget=budget, at=now, actor=actor[:200], limit=name, old_value=old,
+                                           new_value=value, reason=reason))
+    if changes:
+        budget.save(update_fields=[c.limit for c in changes] + ["updated_at"])
+        PrivacyBudgetChange.objects.bulk_create(changes)
+        operator_action_event(actor=actor, action="privacy_budget_changed", detail={
+            "dataset": dataset, "reason": reason[:500],
+            "changes": {c.limit: [str(c.old_value.normalize()), str(c.new_value.normalize())] for c in changes}})
+    return changes
 
 
 def derived_release(*, query_key: str, statistic: str, values: dict, parents: list[DpRelease],
@@ -178,8 +260,8 @@ def derived_release(*, query_key: str, statistic: str, values: dict, parents: li
         with transaction.atomic():
             return DpRelease.objects.create(
                 budget=parents[0].budget, dataset=dataset, query_key=query_key, statistic=statistic,
-                segmentation=segmentation, run_id=run_id, values=values, epsilon=0.0, mechanism=mechanism,
-                noise_scale=None, error_bound_95=error_bound_95,
+                segmentation=segmentation, run_id=run_id, values=values, epsilon=0.0, period=parents[0].period,
+                mechanism=mechanism, noise_scale=None, error_bound_95=error_bound_95,
                 contribution_bound=max(p.contribution_bound for p in parents),
                 details={**(details or {}), "post_processing_of": [p.id for p in parents]})
     except IntegrityError:

@@ -38,6 +38,7 @@ from consent.selectors import access_log_search, consent_events_query
 from consent.services.verification import LEDGER_VERIFIED, ledger_verification_progress
 from personalization.models import DpRelease, PipelineRun, PrivacyBudget, RunStatus, Segment
 from personalization.selectors import (
+    privacy_budget_history,
     recommendations_for_profile,
     recommender_evaluation_latest,
     segment_statistics,
@@ -181,11 +182,19 @@ def dsr_counts() -> dict:
 
 
 def privacy_budgets() -> list[dict]:
+    """Each data set's lifetime budget, this month's pace, the months and the cap changes."""
+    period = timezone.now().strftime("%Y-%m")
     rows = []
-    for budget in PrivacyBudget.objects.order_by("-period", "dataset")[:24]:
+    for budget in PrivacyBudget.objects.order_by("dataset"):
         spent, limit = float(budget.epsilon_spent), float(budget.epsilon_limit)
+        months = list(budget.periods.order_by("-period")[:24])
+        this_month = next((m for m in months if m.period == period), None)
         rows.append({"budget": budget, "spent": spent, "limit": limit,
-                     "percent": round(100 * spent / limit) if limit else 0})
+                     "percent": round(100 * spent / limit) if limit else 0,
+                     "period": period, "period_spent": float(this_month.epsilon_spent) if this_month else 0.0,
+                     "period_limit": float(budget.period_epsilon_limit), "months": months,
+                     "changes": list(budget.changes.order_by("-at", "-id")[:50]),
+                     "history": privacy_budget_history(budget)})
     return rows
 
 
