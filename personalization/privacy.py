@@ -12,9 +12,9 @@ from the data set's lifetime PrivacyBudget row under a row lock: its total ε (a
 never reset, and a release that would pass the lifetime cap, or this month's pace
 (PrivacyBudgetPeriod: months only pace spending), is refused. Only a compliance officer
 changes a cap, with a reason that is recorded (privacy_budget_limits_change). OpenDP's
-own accounting lives in memory and dies with the process, the ledger does not. The same question (`query_key`) is answered
-once: asking again returns the stored release and costs nothing, so noise cannot be
-averaged away.
+own accounting lives in memory and dies with the process, the ledger does not. The same
+question (`query_key`) is answered once: asking again returns the stored release and
+costs nothing, so noise cannot be averaged away.
 
 Reads segment memberships, features (spend) and consent states through consent.policy;
 writes DpRelease and PrivacyBudget rows holding noisy values only. Raw figures stay in
