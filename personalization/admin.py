@@ -53,7 +53,7 @@ class PipelineDeadLetterAdmin(ReadOnly):
 
 @admin.register(Segmentation)
 class SegmentationAdmin(ReadOnly):
-    list_display = ("id", "run", "k", "silhouette", "davies_bouldin", "created_at")
+    list_display = ("id", "run", "k", "definition", "created_at")
 
 
 @admin.register(PrivacyBudget)

@@ -166,18 +166,17 @@ class ProfileFeatures(models.Model):
 
 
 class Segmentation(models.Model):
-    """One K-Means fit: the chosen k, its quality and what members need to be assigned."""
+    """One run's segmentation: differentially private centroids (DP-Lloyd) and what members need to be assigned."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     run = models.OneToOneField(PipelineRun, null=True, on_delete=models.SET_NULL, related_name="segmentation")
-    k = models.PositiveSmallIntegerField()
-    silhouette = models.FloatField()
-    davies_bouldin = models.FloatField()
-    k_scores = models.JSONField(default=dict, help_text="Silhouette per candidate k.")
-    silhouette_sample = models.PositiveIntegerField()
+    k = models.PositiveSmallIntegerField(help_text="Public: a pipeline parameter.")
+    definition = models.ForeignKey("DpRelease", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   help_text="The DP release of the centroids and RFM cut points (DP-Lloyd); a "
+                                             "run the budget cannot pay for reuses the newest one.")
     seed = models.IntegerField()
-    # The fitted model, so chunk tasks assign members exactly as the fit did.
-    model = models.JSONField(help_text="Feature names, transforms, scaler, centroids, RFM cut points.")
+    # The fitted model, so chunk tasks assign members exactly as the fit did: noisy outputs only.
+    model = models.JSONField(help_text="Feature bounds, DP centroids, DP RFM cut points.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -189,7 +188,7 @@ class Segment(models.Model):
     segmentation = models.ForeignKey(Segmentation, on_delete=models.CASCADE, related_name="segments")
     index = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=64)
-    centroid = models.JSONField(help_text="Feature means in original units; internal only.")
+    centroid = models.JSONField(help_text="The DP centroid in original units (post-processing of the release).")
 
     class Meta:
         constraints = [

@@ -42,6 +42,9 @@ from cdp.core.errors import ApplicationError
 from cdp.models import Profile, ProfileStatus
 from consent import policy
 from consent.purposes import PURPOSES
+from personalization import dp_mechanisms
+from personalization import segmentation as segmentation_space
+from personalization.dp_mechanisms import clamped_sum_measurement, clamped_sum_transformation, histogram_measurement
 from personalization.errors import BudgetExceeded
 from personalization.models import (
     DpRelease,
@@ -64,7 +67,7 @@ DATASET = "customers"
 # recorded (privacy_budget_limits_change).
 DEFAULT_EPSILON_LIMIT = Decimal("10")
 DEFAULT_PERIOD_EPSILON_LIMIT = Decimal("1")
-EPSILON = {"segment_sizes": 0.1, "segment_total_spend": 0.4, "consent_rates": 0.1}
+EPSILON = {"segment_definition": 0.4, "segment_sizes": 0.1, "segment_total_spend": 0.2, "consent_rates": 0.1}
 # One person's spend counts at most this much (in cents) towards a segment's total.
 SPEND_UPPER_CENTS = 2_000_00
 ALPHA = 0.05  # error bounds hold with probability 1 − ALPHA
@@ -97,6 +100,9 @@ class Query:
     clamp: tuple[float, float] | None = None
     details: dict = field(default_factory=dict)
     delta: float = 0.0                       # 0: a pure ε-DP mechanism
+    # An adaptive procedure (each measurement's input depends on earlier noisy outputs):
+    # run instead of the parts, which then only declare what it measures (their maps add up).
+    adaptive: Callable[[], list] | None = None
     segmentation: Segmentation | None = None
     run_id: int | None = None
 
@@ -177,7 +183,7 @@ def dp_release(query: Query, *, dataset: str = DATASET, at=None) -> DpRelease:
         period, _ = PrivacyBudgetPeriod.objects.get_or_create(budget=budget, period=period_name)
         refusal = _refusal(budget, period, debit, delta)
         if refusal is None:
-            outputs = [part.measurement(part.data) for part in query.parts]
+            outputs = query.adaptive() if query.adaptive else [part.measurement(part.data) for part in query.parts]
             release = DpRelease.objects.create(
                 budget=budget, dataset=dataset, query_key=query.query_key, statistic=query.statistic,
                 segmentation=query.segmentation, run_id=query.run_id, values=query.values(outputs),
@@ -271,30 +277,13 @@ def derived_release(*, query_key: str, statistic: str, values: dict, parents: li
 # --- measurements ---------------------------------------------------------------------------------
 
 
-def _scale_for(build: Callable[[float], dp.Measurement], *, d_in: int, epsilon: float) -> float:
-    """The smallest noise scale whose privacy map at d_in is within epsilon."""
-    return float(dp.binary_search_param(build, d_in=d_in, d_out=epsilon))
-
-
-def histogram_measurement(categories: list[int], *, d_in: int, epsilon: float) -> tuple[dp.Measurement, float]:
-    """Counts per category: each person adds at most d_in rows, so at most d_in to the L1
-    distance; discrete Laplace noise. Returns (measurement, scale)."""
-    space = (dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.symmetric_distance())
-    counts = dp.t.make_count_by_categories(*space, categories=categories, null_category=False)
-    scale = _scale_for(lambda s: counts >> dp.m.then_laplace(scale=s), d_in=d_in, epsilon=epsilon)
-    return counts >> dp.m.then_laplace(scale=scale), scale
-
-
 def spend_sum_transformation(upper_cents: int = SPEND_UPPER_CENTS) -> dp.Transformation:
     """One person's spend (cents) clamped to [0, upper], summed: stability = upper per row."""
-    space = (dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.symmetric_distance())
-    return space >> dp.t.then_clamp((0, upper_cents)) >> dp.t.then_sum()
+    return clamped_sum_transformation(upper_cents)
 
 
 def spend_sum_measurement(*, epsilon: float, upper_cents: int = SPEND_UPPER_CENTS) -> tuple[dp.Measurement, float]:
-    total = spend_sum_transformation(upper_cents)
-    scale = _scale_for(lambda s: total >> dp.m.then_laplace(scale=s), d_in=1, epsilon=epsilon)
-    return total >> dp.m.then_laplace(scale=scale), scale
+    return clamped_sum_measurement(epsilon=epsilon, upper=upper_cents)
 
 
 def accuracy(scale: float) -> float:
@@ -327,6 +316,35 @@ def _members(segmentation: Segmentation) -> tuple[list, list[int], dict]:
     rows = [(pid, index) for pid, index in rows if pid in allowed]
     segments = dict(Segment.objects.filter(segmentation=segmentation).values_list("index", "id"))
     return [pid for pid, _ in rows], [index for _, index in rows], segments
+
+
+def segment_definition_release(*, matrix: np.ndarray, k: int, seed: int, run_id: int | None = None) -> DpRelease:
+    """Segment definitions (centroids and RFM cut points) fitted by DP-Lloyd on the rows of
+    `matrix` (one per analytics-allowed person): ε is the sum of the plan's maps at one row
+    per person. k and the starting centroids are public; names and centroids in original
+    units are post-processing of the stored model (segmentation.describe)."""
+    plan = dp_mechanisms.dp_lloyd_plan(k=k, epsilon=EPSILON["segment_definition"])
+    sums_bound = accuracy(plan.sums_scale) / segmentation_space.GRID
+    return dp_release(Query(
+        query_key=f"run:{run_id}:segment_definition", statistic="segment_definition",
+        parts=[Measured(m, []) for m in plan.measurements()], d_in=1,
+        adaptive=lambda: [dp_mechanisms.dp_lloyd_fit(matrix, plan, seed=seed)],
+        mechanism=f"DP-Lloyd k-means, {plan.iterations} iterations of discrete Laplace counts and clamped sums per "
+                  "segment; RFM cut points from noisy histograms (OpenDP)",
+        noise_scale=plan.sums_scale / segmentation_space.GRID, error_bound_95=sums_bound,
+        values=lambda outputs: outputs[0],
+        details={"k": k, "iterations": plan.iterations, "shares": dp_mechanisms.SHARES,
+                 "counts_scale": plan.counts_scale, "rfm_histogram_scale": plan.rfm_scale,
+                 "feature_upper_bounds": segmentation_space.UPPER,
+                 "error_bound_applies_to": "each feature's sum per segment in unit space (divide by the "
+                                           "segment's size for its centroid)"},
+        run_id=run_id,
+    ))
+
+
+def segment_definition_latest() -> DpRelease | None:
+    """The newest released segment definition: reused, free, when the budget cannot pay a new one."""
+    return DpRelease.objects.filter(dataset=DATASET, statistic="segment_definition").order_by("-created_at").first()
 
 
 def segment_sizes_release(*, segmentation: Segmentation, run_id: int | None = None) -> DpRelease:

@@ -45,6 +45,70 @@ ARCHETYPES: dict[str, tuple[float, ...]] = {
 }
 
 
+# --- the private fit's space: public bounds, no statistic of the data -------------------------------
+
+# Each feature after log1p is divided by the log of a public upper bound (values above it
+# count as the bound), so people land in [0, 1] without a mean or a deviation learnt from
+# them; GRID writes that as whole numbers for OpenDP's exact integer sums.
+UPPER = {"recency_days": 3_650.0, "frequency": 1_000.0, "monetary": 100_000.0, "tenure_days": 3_650.0,
+         "engagement": 10_000.0}
+GRID = 1_000
+RFM_FEATURES = ("recency_days", "frequency", "monetary")
+# Spread of centroids (in unit space) below which a feature is treated as not separating
+# segments when naming them: names come from what differs between segments.
+NAME_SCALE_FLOOR = 0.03
+
+
+def unit_model() -> dict:
+    return {"space": "unit", "features": list(FEATURES),
+            "log_upper": [float(np.log1p(UPPER[name])) for name in FEATURES]}
+
+
+def to_unit(raw: np.ndarray, model: dict) -> np.ndarray:
+    values = np.log1p(np.maximum(np.asarray(raw, dtype=float), 0.0)) / np.asarray(model["log_upper"])
+    return np.clip(values, 0.0, 1.0)
+
+
+def to_grid(raw: np.ndarray, model: dict) -> np.ndarray:
+    return np.rint(to_unit(raw, model) * GRID).astype(np.int64)
+
+
+def from_unit(value: float, name: str) -> float:
+    """A unit-space coordinate back in the feature's own units."""
+    return float(np.expm1(value * np.log1p(UPPER[name])))
+
+
+def initial_centroids(k: int, *, seed: int) -> np.ndarray:
+    """Public starting centroids: spread along the diagonal of the populated part of the
+    space (RFM features move together), jittered by the seed; they depend on no data."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0.2, 0.7, k)[:, None] * np.ones((1, len(FEATURES)))
+    return np.clip(base + rng.uniform(-0.05, 0.05, size=base.shape), 0.0, 1.0)
+
+
+def nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    distances = ((points[:, None, :] - np.asarray(centroids)[None, :, :]) ** 2).sum(axis=2)
+    return distances.argmin(axis=1)
+
+
+def describe(model: dict) -> tuple[dict, list[str], list[dict]]:
+    """A private fit's segments in value order (highest spend, then frequency, first), their
+    archetype names and centroids in original units: post-processing of its noisy centroids."""
+    centroids = np.asarray(model["centroids"])
+    j_money, j_freq = FEATURES.index("monetary"), FEATURES.index("frequency")
+    order = sorted(range(len(centroids)), key=lambda s: (-centroids[s, j_money], -centroids[s, j_freq], s))
+    centroids = centroids[order]
+    counts = np.maximum(np.asarray(model.get("noisy_counts") or [1.0] * len(order), dtype=float)[order], 1.0)
+    centre = (centroids * counts[:, None]).sum(axis=0) / counts.sum()
+    spread = np.sqrt(((centroids - centre) ** 2 * counts[:, None]).sum(axis=0) / counts.sum())
+    standardized = (centroids - centre) / np.maximum(spread, NAME_SCALE_FLOOR)
+    described = {**model, "centroids": centroids.tolist()}
+    if "noisy_counts" in model:
+        described["noisy_counts"] = [model["noisy_counts"][s] for s in order]
+    means = [{name: round(from_unit(c[j], name), 4) for j, name in enumerate(FEATURES)} for c in centroids]
+    return described, segment_names(standardized), means
+
+
 class NotEnoughData(ValueError):
     """Too few distinct profiles to segment."""
 
@@ -81,7 +145,9 @@ def transform(raw: np.ndarray, model: dict) -> np.ndarray:
 
 
 def assign(raw: np.ndarray, model: dict) -> np.ndarray:
-    """Nearest centroid for each row (what KMeans.predict does)."""
+    """Nearest centroid for each row (what KMeans.predict does), in the model's own space."""
+    if model.get("space") == "unit":
+        return nearest(to_unit(raw, model), model["centroids"])
     scaled = transform(raw, model)
     centroids = np.asarray(model["centroids"])
     distances = ((scaled[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)

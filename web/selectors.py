@@ -252,8 +252,7 @@ def segments_overview() -> dict:
         segments.append({"segment": segment, "size": stats.get("size") or stats.get("sizes"),
                          "total_spend": stats.get("total_spend"),
                          "average_spend": stats.get("average_spend")})
-    return {"segmentation": segmentation, "segments": segments,
-            "k_scores": sorted(((int(k), v) for k, v in (segmentation.k_scores or {}).items()))}
+    return {"segmentation": segmentation, "segments": segments, "definition": segmentation.definition}
 
 
 def recommender_evaluation() -> dict | None:

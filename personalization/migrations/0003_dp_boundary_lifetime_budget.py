@@ -143,4 +143,40 @@ class Migration(migrations.Migration):
             model_name='segmentation',
             name='sizes',
         ),
+        migrations.RemoveField(
+            model_name='segmentation',
+            name='davies_bouldin',
+        ),
+        migrations.RemoveField(
+            model_name='segmentation',
+            name='k_scores',
+        ),
+        migrations.RemoveField(
+            model_name='segmentation',
+            name='silhouette',
+        ),
+        migrations.RemoveField(
+            model_name='segmentation',
+            name='silhouette_sample',
+        ),
+        migrations.AddField(
+            model_name='segmentation',
+            name='definition',
+            field=models.ForeignKey(blank=True, help_text='The DP release of the centroids and RFM cut points (DP-Lloyd); a run the budget cannot pay for reuses the newest one.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='personalization.dprelease'),
+        ),
+        migrations.AlterField(
+            model_name='segment',
+            name='centroid',
+            field=models.JSONField(help_text='The DP centroid in original units (post-processing of the release).'),
+        ),
+        migrations.AlterField(
+            model_name='segmentation',
+            name='k',
+            field=models.PositiveSmallIntegerField(help_text='Public: a pipeline parameter.'),
+        ),
+        migrations.AlterField(
+            model_name='segmentation',
+            name='model',
+            field=models.JSONField(help_text='Feature bounds, DP centroids, DP RFM cut points.'),
+        ),
     ]

@@ -43,9 +43,7 @@ COUNT_NAMES = {Stage.FEATURES: "featured", Stage.SEGMENTS_ASSIGN: "segmented", S
 
 DEFAULT_PARAMS = {
     "chunk_size": 2000,     # profiles per task: a retry redoes at most this much
-    "k_min": 2,
-    "k_max": 8,
-    "silhouette_sample": 5_000,
+    "k": 4,                 # segments: public (chosen offline with evaluate_segmentation)
     "top_k": 10,
     "seed": 42,
 }

@@ -41,7 +41,7 @@ def shop(db, monkeypatch):
 
 @pytest.fixture
 def ran(shop):
-    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k_max": 3})
+    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k": 3})
     pipeline.pipeline_run_sync(run_id=run.id)
     return shop
 
@@ -185,7 +185,7 @@ def test_the_one_query_read_agrees_with_the_orm_read(ran):
     recommendations_for_profile does, for every person, limit and a second run."""
     from personalization.selectors import profile_with_recommendations, recommendations_for_profile
 
-    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k_max": 3})
+    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k": 3})
     pipeline.pipeline_run_sync(run_id=run.id)
     people = sorted(ran.personalization)[:5] + [uuid.uuid4()]
     for person in people:
