@@ -7,7 +7,8 @@ what is built from their outputs (centroids, names, RFM cut points) is post-proc
 
 DP-Lloyd (Blum et al. 2005; Su et al. 2016): features are scaled into [0, 1] by public
 bounds (segmentation.LOG_UPPER; no statistic of the data is used), written as integers
-0..GRID, and Lloyd's iterations start from public centroids (segmentation.initial_centroids).
+0..GRID. A first round releases the overall mean; the starting centroids are spread around
+it along a public axis (segmentation.initial_centroids).
 Each iteration assigns people to the nearest centroid and releases, per segment, a noisy
 count (one histogram) and noisy sums of each feature (segments are disjoint, so each
 feature's sums compose in parallel); the new centroid is noisy sum / noisy count. The RFM
@@ -27,7 +28,7 @@ from personalization import segmentation
 
 dp.enable_features("contrib")
 
-ITERATIONS = 5
+ITERATIONS = 3  # the first finds the overall mean the centroids start around
 # Shares of the definition's ε: Lloyd's counts, Lloyd's sums, the RFM cut points.
 SHARES = {"counts": 0.15, "sums": 0.7, "rfm_cuts": 0.15}
 RFM_BINS = 40
@@ -101,17 +102,23 @@ def dp_lloyd_fit(raw: np.ndarray, plan: DpLloydPlan, *, seed: int) -> dict:
     raw = np.asarray(raw, dtype=float)
     model = segmentation.unit_model()
     points = segmentation.to_grid(raw, model)
-    centroids = segmentation.initial_centroids(plan.k, seed=seed)
+    centroids = None
     noisy_counts = np.zeros(plan.k)
     for _ in range(plan.iterations):
-        labels = segmentation.nearest(points / segmentation.GRID, centroids)
+        # The first round puts everyone in one group: its noisy means are where the starting
+        # centroids go. It costs what a round costs (the same measurements).
+        labels = np.zeros(len(points), dtype=np.int64) if centroids is None else \
+            segmentation.nearest(points / segmentation.GRID, centroids)
         noisy_counts = np.asarray(plan.counts(labels.tolist()), dtype=float)
         sums = np.asarray([[plan.sums(points[labels == c, j].tolist()) for j in range(points.shape[1])]
                            for c in range(plan.k)], dtype=float)
+        moved = np.clip(sums / np.maximum(noisy_counts, 1.0)[:, None] / segmentation.GRID, 0.0, 1.0)
+        if centroids is None:
+            centroids = segmentation.initial_centroids(plan.k, centre=moved[0], seed=seed)
+            continue
         # A segment whose noisy count is within the noise of nothing keeps its centroid:
         # dividing noise by noise would throw it anywhere.
         solid = noisy_counts > 3 * plan.counts_scale
-        moved = np.clip(sums / np.maximum(noisy_counts, 1.0)[:, None] / segmentation.GRID, 0.0, 1.0)
         centroids = np.where(solid[:, None], moved, centroids)
     model["centroids"] = centroids.tolist()
     model["noisy_counts"] = [round(float(c), 1) for c in noisy_counts]

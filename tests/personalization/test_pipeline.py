@@ -268,3 +268,25 @@ def test_a_finished_run_refreshes_the_statistics_of_what_is_served(postgres, fak
     after = analyzed()
     for table in ("personalization_recommendation", "personalization_segmentmembership"):
         assert after[table] > before.get(table, 0), table
+
+
+def test_segment_definitions_are_paid_for_and_reused_when_the_budget_cannot_pay(shop, fake_model):
+    from personalization.models import DpRelease, PrivacyBudget
+    from personalization.privacy import EPSILON
+
+    first = run_sync()
+    definition = Segmentation.objects.get(run=first).definition
+    assert definition.statistic == "segment_definition" and definition.epsilon == pytest.approx(
+        EPSILON["segment_definition"], rel=1e-3)
+    assert definition.values["space"] == "unit" and len(definition.values["centroids"]) == 4
+    spent = PrivacyBudget.objects.get().epsilon_spent
+    assert float(spent) == pytest.approx(sum(r.epsilon for r in DpRelease.objects.all()), abs=1e-5)
+
+    second = run_sync()  # the same month: its pace cannot pay a second definition
+    assert second.status == RunStatus.SUCCEEDED
+    assert Segmentation.objects.get(run=second).definition_id == definition.id
+    assert "segment_definition_reused" in {e["code"] for e in second.errors}
+    budget = PrivacyBudget.objects.get()
+    assert budget.epsilon_spent <= budget.period_epsilon_limit
+    names = set(Segment.objects.filter(segmentation__run=second).values_list("name", flat=True))
+    assert names == set(Segment.objects.filter(segmentation__run=first).values_list("name", flat=True))
