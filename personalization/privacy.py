@@ -227,8 +227,9 @@ def privacy_budget_limits_change(*, dataset: str, actor: str, reason: str, **lim
     unknown = set(limits) - set(LIMITS)
     if unknown:
         raise ApplicationError(f"Unknown limit: {', '.join(sorted(unknown))}.", code="invalid_limit")
-    privacy_budget_get(dataset=dataset)
-    budget = PrivacyBudget.objects.select_for_update().get(dataset=dataset)
+    budget = PrivacyBudget.objects.select_for_update().filter(dataset=dataset).first()
+    if budget is None:  # budgets are opened by their first release, never by a form
+        raise ApplicationError(f"No privacy budget is open for {dataset[:64]}.", code="unknown_budget")
     floors = {"epsilon_limit": budget.epsilon_spent, "delta_limit": budget.delta_spent, "period_epsilon_limit": 0}
     changes = []
     now = timezone.now()

@@ -161,6 +161,9 @@ def test_changing_a_cap_needs_a_reason_is_recorded_and_never_goes_below_what_was
         privacy.privacy_budget_limits_change(dataset=privacy.DATASET, actor="staff:7", reason="less",
                                              epsilon_limit=Decimal("0.5"))
     assert too_low.value.code == "invalid_limit"
+    with pytest.raises(ApplicationError) as unknown:
+        privacy.privacy_budget_limits_change(dataset="made-up", actor="staff:7", reason="typo", epsilon_limit=1)
+    assert unknown.value.code == "unknown_budget" and not PrivacyBudget.objects.filter(dataset="made-up").exists()
     assert not PrivacyBudgetChange.objects.exists()
 
     [change] = privacy.privacy_budget_limits_change(dataset=privacy.DATASET, actor="staff:7",
