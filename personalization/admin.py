@@ -1,7 +1,7 @@
 """Operators' view of the pipeline and the privacy ledger.
 
-Runs, chunks, dead letters and releases are read-only records; a budget's limit is the
-one thing an operator edits (lower it to stop publishing, raise it for the next period).
+Runs, chunks, dead letters, releases and the privacy-budget ledger are read-only records:
+a budget's caps are changed by compliance officers, with a reason, in the compliance console.
 Nothing here shows personal data: ids, counts, noisy values.
 """
 
@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from personalization.models import DpRelease, PipelineDeadLetter, PipelineRun, PrivacyBudget, Segmentation
+from personalization.models import (
+    DpRelease,
+    PipelineDeadLetter,
+    PipelineRun,
+    PrivacyBudget,
+    PrivacyBudgetChange,
+    PrivacyBudgetPeriod,
+    Segmentation,
+)
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -29,6 +37,12 @@ class PipelineRunAdmin(ReadOnly):
     list_filter = ("status", "trigger")
     readonly_fields = ("status", "stage", "trigger", "params", "counts", "timings", "errors", "model_version",
                        "chunks_total", "created_at", "started_at", "finished_at", "heartbeat_at")
+    fieldsets = (
+        (None, {"fields": ("status", "stage", "trigger", "params", "timings", "errors", "model_version",
+                           "chunks_total", "created_at", "started_at", "finished_at", "heartbeat_at")}),
+        # Exact figures stay inside the operator boundary: this page shows no release.
+        ("Internal counts (exact: for operators only, never published or logged)", {"fields": ("counts",)}),
+    )
 
 
 @admin.register(PipelineDeadLetter)
@@ -39,20 +53,25 @@ class PipelineDeadLetterAdmin(ReadOnly):
 
 @admin.register(Segmentation)
 class SegmentationAdmin(ReadOnly):
-    list_display = ("id", "run", "k", "silhouette", "davies_bouldin", "population", "created_at")
+    list_display = ("id", "run", "k", "definition", "created_at")
 
 
 @admin.register(PrivacyBudget)
-class PrivacyBudgetAdmin(admin.ModelAdmin):
-    list_display = ("dataset", "period", "epsilon_spent", "epsilon_limit", "releases", "refusals", "updated_at")
-    readonly_fields = ("dataset", "period", "epsilon_spent", "releases", "refusals", "updated_at")
-    fields = ("dataset", "period", "epsilon_limit", "epsilon_spent", "releases", "refusals", "updated_at")
+class PrivacyBudgetAdmin(ReadOnly):
+    """Read-only here: caps are changed by compliance officers, with a reason, at /compliance/budget/."""
 
-    def has_add_permission(self, request) -> bool:
-        return False  # ledgers are opened by the first release of a period
+    list_display = ("dataset", "epsilon_spent", "epsilon_limit", "period_epsilon_limit", "delta_spent",
+                    "delta_limit", "releases", "refusals", "updated_at")
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+
+@admin.register(PrivacyBudgetPeriod)
+class PrivacyBudgetPeriodAdmin(ReadOnly):
+    list_display = ("budget", "period", "epsilon_spent", "releases", "refusals")
+
+
+@admin.register(PrivacyBudgetChange)
+class PrivacyBudgetChangeAdmin(ReadOnly):
+    list_display = ("budget", "limit", "old_value", "new_value", "actor", "at", "reason")
 
 
 @admin.register(DpRelease)

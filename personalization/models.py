@@ -166,20 +166,17 @@ class ProfileFeatures(models.Model):
 
 
 class Segmentation(models.Model):
-    """One K-Means fit: the chosen k, its quality and what members need to be assigned."""
+    """One run's segmentation: differentially private centroids (DP-Lloyd) and what members need to be assigned."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     run = models.OneToOneField(PipelineRun, null=True, on_delete=models.SET_NULL, related_name="segmentation")
-    k = models.PositiveSmallIntegerField()
-    silhouette = models.FloatField()
-    davies_bouldin = models.FloatField()
-    sizes = models.JSONField(help_text="Raw sizes at fit time; internal only, never served.")
-    k_scores = models.JSONField(default=dict, help_text="Silhouette per candidate k.")
-    population = models.PositiveIntegerField()
-    silhouette_sample = models.PositiveIntegerField()
+    k = models.PositiveSmallIntegerField(help_text="Public: a pipeline parameter.")
+    definition = models.ForeignKey("DpRelease", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   help_text="The DP release of the centroids and RFM cut points (DP-Lloyd); a "
+                                             "run the budget cannot pay for reuses the newest one.")
     seed = models.IntegerField()
-    # The fitted model, so chunk tasks assign members exactly as the fit did.
-    model = models.JSONField(help_text="Feature names, transforms, scaler, centroids, RFM cut points.")
+    # The fitted model, so chunk tasks assign members exactly as the fit did: noisy outputs only.
+    model = models.JSONField(help_text="Feature bounds, DP centroids, DP RFM cut points.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -191,8 +188,7 @@ class Segment(models.Model):
     segmentation = models.ForeignKey(Segmentation, on_delete=models.CASCADE, related_name="segments")
     index = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=64)
-    size = models.PositiveIntegerField(help_text="Raw size at fit time; internal only, never served.")
-    centroid = models.JSONField(help_text="Feature means in original units; internal only.")
+    centroid = models.JSONField(help_text="The DP centroid in original units (post-processing of the release).")
 
     class Meta:
         constraints = [
@@ -253,30 +249,71 @@ class Recommendation(models.Model):
 
 
 class PrivacyBudget(models.Model):
-    """The persistent privacy-budget ledger of one data set for one period (a month).
+    """The lifetime privacy-budget ledger of one protected data set: never reset.
 
-    Debited only by `personalization.privacy`, under a row lock; the limit is data an
-    operator may lower or raise in the admin, not configuration.
+    `epsilon_spent` (and `delta_spent`) only grow, over the data set's whole life; the caps
+    bound them. Periods (calendar months, PrivacyBudgetPeriod) only pace the spending within
+    the lifetime cap. Debited only by `personalization.privacy`, under a row lock; a cap is
+    changed only by a compliance officer, with a reason, through
+    `privacy.privacy_budget_limits_change` (each change is a PrivacyBudgetChange row).
     """
 
     id = models.BigAutoField(primary_key=True)
-    dataset = models.CharField(max_length=64)
-    period = models.CharField(max_length=16, help_text="YYYY-MM")
-    epsilon_limit = models.DecimalField(max_digits=12, decimal_places=6)
-    epsilon_spent = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    dataset = models.CharField(max_length=64, unique=True)
+    epsilon_limit = models.DecimalField(max_digits=12, decimal_places=6, help_text="Lifetime cap on ε.")
+    epsilon_spent = models.DecimalField(max_digits=12, decimal_places=6, default=0, help_text="Lifetime ε spent.")
+    delta_limit = models.DecimalField(max_digits=20, decimal_places=15, default=0,
+                                      help_text="Lifetime cap on δ (0: only pure ε-DP releases).")
+    delta_spent = models.DecimalField(max_digits=20, decimal_places=15, default=0)
+    period_epsilon_limit = models.DecimalField(max_digits=12, decimal_places=6, default=1,
+                                               help_text="Most ε one calendar month may spend (pacing only).")
     releases = models.PositiveIntegerField(default=0)
     refusals = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["dataset", "period"], name="privacy_budget_unique"),
             models.CheckConstraint(condition=Q(epsilon_spent__lte=models.F("epsilon_limit")),
                                    name="privacy_budget_not_overspent"),
+            models.CheckConstraint(condition=Q(delta_spent__lte=models.F("delta_limit")),
+                                   name="privacy_budget_delta_not_overspent"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.dataset} {self.period}"
+        return f"privacy budget of {self.dataset}"
+
+
+class PrivacyBudgetPeriod(models.Model):
+    """What one calendar month spent of a lifetime budget: the pace, never a new allowance."""
+
+    id = models.BigAutoField(primary_key=True)
+    budget = models.ForeignKey(PrivacyBudget, on_delete=models.PROTECT, related_name="periods")
+    period = models.CharField(max_length=16, help_text="YYYY-MM")
+    epsilon_spent = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    releases = models.PositiveIntegerField(default=0)
+    refusals = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["budget", "period"], name="privacy_budget_period_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.budget.dataset} {self.period}"
+
+
+class PrivacyBudgetChange(models.Model):
+    """A compliance officer's change of a budget's cap or pace, with the reason: append-only."""
+
+    id = models.BigAutoField(primary_key=True)
+    budget = models.ForeignKey(PrivacyBudget, on_delete=models.PROTECT, related_name="changes")
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=200)
+    limit = models.CharField(max_length=32, help_text="epsilon_limit, delta_limit or period_epsilon_limit.")
+    old_value = models.DecimalField(max_digits=20, decimal_places=15)
+    new_value = models.DecimalField(max_digits=20, decimal_places=15)
+    reason = models.TextField()
+
+    def __str__(self) -> str:
+        return f"{self.limit} of {self.budget.dataset}: {self.old_value} → {self.new_value}"
 
 
 class DpRelease(models.Model):
@@ -292,6 +329,8 @@ class DpRelease(models.Model):
     run = models.ForeignKey(PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     values = models.JSONField(help_text="{category: noisy value}")
     epsilon = models.FloatField(help_text="Charged to the ledger (0 for post-processing).")
+    delta = models.FloatField(default=0.0, help_text="δ charged (0: pure ε-DP).")
+    period = models.CharField(max_length=16, blank=True, help_text="The month whose pace it was paid from.")
     mechanism = models.CharField(max_length=200)
     noise_scale = models.FloatField(null=True, blank=True)
     error_bound_95 = models.FloatField(help_text="|noisy − true| stays below this with 95% probability, per value.")

@@ -1,12 +1,20 @@
 """Differentially private releases and the privacy-budget ledger: the only place budget is spent.
 
+The boundary. Operators with database access are inside it and may see exact figures (a
+run's internal counts in the admin). Everything that leaves it (the API, the compliance
+console, /ops/, exports, webhooks, logs) is a release made here or is not about people:
+no exact count of people is logged, served or shown beside a release of the same quantity.
+
 Segment sizes, total and average spend per segment, and consent rates per purpose leave
 Tessera only as outputs of OpenDP measurements, each with a bounded per-person
 contribution (rows per person in the input) and clamped values. Every release is debited
-from a persistent PrivacyBudget row (per data set and month) under a row lock, which
-refuses a release that would pass the limit; OpenDP's own accounting lives in memory and
-dies with the process, the ledger does not. The same question (`query_key`) is answered
-once: asking again returns the stored release and costs nothing.
+from the data set's lifetime PrivacyBudget row under a row lock: its total ε (and δ) is
+never reset, and a release that would pass the lifetime cap, or this month's pace
+(PrivacyBudgetPeriod: months only pace spending), is refused. Only a compliance officer
+changes a cap, with a reason that is recorded (privacy_budget_limits_change). OpenDP's
+own accounting lives in memory and dies with the process, the ledger does not. The same
+question (`query_key`) is answered once: asking again returns the stored release and
+costs nothing, so noise cannot be averaged away.
 
 Reads segment memberships, features (spend) and consent states through consent.policy;
 writes DpRelease and PrivacyBudget rows holding noisy values only. Raw figures stay in
@@ -30,13 +38,19 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from cdp.core.errors import ApplicationError
 from cdp.models import Profile, ProfileStatus
 from consent import policy
 from consent.purposes import PURPOSES
+from personalization import dp_mechanisms
+from personalization import segmentation as segmentation_space
+from personalization.dp_mechanisms import clamped_sum_measurement, clamped_sum_transformation, histogram_measurement
 from personalization.errors import BudgetExceeded
 from personalization.models import (
     DpRelease,
     PrivacyBudget,
+    PrivacyBudgetChange,
+    PrivacyBudgetPeriod,
     ProfileFeatures,
     Segment,
     Segmentation,
@@ -47,14 +61,18 @@ dp.enable_features("contrib")
 logger = logging.getLogger(__name__)
 
 DATASET = "customers"
-# Per data set and calendar month. A nightly run spends EPSILON's total (0.6) a night,
-# 18.6 in a 31-day month. The limit is stored on the ledger row: operators change it there.
-DEFAULT_EPSILON_LIMIT = Decimal("20")
-EPSILON = {"segment_sizes": 0.1, "segment_total_spend": 0.4, "consent_rates": 0.1}
+# The lifetime budget of a data set: ε spent over its whole life never exceeds the cap, and
+# nothing resets it. Each calendar month may spend at most the pace, so the cap lasts (10
+# months at full pace). A compliance officer may change either, with a reason, which is
+# recorded (privacy_budget_limits_change).
+DEFAULT_EPSILON_LIMIT = Decimal("10")
+DEFAULT_PERIOD_EPSILON_LIMIT = Decimal("1")
+EPSILON = {"segment_definition": 0.4, "segment_sizes": 0.1, "segment_total_spend": 0.2, "consent_rates": 0.1}
 # One person's spend counts at most this much (in cents) towards a segment's total.
 SPEND_UPPER_CENTS = 2_000_00
 ALPHA = 0.05  # error bounds hold with probability 1 − ALPHA
 _EPSILON_QUANTUM = Decimal("0.000001")
+_DELTA_QUANTUM = Decimal("1e-15")
 
 
 @dataclass
@@ -81,6 +99,10 @@ class Query:
     parallel: bool = False
     clamp: tuple[float, float] | None = None
     details: dict = field(default_factory=dict)
+    delta: float = 0.0                       # 0: a pure ε-DP mechanism
+    # An adaptive procedure (each measurement's input depends on earlier noisy outputs):
+    # run instead of the parts, which then only declare what it measures (their maps add up).
+    adaptive: Callable[[], list] | None = None
     segmentation: Segmentation | None = None
     run_id: int | None = None
 
@@ -88,18 +110,21 @@ class Query:
 # --- the ledger ---------------------------------------------------------------------------------
 
 
+LIMITS = ("epsilon_limit", "period_epsilon_limit", "delta_limit")
+
+
 def budget_period(now=None) -> str:
     return (now or timezone.now()).strftime("%Y-%m")
 
 
-def privacy_budget_get(*, dataset: str = DATASET, period: str | None = None) -> PrivacyBudget:
-    period = period or budget_period()
+def privacy_budget_get(*, dataset: str = DATASET) -> PrivacyBudget:
+    """The data set's lifetime ledger, opened with the default caps on first use."""
     try:
         with transaction.atomic():
-            budget, _ = PrivacyBudget.objects.get_or_create(
-                dataset=dataset, period=period, defaults={"epsilon_limit": DEFAULT_EPSILON_LIMIT})
+            budget, _ = PrivacyBudget.objects.get_or_create(dataset=dataset, defaults={
+                "epsilon_limit": DEFAULT_EPSILON_LIMIT, "period_epsilon_limit": DEFAULT_PERIOD_EPSILON_LIMIT})
     except IntegrityError:  # created concurrently
-        budget = PrivacyBudget.objects.get(dataset=dataset, period=period)
+        budget = PrivacyBudget.objects.get(dataset=dataset)
     return budget
 
 
@@ -113,51 +138,121 @@ def query_epsilon(query: Query) -> float:
     return max(costs) if query.parallel else sum(costs)
 
 
-def dp_release(query: Query, *, dataset: str = DATASET) -> DpRelease:
+def _debit(value: float, places: Decimal) -> Decimal:
+    return Decimal(repr(value)).quantize(places, rounding=ROUND_UP)
+
+
+def _refusal(budget: PrivacyBudget, period: PrivacyBudgetPeriod, epsilon: Decimal, delta: Decimal) -> str | None:
+    """Why the ledger cannot pay (epsilon, delta) now, or None when it can."""
+    if budget.epsilon_spent + epsilon > budget.epsilon_limit:
+        return (f"the lifetime privacy budget of {budget.dataset} cannot pay ε={epsilon.normalize()} "
+                f"({budget.epsilon_spent.normalize()} of {budget.epsilon_limit.normalize()} spent, ever)")
+    if budget.delta_spent + delta > budget.delta_limit:
+        return (f"the lifetime δ of {budget.dataset} cannot pay δ={delta.normalize()} "
+                f"({budget.delta_spent.normalize()} of {budget.delta_limit.normalize()} spent)")
+    if period.epsilon_spent + epsilon > budget.period_epsilon_limit:
+        return (f"{period.period}'s pace for {budget.dataset} cannot pay ε={epsilon.normalize()} "
+                f"({period.epsilon_spent.normalize()} of {budget.period_epsilon_limit.normalize()} this month)")
+    return None
+
+
+def dp_release(query: Query, *, dataset: str = DATASET, at=None) -> DpRelease:
     """Answer the query once: debit the ledger, run the measurements, store noisy values.
 
-    Reads and writes PrivacyBudget (locked) and DpRelease; the raw data in `query` is
-    consumed by the measurements and dropped. Raises BudgetExceeded (storing nothing and
-    charging nothing) when the release would pass the period's limit.
+    Reads and writes PrivacyBudget (locked: one release at a time per data set) and its
+    period row, and DpRelease; the raw data in `query` is consumed by the measurements and
+    dropped. Raises BudgetExceeded (storing nothing and charging nothing) when the release
+    would pass the lifetime cap (ε or δ) or the period's pace. `at` is the time the release
+    is paid at (now by default); it names the period.
     """
     existing = DpRelease.objects.filter(dataset=dataset, query_key=query.query_key).first()
     if existing is not None:
         return existing
     epsilon = query_epsilon(query)
-    debit = Decimal(repr(epsilon)).quantize(_EPSILON_QUANTUM, rounding=ROUND_UP)
+    debit = _debit(epsilon, _EPSILON_QUANTUM)
+    delta = _debit(query.delta, _DELTA_QUANTUM)
+    period_name = budget_period(at)
     budget = privacy_budget_get(dataset=dataset)
-    refused = False
     with transaction.atomic():
         budget = PrivacyBudget.objects.select_for_update().get(pk=budget.pk)
         # Checked again under the lock: a concurrent twin may have paid for it meanwhile.
         existing = DpRelease.objects.filter(dataset=dataset, query_key=query.query_key).first()
         if existing is not None:
             return existing
-        if budget.epsilon_spent + debit > budget.epsilon_limit:
-            refused = True
-        else:
-            outputs = [part.measurement(part.data) for part in query.parts]
+        # Created under the budget's lock, so two releases never race to open a period.
+        period, _ = PrivacyBudgetPeriod.objects.get_or_create(budget=budget, period=period_name)
+        refusal = _refusal(budget, period, debit, delta)
+        if refusal is None:
+            outputs = query.adaptive() if query.adaptive else [part.measurement(part.data) for part in query.parts]
             release = DpRelease.objects.create(
                 budget=budget, dataset=dataset, query_key=query.query_key, statistic=query.statistic,
                 segmentation=query.segmentation, run_id=query.run_id, values=query.values(outputs),
-                epsilon=epsilon, mechanism=query.mechanism, noise_scale=query.noise_scale,
-                error_bound_95=query.error_bound_95, contribution_bound=query.d_in,
+                epsilon=epsilon, delta=float(delta), period=period_name, mechanism=query.mechanism,
+                noise_scale=query.noise_scale, error_bound_95=query.error_bound_95, contribution_bound=query.d_in,
                 clamp_lower=query.clamp[0] if query.clamp else None,
                 clamp_upper=query.clamp[1] if query.clamp else None,
-                details={**query.details, "period": budget.period, "epsilon_debited": str(debit),
+                details={**query.details, "period": period_name, "epsilon_debited": str(debit),
                          "composition": "parallel over disjoint parts" if query.parallel else "single"},
             )
+            if at is not None:
+                DpRelease.objects.filter(pk=release.pk).update(created_at=at)
             PrivacyBudget.objects.filter(pk=budget.pk).update(
-                epsilon_spent=F("epsilon_spent") + debit, releases=F("releases") + 1, updated_at=timezone.now())
-    if refused:
+                epsilon_spent=F("epsilon_spent") + debit, delta_spent=F("delta_spent") + delta,
+                releases=F("releases") + 1, updated_at=timezone.now())
+            PrivacyBudgetPeriod.objects.filter(pk=period.pk).update(
+                epsilon_spent=F("epsilon_spent") + debit, releases=F("releases") + 1)
+    if refusal is not None:
         PrivacyBudget.objects.filter(pk=budget.pk).update(refusals=F("refusals") + 1)
+        PrivacyBudgetPeriod.objects.filter(pk=period.pk).update(refusals=F("refusals") + 1)
         logger.warning("dp_release_refused", extra={"dataset": dataset, "query": query.query_key,
-                                                    "epsilon": epsilon, "period": budget.period})
-        raise BudgetExceeded(
-            f"The privacy budget of {dataset} for {budget.period} cannot pay ε={epsilon:g} "
-            f"({budget.epsilon_spent} of {budget.epsilon_limit} spent).")
+                                                    "epsilon": epsilon, "period": period_name})
+        raise BudgetExceeded(f"Not released: {refusal}.")
     logger.info("dp_released", extra={"dataset": dataset, "query": query.query_key, "epsilon": epsilon})
     return release
+
+
+@transaction.atomic
+def privacy_budget_limits_change(*, dataset: str, actor: str, reason: str, **limits) -> list[PrivacyBudgetChange]:
+    """A compliance officer's change of a lifetime cap (ε or δ) or of the monthly pace.
+
+    Needs a reason; a cap can never fall below what has already been spent (spending is
+    never undone). Each changed limit is recorded as a PrivacyBudgetChange and as an
+    operator action in the access log. The caller checks the compliance role.
+    """
+    from consent.events import operator_action_event
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError("Give a reason for changing the privacy budget.", code="reason_required")
+    unknown = set(limits) - set(LIMITS)
+    if unknown:
+        raise ApplicationError(f"Unknown limit: {', '.join(sorted(unknown))}.", code="invalid_limit")
+    budget = PrivacyBudget.objects.select_for_update().filter(dataset=dataset).first()
+    if budget is None:  # budgets are opened by their first release, never by a form
+        raise ApplicationError(f"No privacy budget is open for {dataset[:64]}.", code="unknown_budget")
+    floors = {"epsilon_limit": budget.epsilon_spent, "delta_limit": budget.delta_spent, "period_epsilon_limit": 0}
+    changes = []
+    now = timezone.now()
+    for name, value in limits.items():
+        if value is None:
+            continue
+        value = Decimal(str(value))
+        if not value.is_finite() or value < floors[name] or (name != "delta_limit" and value <= 0):
+            raise ApplicationError(f"{name} must be a positive number, at least what has been spent "
+                                   f"({floors[name].normalize()}).", code="invalid_limit")
+        old = getattr(budget, name)
+        if value == old:
+            continue
+        setattr(budget, name, value)
+        changes.append(PrivacyBudgetChange(budget=budget, at=now, actor=actor[:200], limit=name, old_value=old,
+                                           new_value=value, reason=reason))
+    if changes:
+        budget.save(update_fields=[c.limit for c in changes] + ["updated_at"])
+        PrivacyBudgetChange.objects.bulk_create(changes)
+        operator_action_event(actor=actor, action="privacy_budget_changed", detail={
+            "dataset": dataset, "reason": reason[:500],
+            "changes": {c.limit: [str(c.old_value.normalize()), str(c.new_value.normalize())] for c in changes}})
+    return changes
 
 
 def derived_release(*, query_key: str, statistic: str, values: dict, parents: list[DpRelease],
@@ -172,8 +267,8 @@ def derived_release(*, query_key: str, statistic: str, values: dict, parents: li
         with transaction.atomic():
             return DpRelease.objects.create(
                 budget=parents[0].budget, dataset=dataset, query_key=query_key, statistic=statistic,
-                segmentation=segmentation, run_id=run_id, values=values, epsilon=0.0, mechanism=mechanism,
-                noise_scale=None, error_bound_95=error_bound_95,
+                segmentation=segmentation, run_id=run_id, values=values, epsilon=0.0, period=parents[0].period,
+                mechanism=mechanism, noise_scale=None, error_bound_95=error_bound_95,
                 contribution_bound=max(p.contribution_bound for p in parents),
                 details={**(details or {}), "post_processing_of": [p.id for p in parents]})
     except IntegrityError:
@@ -183,30 +278,13 @@ def derived_release(*, query_key: str, statistic: str, values: dict, parents: li
 # --- measurements ---------------------------------------------------------------------------------
 
 
-def _scale_for(build: Callable[[float], dp.Measurement], *, d_in: int, epsilon: float) -> float:
-    """The smallest noise scale whose privacy map at d_in is within epsilon."""
-    return float(dp.binary_search_param(build, d_in=d_in, d_out=epsilon))
-
-
-def histogram_measurement(categories: list[int], *, d_in: int, epsilon: float) -> tuple[dp.Measurement, float]:
-    """Counts per category: each person adds at most d_in rows, so at most d_in to the L1
-    distance; discrete Laplace noise. Returns (measurement, scale)."""
-    space = (dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.symmetric_distance())
-    counts = dp.t.make_count_by_categories(*space, categories=categories, null_category=False)
-    scale = _scale_for(lambda s: counts >> dp.m.then_laplace(scale=s), d_in=d_in, epsilon=epsilon)
-    return counts >> dp.m.then_laplace(scale=scale), scale
-
-
 def spend_sum_transformation(upper_cents: int = SPEND_UPPER_CENTS) -> dp.Transformation:
     """One person's spend (cents) clamped to [0, upper], summed: stability = upper per row."""
-    space = (dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.symmetric_distance())
-    return space >> dp.t.then_clamp((0, upper_cents)) >> dp.t.then_sum()
+    return clamped_sum_transformation(upper_cents)
 
 
 def spend_sum_measurement(*, epsilon: float, upper_cents: int = SPEND_UPPER_CENTS) -> tuple[dp.Measurement, float]:
-    total = spend_sum_transformation(upper_cents)
-    scale = _scale_for(lambda s: total >> dp.m.then_laplace(scale=s), d_in=1, epsilon=epsilon)
-    return total >> dp.m.then_laplace(scale=scale), scale
+    return clamped_sum_measurement(epsilon=epsilon, upper=upper_cents)
 
 
 def accuracy(scale: float) -> float:
@@ -239,6 +317,35 @@ def _members(segmentation: Segmentation) -> tuple[list, list[int], dict]:
     rows = [(pid, index) for pid, index in rows if pid in allowed]
     segments = dict(Segment.objects.filter(segmentation=segmentation).values_list("index", "id"))
     return [pid for pid, _ in rows], [index for _, index in rows], segments
+
+
+def segment_definition_release(*, matrix: np.ndarray, k: int, seed: int, run_id: int | None = None) -> DpRelease:
+    """Segment definitions (centroids and RFM cut points) fitted by DP-Lloyd on the rows of
+    `matrix` (one per analytics-allowed person): ε is the sum of the plan's maps at one row
+    per person. k and the starting centroids are public; names and centroids in original
+    units are post-processing of the stored model (segmentation.describe)."""
+    plan = dp_mechanisms.dp_lloyd_plan(k=k, epsilon=EPSILON["segment_definition"])
+    sums_bound = accuracy(plan.sums_scale) / segmentation_space.GRID
+    return dp_release(Query(
+        query_key=f"run:{run_id}:segment_definition", statistic="segment_definition",
+        parts=[Measured(m, []) for m in plan.measurements()], d_in=1,
+        adaptive=lambda: [dp_mechanisms.dp_lloyd_fit(matrix, plan, seed=seed)],
+        mechanism=f"DP-Lloyd k-means, {plan.iterations} iterations of discrete Laplace counts and clamped sums per "
+                  "segment; RFM cut points from noisy histograms (OpenDP)",
+        noise_scale=plan.sums_scale / segmentation_space.GRID, error_bound_95=sums_bound,
+        values=lambda outputs: outputs[0],
+        details={"k": k, "iterations": plan.iterations, "shares": dp_mechanisms.SHARES,
+                 "counts_scale": plan.counts_scale, "rfm_histogram_scale": plan.rfm_scale,
+                 "feature_upper_bounds": segmentation_space.UPPER,
+                 "error_bound_applies_to": "each feature's sum per segment in unit space (divide by the "
+                                           "segment's size for its centroid)"},
+        run_id=run_id,
+    ))
+
+
+def segment_definition_latest() -> DpRelease | None:
+    """The newest released segment definition: reused, free, when the budget cannot pay a new one."""
+    return DpRelease.objects.filter(dataset=DATASET, statistic="segment_definition").order_by("-created_at").first()
 
 
 def segment_sizes_release(*, segmentation: Segmentation, run_id: int | None = None) -> DpRelease:

@@ -1,16 +1,18 @@
-"""Segmentation maths: K-Means on scaled RFM/behaviour features, k chosen by silhouette.
+"""Segmentation maths: the private fit's space, K-Means, stability, k choice and RFM profiles.
 
-Pure numpy and scikit-learn over a feature matrix, no Django: the pipeline feeds it the
-features it computed in the database, `evaluate_segmentation` the features of a
-transactions file. A fitted segmentation is a small JSON-able dict (`model`), so chunk
-tasks on any worker assign members exactly as the fit did.
+Pure numpy and scikit-learn over a feature matrix, no Django. The pipeline's segments are
+fitted by DP-Lloyd (personalization.dp_mechanisms) in a unit space scaled by public bounds
+(`unit_model`, `to_grid`, `initial_centroids`) and described here (`describe`: value order,
+archetype names, centroids in original units). Non-private K-Means (`fit`), resampled
+stability, the choice of k and RFM profiles serve `evaluate_segmentation`, run on a file
+inside the operator boundary. A fitted segmentation is a small JSON-able dict (`model`), so
+chunk tasks on any worker assign members exactly as the fit did.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from itertools import combinations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -43,6 +45,76 @@ ARCHETYPES: dict[str, tuple[float, ...]] = {
     "Browsers": (0.0, -0.8, -0.8, 0.0, 0.8),
     "Regular": (0.0, 0.0, 0.0, 0.0, 0.0),
 }
+
+
+# --- the private fit's space: public bounds, no statistic of the data -------------------------------
+
+# Each feature after log1p is divided by the log of a public upper bound (values above it
+# count as the bound), so people land in [0, 1] without a mean or a deviation learnt from
+# them; GRID writes that as whole numbers for OpenDP's exact integer sums.
+UPPER = {"recency_days": 3_650.0, "frequency": 1_000.0, "monetary": 100_000.0, "tenure_days": 3_650.0,
+         "engagement": 10_000.0}
+GRID = 1_000
+RFM_FEATURES = ("recency_days", "frequency", "monetary")
+# Spread of centroids (in unit space, about the DP noise) below which a feature is not taken as separating
+# segments when naming them: names come from what differs between segments.
+NAME_SCALE_FLOOR = 0.1
+
+
+def unit_model() -> dict:
+    return {"space": "unit", "features": list(FEATURES),
+            "log_upper": [float(np.log1p(UPPER[name])) for name in FEATURES]}
+
+
+def to_unit(raw: np.ndarray, model: dict) -> np.ndarray:
+    values = np.log1p(np.maximum(np.asarray(raw, dtype=float), 0.0)) / np.asarray(model["log_upper"])
+    return np.clip(values, 0.0, 1.0)
+
+
+def to_grid(raw: np.ndarray, model: dict) -> np.ndarray:
+    return np.rint(to_unit(raw, model) * GRID).astype(np.int64)
+
+
+def from_unit(value: float, name: str) -> float:
+    """A unit-space coordinate back in the feature's own units."""
+    return float(np.expm1(value * np.log1p(UPPER[name])))
+
+
+# A public prior for where segments differ: along customer value (recent, frequent, big
+# spenders of long standing, engaged) and across it; starting centroids spread on it.
+VALUE_AXIS = np.asarray([-1.0, 1.0, 1.0, 0.5, 0.5]) / np.linalg.norm([-1.0, 1.0, 1.0, 0.5, 0.5])
+START_SPREAD = 0.15
+
+
+def initial_centroids(k: int, *, centre: np.ndarray, seed: int) -> np.ndarray:
+    """Starting centroids around `centre` (a released mean: the only data they depend on),
+    spread along VALUE_AXIS and jittered by the seed."""
+    rng = np.random.default_rng(seed)
+    steps = np.linspace(-1.0, 1.0, k)[:, None] * START_SPREAD * VALUE_AXIS[None, :]
+    return np.clip(np.asarray(centre)[None, :] + steps + rng.uniform(-0.02, 0.02, size=steps.shape), 0.0, 1.0)
+
+
+def nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    distances = ((points[:, None, :] - np.asarray(centroids)[None, :, :]) ** 2).sum(axis=2)
+    return distances.argmin(axis=1)
+
+
+def describe(model: dict) -> tuple[dict, list[str], list[dict]]:
+    """A private fit's segments in value order (highest spend, then frequency, first), their
+    archetype names and centroids in original units: post-processing of its noisy centroids."""
+    centroids = np.asarray(model["centroids"])
+    j_money, j_freq = FEATURES.index("monetary"), FEATURES.index("frequency")
+    order = sorted(range(len(centroids)), key=lambda s: (-centroids[s, j_money], -centroids[s, j_freq], s))
+    centroids = centroids[order]
+    counts = np.maximum(np.asarray(model.get("noisy_counts") or [1.0] * len(order), dtype=float)[order], 1.0)
+    centre = (centroids * counts[:, None]).sum(axis=0) / counts.sum()
+    spread = np.sqrt(((centroids - centre) ** 2 * counts[:, None]).sum(axis=0) / counts.sum())
+    standardized = (centroids - centre) / np.maximum(spread, NAME_SCALE_FLOOR)
+    described = {**model, "centroids": centroids.tolist()}
+    if "noisy_counts" in model:
+        described["noisy_counts"] = [model["noisy_counts"][s] for s in order]
+    means = [{name: round(from_unit(c[j], name), 4) for j, name in enumerate(FEATURES)} for c in centroids]
+    return described, segment_names(standardized), means
 
 
 class NotEnoughData(ValueError):
@@ -81,7 +153,9 @@ def transform(raw: np.ndarray, model: dict) -> np.ndarray:
 
 
 def assign(raw: np.ndarray, model: dict) -> np.ndarray:
-    """Nearest centroid for each row (what KMeans.predict does)."""
+    """Nearest centroid for each row (what KMeans.predict does), in the model's own space."""
+    if model.get("space") == "unit":
+        return nearest(to_unit(raw, model), model["centroids"])
     scaled = transform(raw, model)
     centroids = np.asarray(model["centroids"])
     distances = ((scaled[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
@@ -222,8 +296,79 @@ def segment_names(centroids: np.ndarray) -> list[str]:
     return [names[chosen[i]] for i in range(len(centroids))]
 
 
-def stability(raw: np.ndarray, seeds: list[int], **options) -> tuple[list[SegmentationResult], float]:
-    """Fit once per seed; the mean pairwise adjusted Rand index of their labelings."""
-    results = [fit(raw, seed=seed, **options) for seed in seeds]
-    pairs = [adjusted_rand_score(a.labels, b.labels) for a, b in combinations(results, 2)]
-    return results, round(float(np.mean(pairs)), 6) if pairs else 1.0
+# k is chosen among useful sizes only: two segments rarely tell a marketer anything.
+MIN_USEFUL_K = 3
+# A k whose segments come back this alike (adjusted Rand index) on other samples of the
+# customers is stable enough to act on.
+STABLE_ARI = 0.75
+SUBSAMPLE = 0.8
+
+
+def standardized(raw: np.ndarray) -> np.ndarray:
+    """The non-private fit's space (logs, standardized by the data's own mean and deviation)."""
+    return transform(raw, _scaler(np.asarray(raw, dtype=float)))
+
+
+def resampled_stability(raw: np.ndarray, k: int, seeds: list[int], *, fraction: float = SUBSAMPLE,
+                        n_init: int = 4) -> float:
+    """Mean adjusted Rand index, over seeds, between K-Means fits on two random subsamples of
+    the customers (each `fraction` of them), compared on the customers both samples hold.
+
+    Resampling the people, not just the seed, is what tells whether the segments are a
+    property of the population or of the particular customers fitted.
+    """
+    scaled = standardized(raw)
+    n = len(scaled)
+    size = max(k + 1, int(fraction * n))
+    scores = []
+    with threadpool_limits(limits=1):
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            first, second = (np.sort(rng.choice(n, size=size, replace=False)) for _ in range(2))
+            both = np.intersect1d(first, second)
+            labels = []
+            for sample, offset in ((first, 0), (second, 1)):
+                _, centroids = _kmeans(scaled[sample], k, seed=seed + offset, n_init=n_init)
+                labels.append(nearest(scaled[both], centroids))
+            scores.append(adjusted_rand_score(labels[0], labels[1]))
+    return round(float(np.mean(scores)), 6)
+
+
+@dataclass
+class KChoice:
+    k: int
+    by_k: dict[int, dict]   # k → {"silhouette", "stability_ari"}
+    rule: str
+
+
+def choose_k(raw: np.ndarray, seeds: list[int], *, k_range: tuple[int, int] = (MIN_USEFUL_K, K_RANGE[1]),
+             **options) -> KChoice:
+    """k by stability and silhouette together: among useful k (≥ MIN_USEFUL_K) whose
+    resampled stability reaches STABLE_ARI, the best silhouette; if none is stable, the
+    most stable k."""
+    scores = fit(raw, seed=seeds[0], k_range=k_range, **options).k_scores
+    by_k = {k: {"silhouette": score, "stability_ari": resampled_stability(raw, k, seeds)}
+            for k, score in scores.items()}
+    stable = [k for k, v in by_k.items() if v["stability_ari"] >= STABLE_ARI]
+    if stable:
+        k = max(stable, key=lambda c: (by_k[c]["silhouette"], -c))
+        rule = f"best silhouette among k ≥ {k_range[0]} with resampled stability ≥ {STABLE_ARI}"
+    else:
+        k = max(by_k, key=lambda c: (by_k[c]["stability_ari"], -c))
+        rule = f"no k ≥ {k_range[0]} reached stability {STABLE_ARI}: the most stable k"
+    return KChoice(k, by_k, rule)
+
+
+def rfm_profile(raw: np.ndarray, labels: np.ndarray, k: int) -> list[dict]:
+    """Per segment: its share of the customers and the mean and median recency (days),
+    frequency (orders) and monetary value (spend)."""
+    raw = np.asarray(raw, dtype=float)
+    profiles = []
+    for s in range(k):
+        members = raw[labels == s]
+        profile = {"share": round(len(members) / max(len(raw), 1), 4)}
+        for name in RFM_FEATURES:
+            column = members[:, FEATURES.index(name)] if len(members) else np.zeros(1)
+            profile[name] = {"mean": round(float(column.mean()), 2), "median": round(float(np.median(column)), 2)}
+        profiles.append(profile)
+    return profiles

@@ -18,6 +18,8 @@ from consent import policy
 from personalization.models import (
     DpRelease,
     PipelineRun,
+    PrivacyBudget,
+    PrivacyBudgetChange,
     Recommendation,
     RecommenderEvaluation,
     RunStatus,
@@ -112,6 +114,7 @@ def segment_statistics(segmentation: Segmentation) -> dict[str, dict]:
                 "error_95": per_segment_bound.get(segment_id, release.error_bound_95),
                 "epsilon": release.epsilon,
                 "mechanism": release.mechanism,
+                "noise_scale": release.noise_scale,
                 "released_at": release.created_at.isoformat(),
             }
     return statistics
@@ -167,3 +170,22 @@ def recommender_evaluation_latest() -> dict | None:
     if evaluation is None:
         return None
     return {**evaluation.document, "stored_at": evaluation.created_at}
+
+
+def privacy_budget_history(budget: PrivacyBudget) -> list[dict]:
+    """Per day with a release or a change of the cap: cumulative ε spent and the cap in force
+    at the end of that day, oldest first (the compliance console's chart)."""
+    debits = DpRelease.objects.filter(budget=budget, epsilon__gt=0).order_by("created_at").values_list(
+        "created_at", "epsilon", "details")
+    changes = list(PrivacyBudgetChange.objects.filter(budget=budget, limit="epsilon_limit").order_by("at", "id")
+                   .values_list("at", "old_value", "new_value"))
+    events = [(at, float(details.get("epsilon_debited", epsilon)), None) for at, epsilon, details in debits]
+    events += [(at, 0.0, float(new)) for at, _old, new in changes]
+    cap = float(changes[0][1]) if changes else float(budget.epsilon_limit)
+    days: dict[str, dict] = {}
+    spent = 0.0
+    for at, debit, new_cap in sorted(events, key=lambda e: e[0]):
+        spent += debit
+        cap = new_cap if new_cap is not None else cap
+        days[at.date().isoformat()] = {"day": at.date().isoformat(), "spent": round(spent, 6), "cap": cap}
+    return list(days.values())

@@ -62,3 +62,15 @@ class DsrDecisionForm(forms.Form):
         if data.get("action") == "extend" and not data.get("days"):
             self.add_error("days", f"How many days (1 to {MAX_EXTENSION_DAYS})?")
         return data
+
+
+class PrivacyBudgetLimitForm(forms.Form):
+    """A compliance officer's change of a data set's lifetime cap or monthly pace."""
+
+    dataset = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    limit = forms.ChoiceField(choices=[("epsilon_limit", "Lifetime ε cap"),
+                                       ("period_epsilon_limit", "ε a month may spend (pace)"),
+                                       ("delta_limit", "Lifetime δ cap")], label="Limit")
+    value = forms.DecimalField(min_value=0, max_digits=20, decimal_places=15, label="New value")
+    reason = forms.CharField(max_length=2000, strip=True, label="Reason (recorded and shown here)",
+                             widget=forms.Textarea(attrs={"rows": 2}))

@@ -39,6 +39,7 @@ from consent.selectors import access_log_search, configuration_changes, consent_
 from consent.services.verification import LEDGER_VERIFIED, ledger_verification_progress
 from personalization.models import DpRelease, PipelineRun, PrivacyBudget, RunStatus, Segment
 from personalization.selectors import (
+    privacy_budget_history,
     recommendations_for_profile,
     recommender_evaluation_latest,
     segment_statistics,
@@ -182,11 +183,19 @@ def dsr_counts() -> dict:
 
 
 def privacy_budgets() -> list[dict]:
+    """Each data set's lifetime budget, this month's pace, the months and the cap changes."""
+    period = timezone.now().strftime("%Y-%m")
     rows = []
-    for budget in PrivacyBudget.objects.order_by("-period", "dataset")[:24]:
+    for budget in PrivacyBudget.objects.order_by("dataset"):
         spent, limit = float(budget.epsilon_spent), float(budget.epsilon_limit)
+        months = list(budget.periods.order_by("-period")[:24])
+        this_month = next((m for m in months if m.period == period), None)
         rows.append({"budget": budget, "spent": spent, "limit": limit,
-                     "percent": round(100 * spent / limit) if limit else 0})
+                     "percent": round(100 * spent / limit) if limit else 0,
+                     "period": period, "period_spent": float(this_month.epsilon_spent) if this_month else 0.0,
+                     "period_limit": float(budget.period_epsilon_limit), "months": months,
+                     "changes": list(budget.changes.order_by("-at", "-id")[:50]),
+                     "history": privacy_budget_history(budget)})
     return rows
 
 
@@ -283,8 +292,7 @@ def segments_overview() -> dict:
         segments.append({"segment": segment, "size": stats.get("size") or stats.get("sizes"),
                          "total_spend": stats.get("total_spend"),
                          "average_spend": stats.get("average_spend")})
-    return {"segmentation": segmentation, "segments": segments,
-            "k_scores": sorted(((int(k), v) for k, v in (segmentation.k_scores or {}).items()))}
+    return {"segmentation": segmentation, "segments": segments, "definition": segmentation.definition}
 
 
 def recommender_evaluation() -> dict | None:

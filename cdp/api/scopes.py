@@ -21,6 +21,9 @@ class Scope(StrEnum):
     SEGMENTS_READ = "segments:read"
     CHANGES_READ = "changes:read"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    # Segment membership listings are personal data: a scope apart from segments:read,
+    # whose figures are differentially private.
+    SEGMENTS_MEMBERS = "segments:members"
 
 
 SCOPES: tuple[str, ...] = tuple(scope.value for scope in Scope)

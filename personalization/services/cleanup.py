@@ -43,7 +43,8 @@ def personalization_withdrawal_handle(*, profile_id, purpose: str) -> None:
         used = [pk for pk, explanation in Recommendation.objects.filter(profile_id=profile_id)
                 .values_list("id", "explanation") if "analytics" in (explanation or {}).get("purposes", [])]
         deleted["recommendations"] = Recommendation.objects.filter(id__in=used).delete()[0]
-    logger.info("personalization_withdrawal", extra={"purpose": purpose, **deleted})
+    logger.info("personalization_withdrawal", extra={"purpose": purpose, "tables": sorted(k for k, n in deleted.items()
+                                                                                           if n)})
 
 
 def personalization_profile_erase(*, profile_id) -> dict:
@@ -83,14 +84,12 @@ def personalization_profile_export(*, profile_id, aliases=()) -> dict:
 def derived_data_retire(*, current_run_id: int) -> None:
     """After a run succeeds: only its recommendations are served, older ones go, and
     memberships are kept for the newest two segmentations only."""
-    counts = {
-        "recommendations": Recommendation.objects.exclude(run_id=current_run_id).delete()[0],
-        "features": ProfileFeatures.objects.exclude(run_id=current_run_id).delete()[0],
-        "artifacts": PipelineArtifact.objects.filter(run_id=current_run_id).delete()[0],
-    }
+    Recommendation.objects.exclude(run_id=current_run_id).delete()
+    ProfileFeatures.objects.exclude(run_id=current_run_id).delete()
+    PipelineArtifact.objects.filter(run_id=current_run_id).delete()
     kept = list(Segmentation.objects.filter(run__status=RunStatus.SUCCEEDED).order_by("-created_at")
                 .values_list("id", flat=True)[:MEMBERSHIP_VERSIONS_KEPT])
-    counts["old_memberships"] = SegmentMembership.objects.exclude(segmentation_id__in=kept).delete()[0]
+    SegmentMembership.objects.exclude(segmentation_id__in=kept).delete()
     for segmentation_id in kept[1:]:
         # The previous version is kept for comparison, but only for people who still allow
         # analytics (consent can also lapse without a withdrawal, e.g. by expiry).
@@ -100,7 +99,8 @@ def derived_data_retire(*, current_run_id: int) -> None:
         for start in range(0, len(gone), _BATCH):
             SegmentMembership.objects.filter(segmentation_id=segmentation_id,
                                              profile_id__in=gone[start:start + _BATCH]).delete()
-    logger.info("personalization_retired", extra={"run_id": current_run_id, **counts})
+    # The row counts are whole populations (the last run's people): they stay out of the logs.
+    logger.info("personalization_retired", extra={"run_id": current_run_id})
 
 
 def derived_data_of_run_delete(*, run_id: int) -> None:

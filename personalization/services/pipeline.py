@@ -43,9 +43,7 @@ COUNT_NAMES = {Stage.FEATURES: "featured", Stage.SEGMENTS_ASSIGN: "segmented", S
 
 DEFAULT_PARAMS = {
     "chunk_size": 2000,     # profiles per task: a retry redoes at most this much
-    "k_min": 2,
-    "k_max": 8,
-    "silhouette_sample": 5_000,
+    "k": 4,                 # segments: public (chosen offline with evaluate_segmentation)
     "top_k": 10,
     "seed": 42,
 }
@@ -115,7 +113,8 @@ def pipeline_run_plan(*, run_id: int) -> PipelineRun:
     # One reference time for the whole run, so a retried chunk computes the same recency.
     run.params = {**run.params, "as_of": now.isoformat()}
     run.save()
-    logger.info("pipeline_planned", extra={"run_id": run.id, "profiles": len(ids), "chunks": len(bounds)})
+    # The profile count stays on the run (internal); logs leave the host and carry no population.
+    logger.info("pipeline_planned", extra={"run_id": run.id, "chunks": len(bounds)})
     return run
 
 
@@ -261,7 +260,7 @@ def pipeline_run_finish(*, run_id: int) -> bool:
     run.save()
     derived_data_retire(current_run_id=run.id)
     transaction.on_commit(served_tables_analyze)
-    logger.info("pipeline_succeeded", extra={"run_id": run.id, "counts": run.counts, "timings": run.timings})
+    logger.info("pipeline_succeeded", extra={"run_id": run.id, "timings": run.timings})
     return True
 
 

@@ -101,8 +101,8 @@ def recommender_fit(*, run_id: int) -> None:
         PipelineRun.objects.filter(id=run_id).update(model_version=model.model_version[:64])
     pipeline_counts_add(run_id=run_id, trained_profiles=len(data.profile_ids), items=len(data.item_ids),
                         interactions=int(data.interactions.nnz))
-    logger.info("recommender_fitted", extra={"run_id": run_id, "profiles": len(data.profile_ids),
-                                             "items": len(data.item_ids), "model_version": model.model_version})
+    # Logs leave the host: how many people were trained on is an internal count (the run's).
+    logger.info("recommender_fitted", extra={"run_id": run_id, "model_version": model.model_version})
 
 
 def training_data_load(*, run_id: int) -> TrainingData:

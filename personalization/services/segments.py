@@ -1,8 +1,9 @@
 """Segmentation of analytics-allowed profiles: one K-Means fit per run, memberships by chunk.
 
-`segmentation_fit` reads the run's ProfileFeatures of people who still allow `analytics`,
-fits (see personalization.segmentation) and writes a Segmentation with its Segments
-(quality figures and raw sizes are internal: only DP releases leave the system).
+`segmentation_fit` reads the run's ProfileFeatures of people who still allow `analytics`
+and writes a Segmentation with its Segments from a differentially private definition
+(DP-Lloyd through personalization.privacy, charged to the budget): nothing about segments
+is computed from exact figures, and no size or population is stored.
 `segments_assign` writes SegmentMembership rows (segment + RFM quintile scores) for one
 profile-id range, checking `analytics` again when it runs. Logs ids and counts only.
 """
@@ -31,6 +32,7 @@ from personalization.services.pipeline import (
 
 logger = logging.getLogger(__name__)
 PURPOSE = "analytics"
+DEFAULT_K = 4
 
 
 def features_matrix(*, run_id: int, profile_ids: list | None = None) -> tuple[list, np.ndarray]:
@@ -47,10 +49,17 @@ def features_matrix(*, run_id: int, profile_ids: list | None = None) -> tuple[li
 
 
 def segmentation_fit(*, run_id: int) -> Segmentation | None:
-    """Fit the run's segmentation once; None when there are too few profiles to segment."""
+    """The run's segmentation once; None when there are too few profiles to segment.
+
+    Its definitions (centroids, RFM cut points) come from DP-Lloyd, paid for from the
+    privacy budget; when the budget (or the month's pace) cannot pay, the newest released
+    definition is reused, which costs nothing. Names and centroids are post-processing.
+    """
     existing = Segmentation.objects.filter(run_id=run_id).first()
     if existing is not None:
         return existing
+    from personalization import privacy
+    from personalization.errors import BudgetExceeded
     from personalization.models import PipelineRun
 
     params = PipelineRun.objects.values_list("params", flat=True).get(id=run_id)
@@ -58,25 +67,28 @@ def segmentation_fit(*, run_id: int) -> Segmentation | None:
     still = policy.allowed(ids, PURPOSE)
     keep = np.fromiter((pid in still for pid in ids), dtype=bool, count=len(ids))
     matrix = matrix[keep]
-    try:
-        result = segmentation.fit(matrix, seed=params["seed"], k_range=(params["k_min"], params["k_max"]),
-                                  silhouette_sample=params["silhouette_sample"])
-    except segmentation.NotEnoughData as error:
-        pipeline_warning_add(run_id=run_id, stage="segments_fit", code="not_enough_data", message=str(error))
+    k = int(params.get("k", DEFAULT_K))
+    if len(matrix) < segmentation.MIN_POPULATION:
+        pipeline_warning_add(run_id=run_id, stage="segments_fit", code="not_enough_data",
+                             message=f"Segmentation needs at least {segmentation.MIN_POPULATION} profiles.")
         return None
+    try:
+        definition = privacy.segment_definition_release(matrix=matrix, k=k, seed=params["seed"], run_id=run_id)
+    except BudgetExceeded as refusal:
+        definition = privacy.segment_definition_latest()
+        if definition is None:
+            pipeline_warning_add(run_id=run_id, stage="segments_fit", code=refusal.code, message=refusal.message)
+            return None
+        pipeline_warning_add(run_id=run_id, stage="segments_fit", code="segment_definition_reused",
+                             message=f"{refusal.message} The newest released definition is used again.")
+    model, names, centroids = segmentation.describe(definition.values)
     with transaction.atomic():
-        seg = Segmentation.objects.create(
-            run_id=run_id, k=result.k, silhouette=result.silhouette, davies_bouldin=result.davies_bouldin,
-            sizes=result.sizes, k_scores={str(k): v for k, v in result.k_scores.items()},
-            population=len(matrix), silhouette_sample=result.silhouette_sample, seed=params["seed"],
-            model=result.model)
-        Segment.objects.bulk_create([
-            Segment(segmentation=seg, index=i, name=name, size=size, centroid=centroid)
-            for i, (name, size, centroid) in enumerate(zip(result.names, result.sizes, result.centroids))
-        ])
-    pipeline_counts_add(run_id=run_id, segments=result.k)
-    logger.info("segmentation_fitted", extra={"run_id": run_id, "k": result.k, "population": len(matrix),
-                                              "silhouette": result.silhouette})
+        seg = Segmentation.objects.create(run_id=run_id, k=len(names), definition=definition, seed=params["seed"],
+                                          model=model)
+        Segment.objects.bulk_create([Segment(segmentation=seg, index=i, name=name, centroid=centroid)
+                                     for i, (name, centroid) in enumerate(zip(names, centroids))])
+    pipeline_counts_add(run_id=run_id, segments=len(names))
+    logger.info("segmentation_fitted", extra={"run_id": run_id, "k": len(names)})
     return seg
 
 

@@ -41,7 +41,7 @@ def shop(db, monkeypatch):
 
 @pytest.fixture
 def ran(shop):
-    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k_max": 3})
+    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k": 3})
     pipeline.pipeline_run_sync(run_id=run.id)
     return shop
 
@@ -132,7 +132,7 @@ def test_segments_paginate(ran):
 
 
 def test_segment_members_only_allowed_for_the_purpose(ran):
-    client = client_with("segments:read")
+    client = client_with("segments:members")
     segment = Segment.objects.order_by("index").first()
     marketing = sorted(ran.analytics)[::2]
     for pid in marketing:
@@ -151,10 +151,14 @@ def test_segment_members_only_allowed_for_the_purpose(ran):
     assert all(len(m["rfm_score"]) == 3 for m in members)
 
 
-def test_segment_members_need_a_known_purpose_and_segment(ran):
-    client = client_with("segments:read")
-    segment = Segment.objects.first()
-    problem(client.get(f"/api/v1/segments/{segment.id}/members"), 400, "purpose_required")
+def test_segment_members_default_to_marketing_and_need_a_known_purpose_and_segment(ran):
+    client = client_with("segments:members")
+    segment = Segment.objects.filter(memberships__isnull=False).first()
+    for pid in segment.memberships.values_list("profile_id", flat=True)[:2]:
+        consent_set(profile_id=pid, purpose="marketing", granted=True)
+    default = client.get(f"/api/v1/segments/{segment.id}/members").json()["results"]
+    assert default == client.get(f"/api/v1/segments/{segment.id}/members?purpose=marketing").json()["results"]
+    assert len(default) == 2
     problem(client.get(f"/api/v1/segments/{segment.id}/members?purpose=spam"), 400, "unknown_purpose")
     problem(client.get(f"/api/v1/segments/{uuid.uuid4()}/members?purpose=marketing"), 404, "not_found")
 
@@ -181,7 +185,7 @@ def test_the_one_query_read_agrees_with_the_orm_read(ran):
     recommendations_for_profile does, for every person, limit and a second run."""
     from personalization.selectors import profile_with_recommendations, recommendations_for_profile
 
-    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k_max": 3})
+    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k": 3})
     pipeline.pipeline_run_sync(run_id=run.id)
     people = sorted(ran.personalization)[:5] + [uuid.uuid4()]
     for person in people:

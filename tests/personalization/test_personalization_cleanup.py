@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 def ran(db, monkeypatch):
     monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
     shop = shop_population(people=30)
-    run = pipeline.pipeline_run_create(params={"chunk_size": 100, "k_max": 3})
+    run = pipeline.pipeline_run_create(params={"chunk_size": 100, "k": 3})
     pipeline.pipeline_run_sync(run_id=run.id)
     return shop
 

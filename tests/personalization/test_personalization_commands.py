@@ -75,9 +75,15 @@ def test_evaluate_segmentation_prints_one_json_document(retail_sample):
     assert {"k", "silhouette", "davies_bouldin", "sizes", "stability_ari", "segments"} <= set(result)
     assert 2 <= result["k"] <= 8 and -1 <= result["silhouette"] <= 1 and result["davies_bouldin"] > 0
     assert sum(result["sizes"]) == result["customers"] and len(result["segments"]) == result["k"]
-    assert 0 <= result["stability_ari"] <= 1
+    assert 0 <= result["stability_ari"] <= 1 and result["k"] >= 3  # the useful minimum
+    assert result["by_k"][str(result["k"])]["stability_ari"] == result["stability_ari"]
     segment = result["segments"][0]
-    assert set(segment) == {"name", "size", "centroid"} and "monetary" in segment["centroid"]
+    assert {"name", "size", "centroid", "rfm"} <= set(segment) and "monetary" in segment["centroid"]
+    assert set(segment["rfm"]) == {"share", "recency_days", "frequency", "monetary"}
+    private = result["private"]
+    assert private["epsilon"] == pytest.approx(0.4) and private["k"] == result["k"]
+    assert sum(private["sizes"]) == result["customers"] and len(private["segments"]) == result["k"]
+    assert -1 <= private["ari_vs_non_private"] <= 1 and all("rfm" in s for s in private["segments"])
 
 
 def test_evaluate_segmentation_needs_no_database_and_fails_in_one_sentence(tmp_path):

@@ -38,7 +38,7 @@ def shop(db):
 
 
 def run_sync(**params):
-    run = pipeline.pipeline_run_create(params={"chunk_size": 16, "k_max": 4, **params})
+    run = pipeline.pipeline_run_create(params={"chunk_size": 16, **params})
     return pipeline.pipeline_run_sync(run_id=run.id)
 
 
@@ -58,8 +58,7 @@ def test_the_pipeline_runs_end_to_end_and_honours_every_purpose(shop, fake_model
     assert run.counts["featured"] == len(featured) and run.counts["scored"] == len(scored)
     assert run.counts["featured_skipped_no_consent"] == len(shop.profile_ids) - len(shop.analytics)
     seg = Segmentation.objects.get(run=run)
-    assert 2 <= seg.k <= 4 and -1 <= seg.silhouette <= 1 and seg.davies_bouldin >= 0
-    assert sum(seg.sizes) == seg.population == len(shop.analytics)
+    assert seg.k == 4 and seg.definition.statistic == "segment_definition" and seg.definition.epsilon > 0
     assert len(set(Segment.objects.filter(segmentation=seg).values_list("name", flat=True))) == seg.k
 
 
@@ -158,7 +157,7 @@ def test_a_failing_stage_fails_the_run_and_keeps_nothing_served(shop, monkeypatc
 
 def test_the_task_graph_runs_through_eager_celery(shop, fake_model, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    run = pipeline.pipeline_run_create(params={"chunk_size": 16, "k_max": 3})
+    run = pipeline.pipeline_run_create(params={"chunk_size": 16, "k": 3})
     tasks.pipeline_run_plan.delay(run_id=run.id)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.errors
@@ -269,3 +268,25 @@ def test_a_finished_run_refreshes_the_statistics_of_what_is_served(postgres, fak
     after = analyzed()
     for table in ("personalization_recommendation", "personalization_segmentmembership"):
         assert after[table] > before.get(table, 0), table
+
+
+def test_segment_definitions_are_paid_for_and_reused_when_the_budget_cannot_pay(shop, fake_model):
+    from personalization.models import DpRelease, PrivacyBudget
+    from personalization.privacy import EPSILON
+
+    first = run_sync()
+    definition = Segmentation.objects.get(run=first).definition
+    assert definition.statistic == "segment_definition" and definition.epsilon == pytest.approx(
+        EPSILON["segment_definition"], rel=1e-3)
+    assert definition.values["space"] == "unit" and len(definition.values["centroids"]) == 4
+    spent = PrivacyBudget.objects.get().epsilon_spent
+    assert float(spent) == pytest.approx(sum(r.epsilon for r in DpRelease.objects.all()), abs=1e-5)
+
+    second = run_sync()  # the same month: its pace cannot pay a second definition
+    assert second.status == RunStatus.SUCCEEDED
+    assert Segmentation.objects.get(run=second).definition_id == definition.id
+    assert "segment_definition_reused" in {e["code"] for e in second.errors}
+    budget = PrivacyBudget.objects.get()
+    assert budget.epsilon_spent <= budget.period_epsilon_limit
+    names = set(Segment.objects.filter(segmentation__run=second).values_list("name", flat=True))
+    assert names == set(Segment.objects.filter(segmentation__run=first).values_list("name", flat=True))

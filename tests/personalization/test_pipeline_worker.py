@@ -120,7 +120,7 @@ def test_the_pipeline_runs_end_to_end_through_a_real_worker(worker):
     process = worker()
     from personalization.tasks import pipeline_run_plan
 
-    run = pipeline.pipeline_run_create(params={"chunk_size": 20, "k_max": 4})
+    run = pipeline.pipeline_run_create(params={"chunk_size": 20, "k": 4})
     pipeline_run_plan.delay(run_id=run.id)
     run = wait_for(run.id, 180)
     assert run.status == RunStatus.SUCCEEDED, run.errors
@@ -137,7 +137,7 @@ def test_killing_the_worker_mid_run_and_starting_another_finishes_the_run(worker
     first = worker(fake=True, delay=0.7)
     from personalization.tasks import pipeline_run_plan
 
-    run = pipeline.pipeline_run_create(params={"chunk_size": 10, "k_max": 4})
+    run = pipeline.pipeline_run_create(params={"chunk_size": 10, "k": 4})
     pipeline_run_plan.delay(run_id=run.id)
     deadline = time.monotonic() + 180
     # Kill it while a recommendations chunk is running, after some have been written.

@@ -1,4 +1,5 @@
-"""The segmentation maths: k by silhouette, names from centroids, RFM quintiles, stability."""
+"""The segmentation maths: K-Means, names from centroids, RFM quintiles and profiles, resampled
+stability and the choice of k, and the private fit (DP-Lloyd)."""
 
 from __future__ import annotations
 
@@ -77,10 +78,61 @@ def test_silhouette_is_estimated_on_a_sample_for_large_populations():
     assert result.silhouette_sample == 500 and result.k == 3
 
 
-def test_stability_across_seeds():
+def test_stability_is_measured_by_resampling_the_customers():
+    """Real groups come back on other samples of the customers; a split of structureless data
+    does not, even though re-seeding K-Means on the same rows would repeat it."""
     raw, _ = shop_like()
-    results, ari = segmentation.stability(raw, [1, 2, 3], k_range=(2, 5))
-    assert ari > 0.95 and len(results) == 3
+    assert segmentation.resampled_stability(raw, 3, [1, 2, 3]) > 0.95
+    noise = np.random.default_rng(0).uniform(1, 100, size=(900, 5))
+    assert segmentation.resampled_stability(noise, 3, [1, 2, 3]) < segmentation.STABLE_ARI
+
+
+def test_k_is_chosen_by_stability_and_silhouette_and_is_at_least_the_useful_minimum():
+    raw, truth = shop_like()
+    choice = segmentation.choose_k(raw, [1, 2, 3], k_range=(3, 6))
+    assert choice.k == 3 and set(choice.by_k) == {3, 4, 5, 6}
+    assert all({"silhouette", "stability_ari"} == set(v) for v in choice.by_k.values())
+    two_groups = raw[truth < 2]  # silhouette alone would pick 2, which is below the useful minimum
+    assert segmentation.choose_k(two_groups, [1, 2, 3]).k >= segmentation.MIN_USEFUL_K
+
+
+def test_rfm_profile_per_segment():
+    raw, truth = shop_like(n_per_group=50)
+    profiles = segmentation.rfm_profile(raw, truth, 3)
+    assert [p["share"] for p in profiles] == [pytest.approx(1 / 3, abs=1e-3)] * 3
+    loyal, lapsed = profiles[0], profiles[1]
+    assert loyal["monetary"]["mean"] > 10 * lapsed["monetary"]["mean"]
+    assert loyal["recency_days"]["median"] < lapsed["recency_days"]["median"]
+    assert loyal["frequency"]["mean"] == pytest.approx(raw[truth == 0, 1].mean(), abs=0.01)
+
+
+# --- the private fit (DP-Lloyd) ---------------------------------------------------------------------
+
+
+def test_the_private_fit_costs_exactly_its_planned_epsilon():
+    from personalization import dp_mechanisms
+
+    plan = dp_mechanisms.dp_lloyd_plan(k=4, epsilon=0.4)
+    assert 0.399 <= dp_mechanisms.plan_epsilon(plan) <= 0.4 + 1e-9
+    # Every measurement bounds one person to one row: two rows would cost twice as much.
+    assert all(m.map(2) == pytest.approx(2 * m.map(1)) for m in plan.measurements())
+
+
+def test_the_private_fit_finds_real_groups_from_noisy_outputs_only():
+    from sklearn.metrics import adjusted_rand_score
+
+    from personalization import dp_mechanisms
+
+    raw, truth = shop_like(n_per_group=1000, seed=3)
+    plan = dp_mechanisms.dp_lloyd_plan(k=3, epsilon=0.4)
+    for seed in (1, 2, 3):
+        model, names, centroids = segmentation.describe(dp_mechanisms.dp_lloyd_fit(raw, plan, seed=seed))
+        assert model["space"] == "unit" and len(names) == len(set(names)) == 3
+        assert adjusted_rand_score(truth, segmentation.assign(raw, model)) > 0.45
+        # Value order: the first segment spends most; its centroid is in original units.
+        assert centroids[0]["monetary"] == max(c["monetary"] for c in centroids) > 1000
+        cuts = model["rfm_cuts"]["monetary"]
+        assert cuts == sorted(cuts) and len(cuts) == 4
 
 
 def test_too_few_profiles_are_refused():

@@ -339,18 +339,17 @@ def test_merge_conflicts_and_the_consent_ledger_list_only_the_keys_people(crm, w
 
 def test_segment_members_list_only_the_keys_people(web, victim):
     own = ingest(web, "w-10", email="member@example.com")
-    segmentation = Segmentation.objects.create(k=1, silhouette=0.5, davies_bouldin=0.5, sizes=[2], population=2,
-                                               silhouette_sample=2, seed=1, model={})
-    segment = Segment.objects.create(segmentation=segmentation, index=0, name="All", size=2, centroid={})
+    segmentation = Segmentation.objects.create(k=1, seed=1, model={})
+    segment = Segment.objects.create(segmentation=segmentation, index=0, name="All", centroid={})
     for pid in (victim, own):
         SegmentMembership.objects.create(segmentation=segmentation, segment=segment, profile_id=pid,
                                          r_score=5, f_score=5, m_score=5)
         consent_set(profile_id=pid, purpose="analytics", granted=True)
         consent_set(profile_id=pid, purpose="marketing", granted=True)
     path = f"/api/v1/segments/{segment.id}/members"
-    bound = client_for(["segments:read"], source=web).get(path, {"purpose": "marketing"}).json()["results"]
+    bound = client_for(["segments:members"], source=web).get(path, {"purpose": "marketing"}).json()["results"]
     assert [m["profile_id"] for m in bound] == [str(own)]
-    unbound = client_for(["segments:read"]).get(path, {"purpose": "marketing"}).json()["results"]
+    unbound = client_for(["segments:members"]).get(path, {"purpose": "marketing"}).json()["results"]
     assert sorted(m["profile_id"] for m in unbound) == sorted([str(own), str(victim)])
 
 

@@ -47,7 +47,7 @@ def _pipeline() -> None:
     from personalization.models import RunStatus
     from personalization.services import pipeline
 
-    run = pipeline.pipeline_run_create(params={"chunk_size": 500, "k_max": 5})
+    run = pipeline.pipeline_run_create(params={"chunk_size": 500, "k": 5})
     with contextlib.suppress(Exception):  # the run records why it failed; checked below
         pipeline.pipeline_run_sync(run_id=run.id)
     run.refresh_from_db()

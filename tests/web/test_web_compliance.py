@@ -202,6 +202,44 @@ def test_consent_rates_and_the_privacy_budget_come_from_the_dp_releases(officer_
     assert f"{release.epsilon:.3f}" in budget
 
 
+def test_an_officer_raises_the_lifetime_cap_with_a_reason_and_the_console_charts_it(officer_client, officer, ada,
+                                                                                    bob):
+    from personalization.models import PrivacyBudget, PrivacyBudgetChange
+    from personalization.privacy import DATASET, consent_rates_release
+
+    consent_rates_release(day="2026-11-01")
+    page = officer_client.get("/compliance/budget/").content.decode()
+    assert 'id="budget-customers-t"' in page and "cumulative ε against the lifetime cap" in page
+    assert "The caps have never been changed" in page
+
+    refused = officer_client.post("/compliance/budget/", {"dataset": DATASET, "limit": "epsilon_limit",
+                                                          "value": "15", "reason": ""})
+    assert refused.status_code == 400 and not PrivacyBudgetChange.objects.exists()
+
+    done = officer_client.post("/compliance/budget/", {"dataset": DATASET, "limit": "epsilon_limit", "value": "15",
+                                                       "reason": "Board approved the 2027 reporting plan"},
+                               follow=True)
+    assert b"recorded with your reason" in done.content
+    assert PrivacyBudget.objects.get(dataset=DATASET).epsilon_limit == 15
+    change = PrivacyBudgetChange.objects.get()
+    assert change.actor == f"staff:{officer.pk}" and change.reason == "Board approved the 2027 reporting plan"
+    page = done.content.decode()
+    assert "Board approved the 2027 reporting plan" in page and "15.000" in page
+    assert AccessLog.objects.filter(purpose="privacy_budget_changed", actor=f"staff:{officer.pk}").exists()
+
+
+def test_an_operator_cannot_change_the_privacy_budget(operator_client, ada):
+    from personalization.models import PrivacyBudget
+    from personalization.privacy import DATASET, consent_rates_release
+
+    consent_rates_release(day="2026-11-01")
+    before = PrivacyBudget.objects.get(dataset=DATASET).epsilon_limit
+    response = operator_client.post("/compliance/budget/", {"dataset": DATASET, "limit": "epsilon_limit",
+                                                            "value": "1000", "reason": "more"})
+    assert response.status_code == 403
+    assert PrivacyBudget.objects.get(dataset=DATASET).epsilon_limit == before
+
+
 def test_the_console_sends_forms_with_csrf_tokens(officer):
     client = Client(enforce_csrf_checks=True)
     client.force_login(officer)

@@ -77,11 +77,9 @@ def segmented(ada, bob):
     run = PipelineRun.objects.create(status=RunStatus.SUCCEEDED, stage=Stage.DONE, active=None,
                                      started_at=timezone.now(), finished_at=timezone.now(),
                                      counts={"profiles": 2, "featured": 1}, timings={"total": 3.2})
-    segmentation = Segmentation.objects.create(run=run, k=2, silhouette=0.41, davies_bouldin=0.9, sizes=[1, 1],
-                                               k_scores={"2": 0.41, "3": 0.33}, population=2,
-                                               silhouette_sample=2, seed=42, model={})
-    big = Segment.objects.create(segmentation=segmentation, index=0, name="Loyal big spenders", size=1, centroid={})
-    Segment.objects.create(segmentation=segmentation, index=1, name="New browsers", size=1, centroid={})
+    segmentation = Segmentation.objects.create(run=run, k=2, seed=42, model={})
+    big = Segment.objects.create(segmentation=segmentation, index=0, name="Loyal big spenders", centroid={})
+    Segment.objects.create(segmentation=segmentation, index=1, name="New browsers", centroid={})
     SegmentMembership.objects.create(segmentation=segmentation, segment=big, profile_id=ada.profile_id,
                                      r_score=5, f_score=4, m_score=5)
     sizes = segment_sizes_release(segmentation=segmentation, run_id=run.id)
@@ -94,10 +92,10 @@ def test_pipeline_runs_and_segment_charts_with_error_bars(operator_client, segme
     html = operator_client.get("/ops/").content.decode()
     assert f"#{segmented.id}" in html and "Succeeded" in html and 'role="progressbar"' in html
     assert "Loyal big spenders" in html and "New browsers" in html
-    assert html.count('<svg class="chart"') == 3  # sizes, average spend, silhouette by k
+    assert html.count('<svg class="chart"') == 2  # sizes, average spend
     assert "Segment sizes (differentially private)" in html and "Average spend per segment" in html
     assert 'class="errorbar"' in html and " ± " in html
-    assert "Silhouette by number of segments" in html
+    assert "Silhouette by number of segments" not in html  # no quality figure computed on the customers
 
 
 def test_a_failed_run_shows_why(operator_client):

@@ -27,7 +27,7 @@ from consent.selectors import consent_export_stream
 from consent.services.dsr import dsr_approve, dsr_audit_trail, dsr_extend, dsr_get, dsr_reject
 from consent.services.verification import ledger_verification_request
 from web import charts, selectors
-from web.forms import DsrDecisionForm, LedgerExportForm, SubjectLookupForm
+from web.forms import DsrDecisionForm, LedgerExportForm, PrivacyBudgetLimitForm, SubjectLookupForm
 from web.staff import actor_of, role_required
 
 compliance_only = role_required(COMPLIANCE)
@@ -179,11 +179,47 @@ def request_detail(request, request_id: UUID):
         "overdue": open_ and dsr.due_at < now, "section": "requests"}, status=400 if form.errors else 200)
 
 
+def _budget_chart(row: dict):
+    history = row["history"]
+    if not history:
+        return None
+    top = max(max(h["cap"] for h in history), max(h["spent"] for h in history)) * 1.1
+    return charts.line_chart(
+        [h["day"] for h in history],
+        [charts.Series("ε spent (cumulative, never reset)", [h["spent"] for h in history], [None] * len(history)),
+         charts.Series("lifetime cap", [h["cap"] for h in history], [None] * len(history))],
+        chart_id=f"budget-{row['budget'].dataset}", y_max=top, fmt=lambda v: f"{v:.2f}",
+        title=f"Privacy budget of {row['budget'].dataset}: cumulative ε against the lifetime cap",
+        description="Total ε spent by every release of this data set since it was first protected, per day with a "
+                    "release or a change of the cap, and the cap in force that day.")
+
+
 @never_cache
+@require_http_methods(["GET", "POST"])
 @compliance_only
 def budget(request):
+    """The lifetime budgets and their releases; a compliance officer changes a cap here, with a reason."""
+    form = PrivacyBudgetLimitForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        from personalization.privacy import privacy_budget_limits_change  # OpenDP loads only for this
+
+        data = form.cleaned_data
+        try:
+            changes = privacy_budget_limits_change(dataset=data["dataset"], actor=actor_of(request),
+                                                   reason=data["reason"], **{data["limit"]: data["value"]})
+            messages.success(request, "Changed and recorded with your reason." if changes else "Nothing changed.")
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        return redirect("web:compliance-budget")
+    budgets = selectors.privacy_budgets()
+    for row in budgets:
+        row["chart"] = _budget_chart(row)
+        row["form"] = form if form.is_bound and form.data.get("dataset") == row["budget"].dataset else \
+            PrivacyBudgetLimitForm(initial={"dataset": row["budget"].dataset, "limit": "epsilon_limit",
+                                            "value": row["budget"].epsilon_limit.normalize()})
     return render(request, "web/compliance/budget.html", {
-        "budgets": selectors.privacy_budgets(), "releases": selectors.dp_releases(), "section": "budget"})
+        "budgets": budgets, "releases": selectors.dp_releases(), "section": "budget"},
+        status=400 if form.errors else 200)
 
 
 @never_cache

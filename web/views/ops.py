@@ -1,9 +1,10 @@
 """The operator dashboard (/ops/): staff with the `operator` role only.
 
-Pipeline runs with progress, segments with their DP figures (sizes and average spend
-with 95% error bounds) as charts, segmentation and recommender quality, merge review
+Pipeline runs with progress, segments with their DP figures (definitions, sizes and
+average spend with 95% error bounds) as charts, recommender quality, merge review
 (approve a refused merge's refusal, or undo a merge), webhook deliveries and failures,
-and ingestion errors. Shows ids, codes and counts; decrypts nothing.
+and ingestion errors. Shows ids, codes and releases, never an exact count of people
+(README, "Privacy"); decrypts nothing.
 """
 
 from __future__ import annotations
@@ -55,17 +56,10 @@ def segment_charts(overview: dict) -> dict:
 @operator_only
 def overview(request):
     segments = selectors.segments_overview()
-    silhouette = None
-    if segments.get("k_scores"):
-        silhouette = charts.bar_chart(
-            [charts.Bar(f"k = {k}", score) for k, score in segments["k_scores"]], chart_id="k-scores", width=460,
-            label_width=70, value_width=60,
-            fmt=lambda v: f"{v:.3f}", title="Silhouette by number of segments",
-            description="Silhouette score of each candidate number of segments; the best was chosen.")
     evaluation = selectors.recommender_evaluation()
     return render(request, "web/ops/overview.html", {
         "runs": selectors.pipeline_runs(), "segments": segments, "charts": segment_charts(segments),
-        "silhouette_chart": silhouette, "evaluation": evaluation,
+        "evaluation": evaluation,
         "evaluation_chart": evaluation_chart(evaluation) if evaluation else None,
         "recommender_runs": selectors.recommender_runs(), "section": "overview"})
 

@@ -36,6 +36,7 @@ from personalization.selectors import (
 
 DEFAULT_RECOMMENDATIONS = 10
 MAX_RECOMMENDATIONS = 100
+DEFAULT_MEMBERS_PURPOSE = "marketing"
 NO_STORE = {"Cache-Control": "no-store"}  # personal data: no proxy or browser may keep a copy
 
 
@@ -125,6 +126,7 @@ class StatisticSerializer(serializers.Serializer):
     error_95 = serializers.FloatField(allow_null=True, help_text="|value − truth| below this with 95% probability.")
     epsilon = serializers.FloatField(help_text="Privacy loss charged for it (0: derived from other releases).")
     mechanism = serializers.CharField()
+    noise_scale = serializers.FloatField(allow_null=True, help_text="Scale of the noise added (null: derived).")
     released_at = serializers.DateTimeField()
 
 
@@ -180,7 +182,7 @@ class SegmentsListApi(ApiView):
 
 
 class SegmentMembersApi(ApiView):
-    required_scopes = {"GET": Scope.SEGMENTS_READ}
+    required_scopes = {"GET": Scope.SEGMENTS_MEMBERS}
 
     class OutputSerializer(serializers.Serializer):
         class MemberSerializer(serializers.Serializer):
@@ -192,19 +194,18 @@ class SegmentMembersApi(ApiView):
 
     @extend_schema(
         operation_id="segment_members", tags=["personalization"],
-        parameters=[OpenApiParameter("purpose", str, required=True, enum=list(PURPOSES),
-                                     description="What the export is for; only members allowing it are listed."),
+        parameters=[OpenApiParameter("purpose", str, enum=list(PURPOSES),
+                                     description=f"What the listing is for (default {DEFAULT_MEMBERS_PURPOSE}); "
+                                                 "only members allowing it are listed."),
                     OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
-        responses={200: OutputSerializer, **problems(400, 404)},
-        description="Scope `segments:read`. Members of a segment, only profiles that allow the given purpose "
-                    "(and analytics, under which they were segmented), in profile id order. A key bound to a "
-                    "source lists only people that source contributed.",
+        responses={200: OutputSerializer, **problems(400, 403, 404)},
+        description="Scope `segments:members` (personal data: `segments:read` does not give it). Members of a "
+                    "segment, only profiles that allow the given purpose (and analytics, under which they were "
+                    "segmented), in profile id order. A key bound to a source lists only people that source "
+                    "contributed. Every listing is recorded in the access log, one entry per person listed.",
     )
     def get(self, request, segment_id: str):
-        purpose = request.query_params.get("purpose")
-        if not purpose:
-            raise ApplicationError("purpose is required: the export lists only members who allow it.",
-                                   code=PersonalizationErrorCode.PURPOSE_REQUIRED)
+        purpose = request.query_params.get("purpose") or DEFAULT_MEMBERS_PURPOSE
         if purpose not in PURPOSES:
             raise ApplicationError("purpose must be one of " + ", ".join(PURPOSES) + ".",
                                    code=PersonalizationErrorCode.UNKNOWN_PURPOSE)
@@ -223,6 +224,8 @@ class SegmentMembersApi(ApiView):
                                        code="invalid_cursor") from None
         members, last = segment_members_page(segment=segment, purpose=purpose, after=after, limit=limit,
                                              visible=key_boundary(request.auth))
+        record_personal_data_access(actor=self.actor(), profile_ids=[m.profile_id for m in members],
+                                    fields=["segment_membership"], purpose=purpose)
         return Response({
             "results": [{"profile_id": str(m.profile_id), "rfm_score": m.rfm_score} for m in members],
             "next_cursor": cursor_encode([str(last)]) if last else None,
