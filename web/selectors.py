@@ -129,7 +129,7 @@ def me_request(*, profile_id: UUID, request_id: UUID) -> DataSubjectRequest | No
 def ledger_status() -> dict:
     last = access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED).first()
     return {
-        "last": last, "events": ConsentEvent.objects.count(), "running": ledger_verification_active(),
+        "last": last, "running": ledger_verification_active(),
         "checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
         "history": list(access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED)[:10]),
     }
