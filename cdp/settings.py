@@ -195,6 +195,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, minimu
 # Short enough that a task held by a killed worker is redelivered within minutes.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 1200, minimum=60)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis or the broker away must not hold a request up (cdp.core.broker, cdp.core.cache):
+# connecting gives up after this many seconds, and requests publish without retrying.
+TESSERA_SERVICE_TIMEOUT_SECONDS = env_float("TESSERA_SERVICE_TIMEOUT_SECONDS", 1.0, minimum=0.1)
+CELERY_BROKER_CONNECTION_TIMEOUT = TESSERA_SERVICE_TIMEOUT_SECONDS
+if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith("redis"):
+    # socket_timeout stays above the worker's 1 s BRPOP wait.
+    CELERY_BROKER_TRANSPORT_OPTIONS.update({"socket_connect_timeout": TESSERA_SERVICE_TIMEOUT_SECONDS,
+                                            "socket_timeout": max(5.0, TESSERA_SERVICE_TIMEOUT_SECONDS)})
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = TESSERA_SERVICE_TIMEOUT_SECONDS
+CELERY_REDIS_SOCKET_TIMEOUT = max(5.0, TESSERA_SERVICE_TIMEOUT_SECONDS)
 
 # --- Webhooks ---------------------------------------------------------------------------
 # Each delivery: a short timeout, then retries with exponential backoff from the base
@@ -258,11 +268,15 @@ SPECTACULAR_SETTINGS = {
 # --- Cache (API throttling) -----------------------------------------------------------------
 # Throttle counters must be shared by every web process, so Redis is used whenever one is
 # configured; the embedded default counts per process, which is fine for one machine.
+# While Redis is unreachable the cache answers from per-process memory (cdp.core.cache):
+# throttling then counts per process instead of failing requests.
 _REDIS_CACHE_URL = env_url("REDIS_URL", schemes={"redis", "rediss"}) or (
     CELERY_BROKER_URL if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith("redis") else None)
 if _REDIS_CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": _REDIS_CACHE_URL, "KEY_PREFIX": "tessera"}}
+    CACHES = {"default": {"BACKEND": "cdp.core.cache.ResilientRedisCache",
+                          "LOCATION": _REDIS_CACHE_URL, "KEY_PREFIX": "tessera",
+                          "OPTIONS": {"socket_connect_timeout": TESSERA_SERVICE_TIMEOUT_SECONDS,
+                                      "socket_timeout": TESSERA_SERVICE_TIMEOUT_SECONDS}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

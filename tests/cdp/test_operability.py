@@ -18,7 +18,8 @@ def test_healthz_answers_while_the_process_runs(client):
 def test_readyz_reports_each_dependency(client, settings):
     settings.TASKS_IN_PROCESS = True
     body = client.get("/readyz").json()
-    assert body == {"status": "ok", "database": "ok", "migrations": "ok", "broker": "in-process"}
+    assert body == {"status": "ok", "database": "ok", "migrations": "ok", "broker": "in-process",
+                    "cache": "in-process"}
 
 
 def test_readyz_answers_503_naming_an_unreachable_broker(client, settings):
