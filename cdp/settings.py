@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "cdp.core.observability.RequestMetricsMiddleware",
     "cdp.core.outbox.OutboxWakeMiddleware",  # a request's outbox wake-ups: once, after its response
+    "cdp.exceptions.UnavailableMiddleware",  # the database away: 503 with Retry-After, never a 500
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -307,7 +307,13 @@ def postgres_restart(product: Product, *, batches: int = 40, size: int = 25, dow
     def restart() -> None:
         outage.set()
         product.pg.stop()
-        time.sleep(down_seconds)
+        down = time.monotonic()
+        # Segment's endpoint and a read, while PostgreSQL is away.
+        segment = product.segment([{"type": "identify", "userId": f"{prefix}-seg", "messageId": f"{prefix}-seg"}])
+        report.notes["segment during outage"] = (segment[0], segment[1].get("retry-after"), segment[2])
+        lookup = product.call("POST", "/api/v1/profiles/lookup", {"email": f"{prefix}.0.0@example.org"})
+        report.notes["lookup during outage"] = (lookup[0], lookup[1].get("retry-after"), (lookup[2] or {}).get("code"))
+        time.sleep(max(0.0, down_seconds - (time.monotonic() - down)))
         product.pg.start()
         back_at.append(time.monotonic())
         outage.clear()

@@ -42,3 +42,6 @@ def test_postgres_restart_answers_503_with_retry_after_and_loses_nothing(served)
     assert report.outage_statuses[503] > 0, report.outage_statuses  # the outage was seen, and said so
     assert set(report.statuses) <= {200, 503}, report.statuses
     assert report.lost == 0 and report.duplicated == 0
+    assert report.notes["lookup during outage"] == (503, "2", "unavailable")
+    status, retry_after, body = report.notes["segment during outage"]
+    assert (status, body["success"], body["code"]) == (503, False, "unavailable") and retry_after == "2"
