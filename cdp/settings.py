@@ -93,6 +93,9 @@ def _database_from_env() -> dict:
     url = env_url("DATABASE_URL", schemes={"sqlite", "postgres", "postgresql", "pgsql"},
                   default=default_sqlite)
     page_cost = env_float("DATABASE_RANDOM_PAGE_COST", 1.1, minimum=0)  # PostgreSQL only, checked always
+    pool = env_bool("DATABASE_POOL", True)  # PostgreSQL only
+    pool_size = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
+    pool_timeout = env_float("DATABASE_POOL_TIMEOUT", 3.0, minimum=0.1)
     try:
         config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60))
     except Exception:  # dj-database-url raises several types for a bad URL
@@ -119,7 +122,14 @@ def _database_from_env() -> dict:
         # value for SSDs and for tables that live in cache; 0 keeps the server's.
         if page_cost:
             options["options"] = f"{options.get('options', '')} -c random_page_cost={page_cost:g}".strip()
-        config["CONN_HEALTH_CHECKS"] = True
+        config["CONN_HEALTH_CHECKS"] = True  # with the pool: each connection is checked when taken
+        if pool:
+            # One pool per process (Django's, psycopg_pool): a thread takes a connection for a
+            # request and gives it back, so servers whose threads come and go (runserver) hold
+            # at most max_size, not one per thread ever started. Waiting longer than `timeout`
+            # for one (the database away) answers 503.
+            options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": pool_timeout}
+            config["CONN_MAX_AGE"] = 0
     return config
 
 

@@ -189,6 +189,15 @@ class Product:
         except OSError:
             return False
 
+    def runserver(self) -> None:
+        """What `./dev run` serves with: Django's threaded development server."""
+        log = open(self.directory / "runserver.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        wait_until(lambda: self._healthy(process), 60, "runserver did not answer /healthz")
+
     def work(self) -> subprocess.Popen:
         """`celery worker -B` (beat inside) on the same services."""
         log = open(self.directory / "worker.log", "ab")  # noqa: SIM115
@@ -343,6 +352,22 @@ def postgres_restart(product: Product, *, batches: int = 40, size: int = 25, dow
         assert status == 200
     rows_after, _ = stored_records(product.pg, prefix)
     report.duplicated += rows_after - rows
+    return report
+
+
+def runserver_connections(product: Product, *, requests: int = 150) -> Report:
+    """Requests to the development server, each on a new HTTP connection (a new thread
+    there): the database connections it holds stay bounded."""
+    report = Report("runserver: database connections")
+    peak = 0
+    for number in range(requests):
+        status, _, _ = product.call("POST", "/api/v1/profiles/lookup", {"email": f"conn.{number}@example.org"})
+        report.statuses[status] += 1
+        if number % 10 == 9:
+            held = product.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'tessera' "
+                                   "AND pid <> pg_backend_pid()")[0][0]
+            peak = max(peak, held)
+    report.notes["peak connections"] = peak
     return report
 
 

@@ -45,3 +45,15 @@ def test_postgres_restart_answers_503_with_retry_after_and_loses_nothing(served)
     assert report.notes["lookup during outage"] == (503, "2", "unavailable")
     status, retry_after, body = report.notes["segment during outage"]
     assert (status, body["success"], body["code"]) == (503, False, "unavailable") and retry_after == "2"
+
+
+def test_runserver_holds_a_bounded_number_of_database_connections(product):
+    product.runserver()
+    try:
+        report = harness.runserver_connections(product, requests=150)
+    finally:
+        product.stop()
+        product.processes.clear()
+    print(report.line(), report.notes)
+    assert report.statuses == {200: 150}, report.statuses
+    assert report.notes["peak connections"] <= 10  # DATABASE_POOL_MAX_SIZE
