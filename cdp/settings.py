@@ -250,9 +250,14 @@ CELERY_BEAT_SCHEDULE.update({
     # Quiet hours; a run that is still going when the next is due is not doubled.
     "personalization-pipeline": {"task": "personalization.pipeline_run", "schedule": crontab(hour=2, minute=30),
                                  "kwargs": {"trigger": "schedule"}},
-    # Re-dispatches a run whose progress stopped (a message lost with its worker).
-    "personalization-pipeline-watchdog": {"task": "personalization.pipeline_watchdog", "schedule": 300.0},
+    # Re-dispatches a run whose progress stopped (a message lost with its worker, or with
+    # the broker: a step finished while it was away leaves the next one to this sweep).
+    "personalization-pipeline-watchdog": {"task": "personalization.pipeline_watchdog",
+                                          "schedule": float(env_int("TESSERA_PIPELINE_WATCHDOG_SECONDS", 300,
+                                                                    minimum=1))},
 })
+# A run with no progress for this long is re-dispatched by the watchdog.
+TESSERA_PIPELINE_STALL_SECONDS = env_int("TESSERA_PIPELINE_STALL_SECONDS", 20 * 60, minimum=5)
 
 # --- REST framework ---------------------------------------------------------------------
 REST_FRAMEWORK = {

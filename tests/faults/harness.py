@@ -473,6 +473,46 @@ def redis_outage(product: Product, *, rounds: int = 4, prefix: str = "rds") -> R
     return report
 
 
+def broker_away_during_pipeline(product: Product, *, customers: int = 300, down_seconds: float = 3.0) -> Report:
+    """Redis (the broker) killed while a pipeline run is in its fan-out, started again:
+    the run finishes without a restart (queued messages died with Redis; the watchdog
+    dispatches the run's current step again)."""
+    report = Report("Broker away during a pipeline run")
+    product.manage("load_demo", "--customers", str(customers))
+    command = subprocess.Popen([sys.executable, "manage.py", "run_pipeline", "--chunk-size", "25", "--timeout", "240"],
+                               cwd=ROOT, env=product.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def running_chunk_done():
+        rows = product.pg.psql("SELECT count(*) FROM personalization_pipelinechunk WHERE status = 'done'")
+        return rows and rows[0][0] > 0
+
+    wait_until(running_chunk_done, 120, "the run did not start its chunks", interval=0.05)
+    product.redis.stop()
+    stopped = time.monotonic()
+    time.sleep(down_seconds)
+    report.notes["state when the broker went"] = product.pg.psql(
+        "SELECT status, stage FROM personalization_pipelinerun ORDER BY id DESC LIMIT 1")[0]
+    product.redis.start()
+    back = time.monotonic()
+
+    def finished():
+        rows = product.pg.psql("SELECT status FROM personalization_pipelinerun ORDER BY id DESC LIMIT 1")
+        return rows[0][0] if rows[0][0] in ("succeeded", "failed") else None
+
+    report.notes["status"] = wait_until(finished, 180, "the run did not finish", interval=0.5)
+    report.recovery_seconds = time.monotonic() - back
+    report.notes["outage seconds"] = round(back - stopped, 1)
+    try:
+        output, errors = command.communicate(timeout=60)
+        report.notes["run_pipeline exit"] = command.returncode
+    except subprocess.TimeoutExpired:
+        command.kill()
+        report.notes["run_pipeline exit"] = None
+    report.notes["chunks done twice"] = product.pg.psql(
+        "SELECT count(*) FROM personalization_pipelinechunk WHERE attempts > 1")[0][0]
+    return report
+
+
 def environment(directory: Path | None = None, *, redis: bool = True):
     """Start the private services and the product's database; returns (product, cleanup)."""
     # Not under pytest's own temporary directory: the postgres user must reach it.

@@ -57,3 +57,17 @@ def test_runserver_holds_a_bounded_number_of_database_connections(product):
     print(report.line(), report.notes)
     assert report.statuses == {200: 150}, report.statuses
     assert report.notes["peak connections"] <= 10  # DATABASE_POOL_MAX_SIZE
+
+
+def test_broker_away_during_a_pipeline_run_the_run_still_finishes(product, monkeypatch):
+    monkeypatch.setitem(product.env, "TESSERA_PIPELINE_STALL_SECONDS", "6")
+    monkeypatch.setitem(product.env, "TESSERA_PIPELINE_WATCHDOG_SECONDS", "2")
+    product.work()
+    try:
+        report = harness.broker_away_during_pipeline(product)
+    finally:
+        product.stop()
+        product.processes.clear()
+    print(report.line(), report.notes)
+    assert report.notes["status"] == "succeeded", report.notes
+    assert report.notes["run_pipeline exit"] == 0, report.notes
