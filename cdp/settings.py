@@ -229,6 +229,10 @@ TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS = env_int("TESSERA_WEBHOOK_RELAY_INTERVAL
 # Loopback/private/link-local targets: allowed in development, refused in production
 # unless set (an API key must not reach internal services through a webhook).
 TESSERA_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("TESSERA_WEBHOOK_ALLOW_PRIVATE_NETWORKS", DEBUG)
+# With tasks in-process (no broker, no beat), web processes run the periodic sweeps after a
+# response, at most this often (cdp.core.outbox); 0 turns that off.
+TESSERA_IN_PROCESS_SWEEP_SECONDS = env_int("TESSERA_IN_PROCESS_SWEEP_SECONDS", TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS,
+                                           minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "webhooks-relay": {"task": "webhooks.webhooks_relay", "schedule": float(TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS)},
 }

@@ -59,3 +59,12 @@ def relay_wake() -> None:
         first = True
     if first:
         enqueue(webhooks_relay)  # the broker away: beat's relay sweep delivers the rows later
+
+
+def relay_sweep() -> None:
+    """Beat's periodic relay, for the in-process mode (registered in apps.py): due retries
+    and anything a lost wake-up left behind."""
+    from cdp.webhooks.services.relay import relay_has_work
+
+    if relay_has_work():
+        webhooks_relay.delay()
