@@ -23,7 +23,9 @@ from cdp.core.cache import breaker
 
 logger = logging.getLogger(__name__)
 
-BROKER_UNREACHABLE = (KombuOperationalError, RedisConnectionError, RedisTimeoutError, OSError)
+# What publishing raises when the broker (or Redis as result backend) does not answer;
+# kombu turns socket errors into its OperationalError.
+BROKER_UNREACHABLE = (KombuOperationalError, RedisConnectionError, RedisTimeoutError)
 BROKER = "broker"
 
 
@@ -45,7 +47,7 @@ def enqueue(task, *args, **kwargs) -> bool:
             # Nothing in a request reads a task's result: not subscribing to it keeps the
             # result backend (Redis too) out of the request as well.
             task.apply_async(args, kwargs, connection=connection, retry=False, ignore_result=True)
-    except BROKER_UNREACHABLE:
+    except (*BROKER_UNREACHABLE, OSError):
         state.failed()
         logger.warning("task_not_queued", extra={"task": task.name, "reason": "broker_unreachable"})
         return False
