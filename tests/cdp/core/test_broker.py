@@ -19,9 +19,10 @@ def broker_away(settings, monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setattr(cache_module, "_breakers", {})
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery's conf.broker_url prefers it
     settings.TASKS_IN_PROCESS = False
     saved_url, saved_eager = app.conf.broker_url, app.conf.task_always_eager
-    app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
+    settings.CELERY_BROKER_URL = app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
     app.conf.task_always_eager = False
     app._pool = None
     app.amqp._producer_pool = None
