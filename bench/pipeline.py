@@ -86,6 +86,9 @@ def grant(profile_ids: list, *, rates: dict[str, float], seed: int, processes: i
     work = [(pid, [p for p in rates if draws[p][i]]) for i, pid in enumerate(profile_ids)]
     work = [(pid, purposes) for pid, purposes in work if purposes]
     connections.close_all()  # each forked process opens its own
+    for connection in connections.all(initialized_only=True):
+        if connection.vendor == "postgresql" and connection.settings_dict["OPTIONS"].get("pool"):
+            connection.close_pool()  # a pool's threads and sockets do not survive a fork
     parts = [work[i::processes] for i in range(processes)]
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         pool.map(_grant_part, parts)

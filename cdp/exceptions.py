@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import logging
 
+import psycopg
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -38,6 +40,23 @@ _DRF_CODES = {
     drf.UnsupportedMediaType: ("unsupported_media_type", "Unsupported media type"),
     drf.Throttled: ("throttled", "Too many requests"),
 }
+
+
+# The database unreachable, restarting, shutting down or dropping the connection: the
+# request did nothing (its transaction, with its idempotency record, was not committed),
+# so the client may send it again. psycopg's own types arrive when raised outside
+# Django's wrapper (the connection pool).
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+RETRY_AFTER_SECONDS = 2
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, UNAVAILABLE_ERRORS)
+
+
+def unavailable_problem() -> dict:
+    return problem(503, "unavailable", "Service unavailable",
+                   "A service the API depends on is unavailable; retry the request later.")
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra) -> dict:
@@ -104,6 +123,11 @@ def problem_exception_handler(exc, context):
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             response["WWW-Authenticate"] = auth_header
+        return response
+    if is_unavailable(exc):
+        logger.warning("service_unavailable", exc_info=exc, extra={"view": type(context.get("view")).__name__})
+        response = _problem_response(unavailable_problem())
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     logger.error("unhandled_error", exc_info=exc, extra={"view": type(context.get("view")).__name__})
     body = problem(500, "internal_error", "Internal error", "An unexpected error occurred.")
@@ -172,3 +196,26 @@ def _is_json(response) -> bool:
     except ValueError:
         return False
     return True
+
+
+class UnavailableMiddleware:
+    """Plain Django views (web pages, health, anything outside DRF): the database away is
+    a 503 with Retry-After too, never a 500 (problem+json under /api/)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_unavailable(exception):
+            return None
+        logger.warning("service_unavailable", exc_info=exception)
+        if request.path.startswith("/api/"):
+            response = JsonResponse(unavailable_problem(), status=503, content_type=PROBLEM_CONTENT_TYPE)
+        else:
+            response = HttpResponse("Temporarily unavailable: please try again in a moment.\n", status=503,
+                                    content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response

@@ -18,7 +18,8 @@ def healthz(request):
 
 @require_GET
 def readyz(request):
-    checks = {"database": _database_status(), "migrations": _migrations_status(), "broker": _broker_status()}
+    checks = {"database": _database_status(), "migrations": _migrations_status(), "broker": _broker_status(),
+              "cache": _cache_status()}
     failed = [name for name, status in checks.items() if status not in ("ok", "in-process")]
     body = {"status": "ok" if not failed else "unavailable", **checks}
     if failed:
@@ -53,11 +54,19 @@ def _migrations_status() -> str:
 def _broker_status() -> str:
     if settings.TASKS_IN_PROCESS:
         return "in-process"
-    from cdp.celery import app
+    from cdp.core.broker import broker_reachable
 
-    try:
-        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        return "ok"
-    except Exception:
-        return "unreachable"
+    return "ok" if broker_reachable(timeout=settings.TESSERA_SERVICE_TIMEOUT_SECONDS) else "unreachable"
+
+
+def _cache_status() -> str:
+    """Redis for throttle counters; while it is away requests still answer (per-process
+    counts), but the instance is degraded and says so."""
+    from django.core.cache import caches
+
+    from cdp.core.cache import ResilientRedisCache
+
+    backend = caches["default"]
+    if not isinstance(backend, ResilientRedisCache):
+        return "in-process"
+    return "ok" if backend.ping() else "unreachable"

@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "cdp.core.observability.SecretPathMiddleware",  # first: a magic link's token is in no log line
     "cdp.core.observability.RequestMetricsMiddleware",
     "cdp.core.outbox.OutboxWakeMiddleware",  # a request's outbox wake-ups: once, after its response
+    "cdp.exceptions.UnavailableMiddleware",  # the database away: 503 with Retry-After, never a 500
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -96,6 +97,9 @@ def _database_from_env() -> dict:
     url = env_url("DATABASE_URL", schemes={"sqlite", "postgres", "postgresql", "pgsql"},
                   default=default_sqlite)
     page_cost = env_float("DATABASE_RANDOM_PAGE_COST", 1.1, minimum=0)  # PostgreSQL only, checked always
+    pool = env_bool("DATABASE_POOL", True)  # PostgreSQL only
+    pool_size = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
+    pool_timeout = env_float("DATABASE_POOL_TIMEOUT", 3.0, minimum=0.1)
     try:
         config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60))
     except Exception:  # dj-database-url raises several types for a bad URL
@@ -122,7 +126,14 @@ def _database_from_env() -> dict:
         # value for SSDs and for tables that live in cache; 0 keeps the server's.
         if page_cost:
             options["options"] = f"{options.get('options', '')} -c random_page_cost={page_cost:g}".strip()
-        config["CONN_HEALTH_CHECKS"] = True
+        config["CONN_HEALTH_CHECKS"] = True  # with the pool: each connection is checked when taken
+        if pool:
+            # One pool per process (Django's, psycopg_pool): a thread takes a connection for a
+            # request and gives it back, so servers whose threads come and go (runserver) hold
+            # at most max_size, not one per thread ever started. Waiting longer than `timeout`
+            # for one (the database away) answers 503.
+            options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": pool_timeout}
+            config["CONN_MAX_AGE"] = 0
     return config
 
 
@@ -202,6 +213,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, minimu
 # Short enough that a task held by a killed worker is redelivered within minutes.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 1200, minimum=60)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis or the broker away must not hold a request up (cdp.core.broker, cdp.core.cache):
+# connecting gives up after this many seconds, and requests publish without retrying.
+TESSERA_SERVICE_TIMEOUT_SECONDS = env_float("TESSERA_SERVICE_TIMEOUT_SECONDS", 1.0, minimum=0.1)
+CELERY_BROKER_CONNECTION_TIMEOUT = TESSERA_SERVICE_TIMEOUT_SECONDS
+if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith("redis"):
+    # socket_timeout stays above the worker's 1 s BRPOP wait.
+    CELERY_BROKER_TRANSPORT_OPTIONS.update({"socket_connect_timeout": TESSERA_SERVICE_TIMEOUT_SECONDS,
+                                            "socket_timeout": max(5.0, TESSERA_SERVICE_TIMEOUT_SECONDS)})
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = TESSERA_SERVICE_TIMEOUT_SECONDS
+CELERY_REDIS_SOCKET_TIMEOUT = max(5.0, TESSERA_SERVICE_TIMEOUT_SECONDS)
 
 # --- Webhooks ---------------------------------------------------------------------------
 # Each delivery: a short timeout, then retries with exponential backoff from the base
@@ -215,6 +236,10 @@ TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS = env_int("TESSERA_WEBHOOK_RELAY_INTERVAL
 # Loopback/private/link-local targets: allowed in development, refused in production
 # unless set (an API key must not reach internal services through a webhook).
 TESSERA_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("TESSERA_WEBHOOK_ALLOW_PRIVATE_NETWORKS", DEBUG)
+# With tasks in-process (no broker, no beat), web processes run the periodic sweeps after a
+# response, at most this often (cdp.core.outbox); 0 turns that off.
+TESSERA_IN_PROCESS_SWEEP_SECONDS = env_int("TESSERA_IN_PROCESS_SWEEP_SECONDS", TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS,
+                                           minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "webhooks-relay": {"task": "webhooks.webhooks_relay", "schedule": float(TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS)},
 }
@@ -237,9 +262,14 @@ CELERY_BEAT_SCHEDULE.update({
     # Quiet hours; a run that is still going when the next is due is not doubled.
     "personalization-pipeline": {"task": "personalization.pipeline_run", "schedule": crontab(hour=2, minute=30),
                                  "kwargs": {"trigger": "schedule"}},
-    # Re-dispatches a run whose progress stopped (a message lost with its worker).
-    "personalization-pipeline-watchdog": {"task": "personalization.pipeline_watchdog", "schedule": 300.0},
+    # Re-dispatches a run whose progress stopped (a message lost with its worker, or with
+    # the broker: a step finished while it was away leaves the next one to this sweep).
+    "personalization-pipeline-watchdog": {"task": "personalization.pipeline_watchdog",
+                                          "schedule": float(env_int("TESSERA_PIPELINE_WATCHDOG_SECONDS", 300,
+                                                                    minimum=1))},
 })
+# A run with no progress for this long is re-dispatched by the watchdog.
+TESSERA_PIPELINE_STALL_SECONDS = env_int("TESSERA_PIPELINE_STALL_SECONDS", 20 * 60, minimum=5)
 
 # --- REST framework ---------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -266,11 +296,15 @@ SPECTACULAR_SETTINGS = {
 # --- Cache (API throttling) -----------------------------------------------------------------
 # Throttle counters must be shared by every web process, so Redis is used whenever one is
 # configured; the embedded default counts per process, which is fine for one machine.
+# While Redis is unreachable the cache answers from per-process memory (cdp.core.cache):
+# throttling then counts per process instead of failing requests.
 _REDIS_CACHE_URL = env_url("REDIS_URL", schemes={"redis", "rediss"}) or (
     CELERY_BROKER_URL if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith("redis") else None)
 if _REDIS_CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": _REDIS_CACHE_URL, "KEY_PREFIX": "tessera"}}
+    CACHES = {"default": {"BACKEND": "cdp.core.cache.ResilientRedisCache",
+                          "LOCATION": _REDIS_CACHE_URL, "KEY_PREFIX": "tessera",
+                          "OPTIONS": {"socket_connect_timeout": TESSERA_SERVICE_TIMEOUT_SECONDS,
+                                      "socket_timeout": TESSERA_SERVICE_TIMEOUT_SECONDS}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -25,6 +25,7 @@ from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from cdp.core.broker import BROKER_UNREACHABLE
 from personalization.models import Stage
 
 logger = logging.getLogger(__name__)
@@ -196,15 +197,20 @@ def pipeline_dispatch(run_id: int) -> None:
     if run is None or run["status"] not in (RunStatus.PENDING, RunStatus.RUNNING):
         return
     stage = run["stage"]
-    if stage in CHUNK_TASKS:
-        pending = pipeline_chunks(run_id=run_id, stage=stage, pending_only=True)
-        callback = CALLBACK_OF[stage].si(run_id=run_id)
-        if pending:
-            chord([CHUNK_TASKS[stage].si(run_id=run_id, chunk_index=i) for i in pending])(callback)
+    try:
+        if stage in CHUNK_TASKS:
+            pending = pipeline_chunks(run_id=run_id, stage=stage, pending_only=True)
+            callback = CALLBACK_OF[stage].si(run_id=run_id)
+            if pending:
+                chord([CHUNK_TASKS[stage].si(run_id=run_id, chunk_index=i) for i in pending])(callback)
+            else:
+                callback.delay()
         else:
-            callback.delay()
-    else:
-        STAGE_TASKS[stage].delay(run_id=run_id)
+            STAGE_TASKS[stage].delay(run_id=run_id)
+    except BROKER_UNREACHABLE:
+        # The run's stage is committed; only the message is missing, as when one is lost
+        # with a worker: the watchdog dispatches the stage again once the broker answers.
+        logger.warning("pipeline_dispatch_deferred", extra={"run_id": run_id, "stage": stage})
 
 
 @shared_task(name="personalization.pipeline_watchdog", ignore_result=True)

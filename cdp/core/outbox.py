@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -105,6 +108,43 @@ def _wake_after_request() -> None:
         waiting.append(_wake)
 
 
+# With a broker, beat runs the periodic sweeps (the webhook relay for due retries and
+# missed wake-ups, the DSR sweep). With tasks in-process there is no beat: the same sweeps
+# run here, after a response has been sent, at most once per TESSERA_IN_PROCESS_SWEEP_SECONDS
+# in each process (0: never, as in the tests).
+_sweeps: list[Callable[[], None]] = []
+_last_sweep = {"at": time.monotonic()}
+_sweep_lock = threading.Lock()
+
+
+def outbox_sweep_register(callback: Callable[[], None]) -> None:
+    """Register a periodic sweep for the in-process mode (beat runs it otherwise)."""
+    if callback not in _sweeps:
+        _sweeps.append(callback)
+
+
+def _sweeps_due() -> list[Callable[[], None]]:
+    every = getattr(settings, "TESSERA_IN_PROCESS_SWEEP_SECONDS", 0)
+    if not (settings.TASKS_IN_PROCESS and every and _sweeps):
+        return []
+    now = time.monotonic()
+    with _sweep_lock:
+        if now - _last_sweep["at"] < every:
+            return []
+        _last_sweep["at"] = now
+    return [_guarded(sweep) for sweep in _sweeps]
+
+
+def _guarded(sweep: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            sweep()
+        except Exception:  # the next sweep tries again
+            logger.warning("in_process_sweep_failed", exc_info=True)
+
+    return run
+
+
 class OutboxWakeMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -122,6 +162,7 @@ class OutboxWakeMiddleware:
         _request_wakes.reset(token)
         # Run by response.close(), which the server calls once the response is sent.
         response._resource_closers.extend(waiting)
+        response._resource_closers.extend(_sweeps_due())
         return response
 
 

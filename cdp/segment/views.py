@@ -18,6 +18,7 @@ from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.views import APIView
 
+from cdp.exceptions import RETRY_AFTER_SECONDS, is_unavailable
 from cdp.segment import transport
 from cdp.segment.services import segment_messages_ingest
 from cdp.services.sources import source_by_write_key
@@ -88,6 +89,7 @@ _ERRORS = {
     401: "Unknown write key.",
     413: "Body (or inflated body) or batch too large.",
     415: "A Content-Encoding other than gzip or identity.",
+    503: "Temporarily unavailable (the database is away): nothing was stored; retry after `Retry-After` seconds.",
 }
 _RESPONSES = {
     200: OpenApiResponse(SegmentSuccessSerializer, description='`{"success": true}`'),
@@ -119,6 +121,14 @@ class _SegmentApi(APIView):
     permission_classes: list = []
     parser_classes: list = []
     throttle_classes: list = []
+
+    def handle_exception(self, exc):
+        # Segment's SDKs retry a 5xx; the body keeps Segment's shape, not problem+json.
+        if is_unavailable(exc):
+            response = _answer(503, "unavailable", "Temporarily unavailable; retry the batch later.")
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
+        return super().handle_exception(exc)
 
     def post(self, request, *args, **kwargs):
         try:

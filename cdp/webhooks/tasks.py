@@ -13,6 +13,8 @@ from celery import shared_task
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
+from cdp.core.broker import enqueue
+
 logger = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
@@ -56,4 +58,13 @@ def relay_wake() -> None:
         logger.warning("webhooks_wake_cache_unavailable", exc_info=True)
         first = True
     if first:
+        enqueue(webhooks_relay)  # the broker away: beat's relay sweep delivers the rows later
+
+
+def relay_sweep() -> None:
+    """Beat's periodic relay, for the in-process mode (registered in apps.py): due retries
+    and anything a lost wake-up left behind."""
+    from cdp.webhooks.services.relay import relay_has_work
+
+    if relay_has_work():
         webhooks_relay.delay()

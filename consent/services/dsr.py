@@ -27,6 +27,7 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from cdp.core import crypto
+from cdp.core.broker import enqueue
 from cdp.core.outbox import outbox_put
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode
@@ -172,7 +173,7 @@ def _schedule(request_id) -> None:
     from consent.tasks import dsr_process as dsr_process_task
 
     # robust: the request is committed either way, and the pending sweep re-dispatches it.
-    transaction.on_commit(lambda: dsr_process_task.delay(str(request_id)), robust=True)
+    transaction.on_commit(lambda: enqueue(dsr_process_task, str(request_id)), robust=True)
 
 
 @transaction.atomic

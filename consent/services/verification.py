@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from cdp.core.broker import enqueue
 from consent.events import operator_action_event
 from consent.ledger import CheckpointInvalid, ledger_verify
 from consent.models import ConsentEvent, LedgerVerification, VerificationStatus
@@ -44,7 +45,7 @@ def ledger_verification_request(*, actor: str) -> tuple[LedgerVerification, bool
 def _enqueue(verification_id: int) -> None:
     from consent.tasks import ledger_verification_run as task
 
-    task.delay(verification_id)
+    enqueue(task, verification_id)
 
 
 def _fail_stale() -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
@@ -49,7 +50,7 @@ DEFAULT_PARAMS = {
 }
 # A running run whose heartbeat is older than this is re-dispatched by the watchdog:
 # longer than any task's hard time limit, so a slow task is never mistaken for a lost one.
-STALL_SECONDS = 20 * 60
+STALL_SECONDS = 20 * 60  # default of TESSERA_PIPELINE_STALL_SECONDS
 MEMBERSHIP_VERSIONS_KEPT = 2
 
 
@@ -324,7 +325,7 @@ def error_message(error: BaseException) -> str:
 def pipeline_runs_stalled(*, now=None) -> list[int]:
     """Active runs with no progress for STALL_SECONDS: their current step may have been lost."""
     now = now or timezone.now()
-    cutoff = now - timezone.timedelta(seconds=STALL_SECONDS)
+    cutoff = now - timezone.timedelta(seconds=getattr(settings, "TESSERA_PIPELINE_STALL_SECONDS", STALL_SECONDS))
     stalled = PipelineRun.objects.filter(active=True).filter(
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff))
     ids = list(stalled.values_list("id", flat=True))

@@ -18,6 +18,7 @@ def test_healthz_answers_while_the_process_runs(client):
 def test_readyz_reports_each_dependency(client, settings):
     settings.TASKS_IN_PROCESS = True
     body = client.get("/readyz").json()
+    assert body.pop("cache") in ("ok", "in-process")  # Redis when one is configured (CI), else memory
     assert body == {"status": "ok", "database": "ok", "migrations": "ok", "broker": "in-process"}
 
 
@@ -27,6 +28,18 @@ def test_readyz_answers_503_naming_an_unreachable_broker(client, settings):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["broker"] == "unreachable" and response.json()["failed"] == ["broker"]
+
+
+def test_readyz_answers_503_naming_an_unreachable_cache(client, settings, monkeypatch):
+    from cdp.core import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_breakers", {})
+    settings.TASKS_IN_PROCESS = True
+    settings.CACHES = {"default": {"BACKEND": "cdp.core.cache.ResilientRedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens on port 1
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["cache"] == "unreachable" and response.json()["failed"] == ["cache"]
 
 
 def test_metrics_counts_requests_by_route(client):

@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 # The shortest the settings allow: a message held by a killed worker comes back after it.
 VISIBILITY_TIMEOUT = 60
+GATE_LOCK = 230_023  # the advisory lock a gated chunk waits for (fake_recommender_worker.py)
 
 
 def encode(key: bytes) -> str:
@@ -55,7 +56,7 @@ def worker(postgres, transactional_db, settings):
     db = connection.settings_dict
     processes: list[subprocess.Popen] = []
 
-    def start(*, fake: bool = False, delay: float = 0.0) -> subprocess.Popen:
+    def start(*, fake: bool = False, delay: float = 0.0, gate_after: int | None = None) -> subprocess.Popen:
         env = {
             **os.environ, "DJANGO_SETTINGS_MODULE": "cdp.settings",
             "CELERY_BROKER_URL": broker_url,
@@ -65,6 +66,8 @@ def worker(postgres, transactional_db, settings):
             "TESSERA_LEDGER_KEY": encode(settings.TESSERA_LEDGER_KEY),
             "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "TEST_CHUNK_DELAY": str(delay),
         }
+        if gate_after is not None:
+            env.update({"TEST_CHUNK_GATE_AFTER": str(gate_after), "TEST_CHUNK_GATE_LOCK": str(GATE_LOCK)})
         command = [str(HERE / "fake_recommender_worker.py")] if fake else ["-m", "celery", "-A", "cdp", "worker"]
         process = subprocess.Popen(
             [sys.executable, *command, "--pool", "solo", "-l", "warning",
@@ -133,23 +136,37 @@ def test_the_pipeline_runs_end_to_end_through_a_real_worker(worker):
 
 
 def test_killing_the_worker_mid_run_and_starting_another_finishes_the_run(worker):
-    shop = shop_population(people=120)
-    first = worker(fake=True, delay=0.7)
-    from personalization.tasks import pipeline_run_plan
+    """Killed inside a recommendations chunk, deterministically: after two chunks are
+    written the next one waits (while RUNNING) on an advisory lock this test holds."""
+    from django.db import connection
 
-    run = pipeline.pipeline_run_create(params={"chunk_size": 10, "k": 4})
-    pipeline_run_plan.delay(run_id=run.id)
-    deadline = time.monotonic() + 180
-    # Kill it while a recommendations chunk is running, after some have been written.
-    while time.monotonic() < deadline:
+    shop = shop_population(people=120)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [GATE_LOCK])
+    try:
+        first = worker(fake=True, gate_after=2)
+        from personalization.tasks import pipeline_run_plan
+
+        run = pipeline.pipeline_run_create(params={"chunk_size": 10, "k": 4})
+        pipeline_run_plan.delay(run_id=run.id)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                               "AND objid = %s", [GATE_LOCK])
+                waiting = cursor.fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no recommendations chunk reached the gate")
         chunks = PipelineChunk.objects.filter(run=run, stage=Stage.RECOMMENDATIONS)
-        if chunks.filter(status=ChunkStatus.DONE).exists() and chunks.filter(status=ChunkStatus.RUNNING).exists():
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the run never reached the recommendations stage")
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
+        assert chunks.filter(status=ChunkStatus.DONE).count() >= 1  # some were written before
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [GATE_LOCK])
     interrupted = PipelineChunk.objects.filter(run=run, stage=Stage.RECOMMENDATIONS, status=ChunkStatus.RUNNING)
     assert interrupted.exists()
     worker(fake=True)
