@@ -147,7 +147,10 @@ def _start_gunicorn(port: int, workers: int, threads: int, profile_dir: str | No
         config = Path(profile_dir) / "gunicorn_profile.py"
         config.write_text(GUNICORN_PROFILE_HOOKS.format(directory=profile_dir))
         command += ["--config", str(config)]
-    return subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
+    # As the compose file's web service runs: sync workers with a persistent connection each.
+    environment = {**os.environ, "DATABASE_POOL": os.environ.get("DATABASE_POOL", "false")}
+    print(f"gunicorn: DATABASE_POOL={environment['DATABASE_POOL']}", file=sys.stderr)
+    return subprocess.Popen(command, cwd=ROOT, env=environment)
 
 
 def _wait_ready(port: int) -> None:
