@@ -13,7 +13,6 @@ from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from cdp import crypto
 from cdp.core.identifiers import (
@@ -24,6 +23,7 @@ from cdp.core.identifiers import (
     normalize,
 )
 from cdp.core.json_codec import json_bytes, stdlib_length_exceeds
+from cdp.core.timestamps import parse_timestamp
 
 MAX_RECORD_BYTES = 32 * 1024
 # The text records were digested as before digests became json_bytes' (stored digests of
@@ -153,11 +153,11 @@ def _identifier_outcome(kind: str, value, *, source_key: str, region: str | None
 def parse_observed_at(raw, path: str = "observed_at") -> datetime:
     if raw is None:
         return timezone.now()
-    if isinstance(raw, str):
-        parsed = parse_datetime(raw)
-        if parsed is not None:
-            return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.utc)
-    raise RecordRejected([error(path, "invalid_datetime", "Use an ISO 8601 date-time.")])
+    parsed = parse_timestamp(raw)
+    if parsed is None:
+        raise RecordRejected([error(path, "invalid_datetime", "Use an RFC 3339 date-time (an offset is optional: "
+                                                              "UTC without one) or a date.")])
+    return parsed
 
 
 def phone_region(attributes: dict) -> str | None:

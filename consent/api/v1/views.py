@@ -7,12 +7,12 @@ from uuid import UUID
 
 from django.db import transaction
 from django.http import StreamingHttpResponse
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
+from cdp.core.timestamps import parse_timestamp
 from consent import registry
 from consent.api.v1.base import (
     IDEMPOTENCY_HEADER,
@@ -65,13 +65,10 @@ def profile_for_key(request, profile_id: str) -> UUID:
 def parse_time(raw: str | None, name: str) -> datetime | None:
     if raw in (None, ""):
         return None
-    value = parse_datetime(raw)
+    value = parse_timestamp(raw)
     if value is None:
-        raise ConsentError(f"{name} must be an ISO 8601 date-time.", code=ConsentErrorCode.INVALID_RANGE)
-    if value.tzinfo is None:
-        from django.utils import timezone
-
-        value = timezone.make_aware(value, timezone.utc)
+        raise ConsentError(f"{name} must be an RFC 3339 date-time (UTC without an offset) or a date.",
+                           code=ConsentErrorCode.INVALID_RANGE)
     return value
 
 
@@ -218,9 +215,10 @@ def _batch_record_check(index: int, raw, *, source: str | None, versions: dict) 
         errors.append(_error("notice_version", "wrong_type", "notice_version must be a whole number from 1."))
     occurred_at = None
     if raw.get("occurred_at") is not None:
-        occurred_at = parse_datetime(raw["occurred_at"]) if isinstance(raw["occurred_at"], str) else None
-        if occurred_at is None or occurred_at.tzinfo is None:
-            errors.append(_error("occurred_at", "invalid_datetime", "Use an ISO 8601 date-time with a zone."))
+        occurred_at = parse_timestamp(raw["occurred_at"])
+        if occurred_at is None:
+            errors.append(_error("occurred_at", "invalid_datetime",
+                                 "Use an RFC 3339 date-time (UTC without an offset) or a date."))
     profile_id = _record_profile(raw, source, errors)
     change = None
     if not errors:
