@@ -106,11 +106,17 @@ def _development_keys(var_dir: Path, *wanted: str) -> dict[str, str]:
         return json.loads(path.read_text())
     var_dir.mkdir(parents=True, exist_ok=True)
     keys = {name: new_key_text() for name in (*KEY_VARIABLES, SIGNING_KEY_VARIABLE)}
-    # Written with owner-only permissions: these keys decrypt the development database.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process generated them first: use theirs
-        return json.loads(path.read_text())
+    # Written whole to a file of our own (owner-only: these keys decrypt the development
+    # database), then linked into place, which fails if another process (a gunicorn worker
+    # starting beside this one) got there first: nobody ever reads a half-written file.
+    partial = path.with_name(f".dev-keys.{os.getpid()}.json")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(keys, handle, indent=2)
+    try:
+        os.link(partial, path)
+    except FileExistsError:  # another process generated them first: use theirs
+        return json.loads(path.read_text())
+    finally:
+        partial.unlink()
     return keys
