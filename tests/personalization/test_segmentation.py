@@ -129,10 +129,10 @@ def test_the_private_fit_finds_real_groups_from_noisy_outputs_only():
         model, names, centroids = segmentation.describe(dp_mechanisms.dp_lloyd_fit(raw, plan, seed=seed))
         assert model["space"] == "unit" and len(names) == len(set(names)) == 3
         assert adjusted_rand_score(truth, segmentation.assign(raw, model)) > 0.45
-        # Value order: the first segment spends most; its centroid is in original units. The
-        # big spenders average ~3,900 and the two other groups ~65: the noisy centroid moves
-        # (in 210 fits its least was 526), but stays far above everyone else's spend.
-        assert centroids[0]["monetary"] == max(c["monetary"] for c in centroids) > 300
+        # Value order: the first segment spends most, and its centroid is in original units
+        # (standardized ones are single digits). Where it lands is the noise's business: the
+        # big spenders average ~3,900, and over 330 fits the top centroid ranged 187-8,000+.
+        assert centroids[0]["monetary"] == max(c["monetary"] for c in centroids) > 50
         cuts = model["rfm_cuts"]["monetary"]
         assert cuts == sorted(cuts) and len(cuts) == 4
 
