@@ -14,14 +14,13 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from cdp import crypto
 from cdp.core.advisory import advisory_locks
 from cdp.core.errors import ApplicationError, NotFound
 from cdp.core.outbox import outbox_put
 from cdp.models import ConflictStatus, Identity, MergeConflict, Profile, ProfileStatus, SourceRecord
 from cdp.services import identity_rules
 from cdp.services.merges import identities_trim_to_caps, profile_merge
-from cdp.services.profiles import identity_value_encrypt, profile_get_live, profiles_touch
+from cdp.services.profiles import identities_add, profile_dek, profile_get_live, profiles_touch
 from cdp.services.records import parse_identifiers
 from cdp.services.source_records import record_payload_read
 from consent.events import operator_action_event
@@ -89,8 +88,7 @@ def _attach_held_contacts(conflict: MergeConflict) -> None:
     if record is None or record.profile_id is None:
         raise ApplicationError("The record this link came with is gone.", code="record_gone", status=409)
     source = record.source
-    profile = profile_get_live(record.profile_id)
-    dek = crypto.data_key_open(profile.data_key)
+    dek = profile_dek(profile_get_live(record.profile_id))
     payload = record_payload_read(record, dek=dek)
     contacts = {kind: value for kind, value in payload.get("identifiers", {}).items()
                 if kind in identity_rules.CONTACT_KINDS}
@@ -99,13 +97,8 @@ def _attach_held_contacts(conflict: MergeConflict) -> None:
     profile = profile_get_live(record.profile_id, for_update=True)
     taken = {(kind, index) for kind, index in Identity.objects.filter(
         blind_index__in=[k.blind_index for k in keys], namespace="").values_list("kind", "blind_index")}
-    now = timezone.now()
-    Identity.objects.bulk_create([
-        Identity(profile=profile, kind=k.kind, namespace=k.namespace, blind_index=k.blind_index,
-                 index_key_version=crypto.index_key_version(), record=record, priority=source.trust,
-                 source=source, assurance=source.assurance, last_seen_at=now,
-                 value=identity_value_encrypt(dek=dek, profile_id=profile.id, value=k.value))
-        for k in keys if (k.kind, k.blind_index) not in taken])
+    identities_add(profile=profile, keys=[k for k in keys if (k.kind, k.blind_index) not in taken], record=record,
+                   dek=dek, now=timezone.now())
     identities_trim_to_caps(profile_id=profile.id)
     profiles_touch([profile.id])
     outbox_put(topic="profile.updated", payload={"profile_id": str(profile.id)})

@@ -32,6 +32,18 @@ def identity_value_encrypt(*, dek: bytes, profile_id, value: str) -> bytes:
     return crypto.encrypt_value(dek, owner_id=profile_id, field=IDENTITY_FIELD, value=value)
 
 
+def identities_add(*, profile: Profile, keys, record, dek: bytes, now) -> None:
+    """Store identifiers outside resolution's batch path (corrections, reviewed links), with
+    the provenance of the record's source."""
+    source = record.source
+    Identity.objects.bulk_create([
+        Identity(profile=profile, kind=k.kind, namespace=k.namespace, blind_index=k.blind_index,
+                 index_key_version=crypto.index_key_version(), record=record, priority=source.trust,
+                 source=source, assurance=source.assurance, last_seen_at=now,
+                 value=identity_value_encrypt(dek=dek, profile_id=profile.id, value=k.value))
+        for k in keys])
+
+
 def identity_value_read(identity: Identity, *, dek: bytes) -> str:
     return crypto.decrypt_value(dek, owner_id=identity.profile_id, field=IDENTITY_FIELD, ciphertext=identity.value)
 

@@ -80,26 +80,26 @@ def merges(request):
     return render(request, "web/ops/merges.html", {**selectors.merge_review(), "section": "merges"})
 
 
-@require_POST
-@operator_only
-def conflict_approve(request, conflict_id: UUID):
+def _conflict_review(request, conflict_id: UUID, review, done: str):
     try:
-        merge_conflict_approve(conflict_id=conflict_id, actor=actor_of(request))
-        messages.success(request, "Conflict closed: the profiles stay separate.")
+        review(conflict_id=conflict_id, actor=actor_of(request))
+        messages.success(request, done)
     except ApplicationError as error:
         messages.error(request, error.message)
     return redirect("web:ops-merges")
+
+
+@require_POST
+@operator_only
+def conflict_approve(request, conflict_id: UUID):
+    return _conflict_review(request, conflict_id, merge_conflict_approve,
+                            "Conflict closed: the profiles stay separate.")
 
 
 @require_POST
 @operator_only
 def conflict_apply(request, conflict_id: UUID):
-    try:
-        merge_conflict_apply(conflict_id=conflict_id, actor=actor_of(request))
-        messages.success(request, "Link applied and the conflict closed.")
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    return redirect("web:ops-merges")
+    return _conflict_review(request, conflict_id, merge_conflict_apply, "Link applied and the conflict closed.")
 
 
 @require_POST

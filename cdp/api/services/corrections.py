@@ -28,7 +28,7 @@ from cdp.core.outbox import outbox_put
 from cdp.models import Assurance, AttributeValue, Identity, Profile, Source, SourceKind, SourceRecord, Suppression
 from cdp.services.attributes import attribute_row_fill, attribute_value_read
 from cdp.services.merges import identities_trim_to_caps
-from cdp.services.profiles import identity_value_encrypt, profile_dek, profile_get_live, profiles_touch
+from cdp.services.profiles import identities_add, profile_dek, profile_get_live, profiles_touch
 from cdp.services.records import (
     ATTRIBUTE_NAME,
     MAX_RECORD_BYTES,
@@ -86,12 +86,7 @@ def profile_correct(*, profile_id, attributes: dict, identifiers: dict,
                                                 purpose="record-payload")
     record_payload_write(record, payload, dek=dek)
     record.save()
-    Identity.objects.bulk_create([
-        Identity(profile=profile, kind=k.kind, namespace=k.namespace, blind_index=k.blind_index,
-                 index_key_version=crypto.index_key_version(), record=record, priority=source.trust,
-                 source=source, assurance=source.assurance,
-                 value=identity_value_encrypt(dek=dek, profile_id=profile.id, value=k.value), last_seen_at=now)
-        for k in new_keys])
+    identities_add(profile=profile, keys=new_keys, record=record, dek=dek, now=now)
     identities_trim_to_caps(profile_id=profile.id)  # the operator's identifier outranks the oldest
     _store_attributes(profile, source, record, changed, dek=dek, observed_at=now)
     profiles_touch([profile.id])
