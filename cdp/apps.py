@@ -7,7 +7,12 @@ class CdpConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # The profile domain's handlers for consent work (DSRs, retention, withdrawal).
+        # Imported here, not at the top: Django loads this module before any model exists.
         from cdp import consent_handlers
+        from cdp.core.http.permissions import Boundary, boundary_register
+        from cdp.selectors import profiles_contributed_by_source, source_by_key
 
+        # The profile domain's handlers for consent work (DSRs, retention, withdrawal).
         consent_handlers.register()
+        # What the HTTP layer (below the domains) may ask about sources and the people they contributed.
+        boundary_register(Boundary(source_by_key=source_by_key, profiles_of_source=profiles_contributed_by_source))

@@ -254,7 +254,7 @@ def retention(*, kind: str, source: str | None, older_than, exclude_sources: lis
         DataKey.objects.filter(id__in=key_ids).delete()
         return deleted
     if kind == "idempotency":
-        from cdp.api.models import IdempotencyRecord
+        from cdp.core.http.models import IdempotencyRecord
 
         if source is not None:
             return 0  # idempotency records belong to API keys, not sources

@@ -119,11 +119,6 @@ def blind_index(*, kind: str, namespace: str, normalized_value: str) -> str:
                                   normalized_value=normalized_value)
 
 
-def keyed_digest(value: str, *, purpose: str) -> str:
-    """A keyed hash for equality checks on personal data (e.g. payload digests)."""
-    return primitives.keyed_hash(settings.TESSERA_INDEX_KEY, value, purpose=purpose)
-
-
 def data_keys_rotate(*, batch_size: int = 1000, on_progress: Callable[[int], None] | None = None) -> int:
     """Rewrap every data key not under the active master key; returns how many moved.
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 from uuid import UUID
 
-from cdp.core.errors import Gone, NotFound
+from cdp.core.errors import NotFound
 from cdp.core.identifiers import GLOBAL_KINDS
-from cdp.models import AttributeValue, Identity, Profile, ProfileStatus, SourceKind, SourceRecord
+from cdp.errors import ProfileErased
+from cdp.models import AttributeValue, Identity, Profile, ProfileStatus, Source, SourceKind, SourceRecord
 from cdp.services.attributes import attribute_value_read
 from cdp.services.profiles import identity_value_read, profile_dek
 from cdp.services.records import IdentifierKey, parse_identifiers
@@ -24,7 +25,7 @@ def profile_unified_view(*, profile_id) -> dict:
     if profile is None:
         raise NotFound("No profile has this id.")
     if profile.status == ProfileStatus.ERASED:
-        raise Gone("The profile was erased.", code="erased")
+        raise ProfileErased()
     if profile.status == ProfileStatus.MERGED:
         return {"id": str(profile.id), "merged_into": str(profile.merged_into_id)}
     dek = profile_dek(profile)
@@ -63,11 +64,15 @@ def unified_attributes(profile: Profile, *, dek: bytes) -> dict:
     }
 
 
+def source_by_key(source_key: str) -> Source | None:
+    return Source.objects.filter(key=source_key).first()
+
+
 def profiles_contributed_by_source(*, profile_ids, source_id) -> set[UUID]:
     """The ids among `profile_ids` whose person `source_id` contributed: the profile holds at
     least one record from that source (attached; current or an older version).
 
-    The rule behind "a key bound to a source sees only its own" (cdp.api.permissions). A
+    The rule behind "a key bound to a source sees only its own" (cdp.core.http.permissions). A
     merge moves the absorbed profile's records to the survivor, so a source that
     contributed to either side sees the survivor, and a merged-away id counts as its
     survivor (merged_into always names the final one); an unmerge moves the records

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files: /api/docs/ works offline
     "cdp.core",
+    "cdp.core.http",  # API keys, idempotency records and the HTTP layer every API builds on
     "cdp",
     "consent",
     "personalization",
@@ -60,7 +61,7 @@ MIDDLEWARE = [
     "cdp.core.observability.SecretPathMiddleware",  # first: a magic link's token is in no log line
     "cdp.core.observability.RequestMetricsMiddleware",
     "cdp.core.outbox.OutboxWakeMiddleware",  # a request's outbox wake-ups: once, after its response
-    "cdp.exceptions.UnavailableMiddleware",  # the database away: 503 with Retry-After, never a 500
+    "cdp.core.http.problems.UnavailableMiddleware",  # the database away: 503 with Retry-After, never a 500
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -70,7 +71,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Innermost, so the middleware above adds its headers to the answer it makes: every
     # error under /api/ is problem+json, for unmatched paths too.
-    "cdp.exceptions.ApiProblemMiddleware",
+    "cdp.core.http.problems.ApiProblemMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -274,7 +275,7 @@ TESSERA_PIPELINE_STALL_SECONDS = env_int("TESSERA_PIPELINE_STALL_SECONDS", 20 * 
 # --- REST framework ---------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "cdp.exceptions.problem_exception_handler",
+    "EXCEPTION_HANDLER": "cdp.core.http.problems.problem_exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,

@@ -1,4 +1,4 @@
-"""Error codes of the consent app (rendered as problem+json by cdp.exceptions)."""
+"""Error codes of the consent app (rendered as problem+json by cdp.core.http.problems)."""
 
 from __future__ import annotations
 

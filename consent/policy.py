@@ -33,6 +33,7 @@ from consent.notices import (
     purpose_check,
     subject_jurisdictions,
 )
+from consent.purposes import PURPOSES  # noqa: F401  (public: the purposes every check names)
 
 
 def _chunk() -> int:

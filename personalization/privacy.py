@@ -41,7 +41,7 @@ from django.utils import timezone
 from cdp.core.errors import ApplicationError
 from cdp.models import Profile, ProfileStatus
 from consent import policy
-from consent.purposes import PURPOSES
+from consent.policy import PURPOSES
 from personalization import dp_mechanisms
 from personalization import segmentation as segmentation_space
 from personalization.dp_mechanisms import clamped_sum_measurement, clamped_sum_transformation, histogram_measurement
@@ -219,7 +219,7 @@ def privacy_budget_limits_change(*, dataset: str, actor: str, reason: str, **lim
     never undone). Each changed limit is recorded as a PrivacyBudgetChange and as an
     operator action in the access log. The caller checks the compliance role.
     """
-    from consent.events import operator_action_event
+    from consent.services.access import operator_action_event
 
     reason = (reason or "").strip()
     if not reason:

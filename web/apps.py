@@ -8,7 +8,7 @@ class WebConfig(AppConfig):
 
     def ready(self):
         from cdp.core.observability import register_secret_path
-        from consent.signin import SIGN_IN_PATH
+        from consent.services.signin import SIGN_IN_PATH
 
         # The magic link's token signs a person in: logs, Referers and metrics never see it.
         register_secret_path(SIGN_IN_PATH)

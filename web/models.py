@@ -1,6 +1,6 @@
 """The web pages' own state: which customer sign-in links were used.
 
-Sign-in links are signed and expire (consent.signin); recording each used link's hash
+Sign-in links are signed and expire (consent.services.signin); recording each used link's hash
 here makes every link work once. Nothing personal is stored: a SHA-256 of the token
 and a time.
 """

@@ -1,6 +1,6 @@
-"""Customers' sign-in: magic links made by consent.signin, each usable once, and the session.
+"""Customers' sign-in: magic links made by consent.services.signin, each usable once, and the session.
 
-consent.signin signs the link (profile id, address, time) and mails it; this module
+consent.services.signin signs the link (profile id, address, time) and mails it; this module
 checks a link before the person confirms and again when it is redeemed, once (the link's
 hash is recorded in UsedSignInLink, so a second use is refused), and keeps the
 signed-in profile id in the session. A link whose profile was merged away or erased, or
@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from consent.errors import ProfileErased, ProfileMerged, ProfileUnknown
 from consent.selectors import profile_canonical
-from consent.signin import MAX_AGE_SECONDS, SALT, sign_in_claim_holds, sign_in_token_check
+from consent.services.signin import MAX_AGE_SECONDS, SALT, sign_in_claim_holds, sign_in_token_check
 from web.models import UsedSignInLink
 from web.services import gpc_honour
 

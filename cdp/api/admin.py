@@ -9,9 +9,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from cdp.api.models import ApiKey
-from cdp.api.scopes import SCOPES
 from cdp.api.services.api_keys import MAX_EXPIRY_DAYS, api_key_create, api_key_revoke
+from cdp.core.http.models import ApiKey
+from cdp.core.http.scopes import SCOPES
 from cdp.models import Source
 
 

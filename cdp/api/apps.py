@@ -1,12 +1,10 @@
 from django.apps import AppConfig
 
 
-class ApiConfig(AppConfig):
-    name = "cdp.api"
-    label = "api"
-    verbose_name = "Integrator API"
-    default_auto_field = "django.db.models.BigAutoField"
+class IntegratorApiConfig(AppConfig):
+    """The profile API's views, the API keys' admin and `create_api_key` (no models of its
+    own: the keys live in the HTTP layer, `cdp.core.http`, app label `api`)."""
 
-    def ready(self) -> None:
-        # Registers the bearer security scheme with drf-spectacular.
-        from cdp.api import schema  # noqa: F401
+    name = "cdp.api"
+    label = "integrator_api"
+    verbose_name = "Integrator API"

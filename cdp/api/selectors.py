@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from django.db.models import QuerySet
 
 from cdp.core.errors import ApplicationError
+from cdp.errors import CdpErrorCode
 from cdp.models import ConflictStatus, Merge, MergeConflict
 from cdp.selectors import profile_ids_by_identifier, profile_unified_view
 
@@ -25,7 +26,7 @@ def profiles_lookup(*, kind: str, value, source_key: str | None,
 
 def merge_conflict_list(*, status: str) -> QuerySet:
     if status not in CONFLICT_FILTERS:
-        raise ApplicationError("status must be open, resolved or all.", code="invalid_status")
+        raise ApplicationError("status must be open, resolved or all.", code=CdpErrorCode.INVALID_STATUS)
     conflicts = MergeConflict.objects.all()
     return conflicts if status == "all" else conflicts.filter(status=status)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 
+from celery import current_app
 from django.conf import settings
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -57,11 +58,11 @@ def enqueue(task, *args, **kwargs) -> bool:
 
 def broker_reachable(timeout: float) -> bool:
     """Whether the broker accepts a connection now (for /readyz); also resets the breaker."""
-    from cdp.celery import app
-
+    # Celery's current app is the project's (cdp/__init__.py creates it before any cdp.core
+    # module loads): named so, this package depends on no module above it.
     state = breaker(BROKER)
     try:
-        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as connection:
+        with current_app.connection_for_write(url=settings.CELERY_BROKER_URL) as connection:
             _connect(connection, timeout)
     except Exception:  # any failure to connect means "not reachable" here
         state.failed()

@@ -1,7 +1,7 @@
 """Error types shared by every app.
 
 `ApplicationError` carries a stable snake_case `code`; the DRF exception handler in
-`cdp.exceptions` renders it as RFC 9457 problem+json. Messages never contain personal
+`cdp.core.http.problems` renders it as RFC 9457 problem+json. Messages never contain personal
 data or the rejected value.
 """
 

@@ -30,6 +30,9 @@ USER_ID = "user_id"
 GLOBAL_KINDS: tuple[str, ...] = (EMAIL, PHONE, ANONYMOUS_ID)
 SOURCE_SCOPED_KINDS: tuple[str, ...] = (CRM_ID, USER_ID)
 IDENTIFIER_KINDS: tuple[str, ...] = GLOBAL_KINDS + SOURCE_SCOPED_KINDS
+# The other keys a client chooses: attribute names (records, Segment traits, corrections);
+# also what the problem+json handler may repeat in an error's field path.
+ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 # Compared case-insensitively against the normalized value.
 JUNK_VALUES = frozenset({

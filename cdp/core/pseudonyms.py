@@ -26,3 +26,9 @@ def pseudonym(purpose: str, *parts: str) -> str:
     """64 hex characters naming `parts` for `purpose`, unlinkable without the index key."""
     # "\x1e" between parts: ("a", "b") and ("a\x1eb",) never come from one caller's data.
     return keyed_hash(_key(settings.TESSERA_INDEX_KEY), "\x1e".join(parts), purpose=purpose)
+
+
+def keyed_digest(value: str, *, purpose: str) -> str:
+    """A keyed hash for equality checks on personal data (record payloads, idempotent
+    requests): HMAC-SHA256 under TESSERA_INDEX_KEY itself, separated by purpose."""
+    return keyed_hash(settings.TESSERA_INDEX_KEY, value, purpose=purpose)

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from cdp.segment.models import IngestionError
 from cdp.segment.services import ingestion_error_message_read
-from consent.events import operator_action_event
+from consent.services.access import operator_action_event
 
 logger = logging.getLogger(__name__)
 

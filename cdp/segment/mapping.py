@@ -51,9 +51,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from cdp.core.identifiers import is_junk
+from cdp.core.identifiers import ATTRIBUTE_NAME, is_junk
 from cdp.core.json_codec import stdlib_length_exceeds
-from cdp.services.records import ATTRIBUTE_NAME
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_BYTES = 32 * 1024  # Segment's own per-message limit

@@ -18,7 +18,7 @@ from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.views import APIView
 
-from cdp.exceptions import RETRY_AFTER_SECONDS, is_unavailable
+from cdp.core.http.problems import RETRY_AFTER_SECONDS, is_unavailable
 from cdp.segment import transport
 from cdp.segment.services import segment_messages_ingest
 from cdp.services.sources import source_by_write_key

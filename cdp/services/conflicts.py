@@ -17,13 +17,14 @@ from django.utils import timezone
 from cdp.core.advisory import advisory_locks
 from cdp.core.errors import ApplicationError, NotFound
 from cdp.core.outbox import outbox_put
+from cdp.errors import CdpErrorCode
 from cdp.models import ConflictStatus, Identity, MergeConflict, Profile, ProfileStatus, SourceRecord
 from cdp.services import identity_rules
 from cdp.services.merges import identities_trim_to_caps, profile_merge
 from cdp.services.profiles import identities_add, profile_dek, profile_get_live, profiles_touch
 from cdp.services.records import parse_identifiers
 from cdp.services.source_records import record_payload_read
-from consent.events import operator_action_event
+from consent.services.access import operator_action_event
 
 APPLICABLE_REASONS = frozenset({identity_rules.UNTRUSTED_CONTACT, identity_rules.UNTRUSTED_MERGE})
 
@@ -33,7 +34,7 @@ def _open_conflict(conflict_id: UUID) -> MergeConflict:
     if conflict is None:
         raise NotFound("No merge conflict has this id.")
     if conflict.status != ConflictStatus.OPEN:
-        raise ApplicationError("This conflict was already reviewed.", code="already_resolved", status=409)
+        raise ApplicationError("This conflict was already reviewed.", code=CdpErrorCode.ALREADY_RESOLVED, status=409)
     return conflict
 
 
@@ -64,7 +65,7 @@ def merge_conflict_apply(*, conflict_id: UUID, actor: str) -> MergeConflict:
     conflict = _open_conflict(conflict_id)
     if conflict.reason not in APPLICABLE_REASONS:
         raise ApplicationError("Only links held for the source's assurance can be applied; this refusal is a "
-                               "merge-protection rule.", code="not_applicable", status=409)
+                               "merge-protection rule.", code=CdpErrorCode.NOT_APPLICABLE, status=409)
     if conflict.reason == identity_rules.UNTRUSTED_MERGE:
         _merge_held(conflict)
     else:
@@ -86,7 +87,7 @@ def _merge_held(conflict: MergeConflict) -> None:
 def _attach_held_contacts(conflict: MergeConflict) -> None:
     record = SourceRecord.objects.select_related("source").filter(pk=conflict.record_id).first()
     if record is None or record.profile_id is None:
-        raise ApplicationError("The record this link came with is gone.", code="record_gone", status=409)
+        raise ApplicationError("The record this link came with is gone.", code=CdpErrorCode.RECORD_GONE, status=409)
     source = record.source
     dek = profile_dek(profile_get_live(record.profile_id))
     payload = record_payload_read(record, dek=dek)

@@ -151,7 +151,7 @@ def events_ingest(*, source: Source, events: list, identifier_cache: dict | None
                   profiles_visible: Callable[[set], set] | None = None) -> list[EventResult]:
     """`identifier_cache`: a dict the caller keeps for this one batch of this source
     (see records.parse_identifiers), shared with its other calls. `profiles_visible`: the
-    caller's key boundary (cdp.api.permissions); an event naming a `profile_id` it leaves
+    caller's key boundary (cdp.core.http.permissions); an event naming a `profile_id` it leaves
     out is answered as for an unknown id."""
     cache = {} if identifier_cache is None else identifier_cache
     parsed, rejected = events_parse(source=source, events=events, cache=cache)

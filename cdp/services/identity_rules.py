@@ -21,7 +21,7 @@ The rules, decided here and nowhere else (the resolver asks them for every recor
 5. When a more trusted source asserts an identifier a profile already holds, the
    identity takes that source and assurance (provenance only ever improves).
 
-Sign-in (consent.signin asks through the registry, `sign_in_addresses`): a magic link
+Sign-in (consent.services.signin asks through the registry, `sign_in_addresses`): a magic link
 goes only to an email address of `verified` or `asserted` provenance; a profile with no
 contact identifier of such provenance may use its one email address if it has exactly
 one. The link names the address (its blind index) and is checked again when redeemed.

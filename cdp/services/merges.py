@@ -21,6 +21,7 @@ from cdp.core.bulk import bulk_update_fields, insert_rows, rows_any_of, update_m
 from cdp.core.errors import Conflict, NotFound
 from cdp.core.identifiers import GLOBAL_KINDS
 from cdp.core.outbox import outbox_put, outbox_put_many
+from cdp.errors import CdpErrorCode
 from cdp.models import (
     AttributeValue,
     Event,
@@ -38,8 +39,8 @@ from cdp.services.profiles import (
     profiles_touch,
 )
 from cdp.services.source_records import PAYLOAD_FIELD, record_payload_move, record_payload_read
-from consent.events import operator_action_event
 from consent.services import consent_profiles_merged, consent_profiles_merged_many
+from consent.services.access import operator_action_event
 
 
 def _lock_profiles(ids) -> dict:
@@ -85,7 +86,7 @@ def profile_merge(*, survivor_id, absorbed_id, reason: str = "shared_identifier"
     if survivor is None or absorbed is None:
         raise NotFound("No profile has this id.")
     if survivor.status != ProfileStatus.ACTIVE or absorbed.status != ProfileStatus.ACTIVE:
-        raise Conflict("Only active profiles can be merged.", code="profile_not_active")
+        raise Conflict("Only active profiles can be merged.", code=CdpErrorCode.PROFILE_NOT_ACTIVE)
     survivor_dek, absorbed_dek = profile_dek(survivor), profile_dek(absorbed)
 
     records = list(SourceRecord.objects.filter(profile_id=absorbed_id))
@@ -217,15 +218,15 @@ def merge_undo(*, merge_id, actor: str = "system") -> Merge:
     if merge is None:
         raise NotFound("No merge has this id.")
     if merge.undone_at is not None:
-        raise Conflict("This merge was already undone.", code="already_undone")
+        raise Conflict("This merge was already undone.", code=CdpErrorCode.ALREADY_UNDONE)
     profiles = _lock_profiles([merge.survivor_id, merge.absorbed_id])
     survivor, absorbed = profiles[merge.survivor_id], profiles[merge.absorbed_id]
     if survivor.status != ProfileStatus.ACTIVE:
         raise Conflict("The surviving profile was merged or erased since; undo that first.",
-                       code="survivor_not_active")
+                       code=CdpErrorCode.SURVIVOR_NOT_ACTIVE)
     if absorbed.status != ProfileStatus.MERGED or absorbed.merged_into_id != survivor.id or \
             absorbed.data_key_id is None:
-        raise Conflict("The absorbed profile can no longer be restored.", code="absorbed_not_restorable")
+        raise Conflict("The absorbed profile can no longer be restored.", code=CdpErrorCode.ABSORBED_NOT_RESTORABLE)
     survivor_dek, absorbed_dek = profile_dek(survivor), profile_dek(absorbed)
 
     records = list(SourceRecord.objects.filter(id__in=merge.moved_records, profile_id=survivor.id))

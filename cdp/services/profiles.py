@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from cdp import crypto
 from cdp.core.bulk import any_of
-from cdp.core.errors import Conflict, Gone, NotFound
+from cdp.core.errors import NotFound
+from cdp.errors import ProfileErased, ProfileMerged
 from cdp.models import DataKey, Identity, Profile, ProfileStatus
 
 IDENTITY_FIELD = "identity.value"
@@ -15,7 +16,7 @@ IDENTITY_FIELD = "identity.value"
 
 def profile_dek(profile: Profile) -> bytes:
     if profile.data_key_id is None:
-        raise Gone("The profile was erased.", code="erased")
+        raise ProfileErased()
     data_key = profile.data_key if "data_key" in profile._state.fields_cache else DataKey.objects.get(
         pk=profile.data_key_id)
     return crypto.data_key_open(data_key)
@@ -64,8 +65,7 @@ def profile_get_live(profile_id, *, for_update: bool = False) -> Profile:
     if profile is None:
         raise NotFound("No profile has this id.")
     if profile.status == ProfileStatus.ERASED:
-        raise Gone("The profile was erased.", code="erased")
+        raise ProfileErased()
     if profile.status == ProfileStatus.MERGED:
-        raise Conflict("The profile was merged into another.", code="merged",
-                       extra={"merged_into": str(profile.merged_into_id)})
+        raise ProfileMerged("The profile was merged into another.", extra={"merged_into": str(profile.merged_into_id)})
     return profile

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from cdp import crypto
 from cdp.core.identifiers import (
+    ATTRIBUTE_NAME,
     GLOBAL_KINDS,
     IDENTIFIER_KINDS,
     SOURCE_SCOPED_KINDS,
@@ -23,13 +24,13 @@ from cdp.core.identifiers import (
     normalize,
 )
 from cdp.core.json_codec import json_bytes, stdlib_length_exceeds
+from cdp.core.pseudonyms import keyed_digest
 from cdp.core.timestamps import parse_timestamp
 
 MAX_RECORD_BYTES = 32 * 1024
 # The text records were digested as before digests became json_bytes' (stored digests of
 # that time are still recognized): json.dumps(value, sort_keys=True, default=str).
 _LEGACY_DIGEST_JSON = json.JSONEncoder(sort_keys=True, default=str)
-ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 COUNTRY_CODE = re.compile(r"^[A-Za-z]{2}$")
 
 
@@ -222,11 +223,11 @@ def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None)
 def payload_digest(source_key: str, content: dict) -> str:
     """A keyed digest of a record's content, to tell a re-sent record from a changed one."""
     text = json_bytes([source_key, content], sort_keys=True, default=str).decode()
-    return crypto.keyed_digest(text, purpose="record-payload:v2")
+    return keyed_digest(text, purpose="record-payload:v2")
 
 
 def payload_digest_legacy(source_key: str, content: dict) -> str:
-    return crypto.keyed_digest(_LEGACY_DIGEST_JSON.encode([source_key, content]), purpose="record-payload")
+    return keyed_digest(_LEGACY_DIGEST_JSON.encode([source_key, content]), purpose="record-payload")
 
 
 def _dedupe(keys: list[IdentifierKey]) -> list[IdentifierKey]:

@@ -9,6 +9,7 @@ import secrets
 from django.db import IntegrityError, transaction
 
 from cdp.core.errors import ApplicationError, Conflict
+from cdp.errors import CdpErrorCode
 from cdp.models import Assurance, AttributeValue, Event, Identity, Source, SourceKind, SourceRecord
 from cdp.services import identity_rules
 
@@ -28,19 +29,20 @@ def source_create(*, key: str, name: str, kind: str, trust: int,
     `client` for a source whose write key is used from browsers or apps.
     """
     if not SOURCE_KEY.match(key or ""):
-        raise ApplicationError("A source key is 1-64 lower-case letters, digits, '-' or '_'.", code="invalid_key")
+        raise ApplicationError("A source key is 1-64 lower-case letters, digits, '-' or '_'.",
+                               code=CdpErrorCode.INVALID_SOURCE_KEY)
     if kind not in SourceKind.values:
-        raise ApplicationError("kind must be first_party or third_party.", code="invalid_kind")
+        raise ApplicationError("kind must be first_party or third_party.", code=CdpErrorCode.INVALID_KIND)
     if assurance not in Assurance.values:
-        raise ApplicationError("assurance must be verified, asserted or client.", code="invalid_assurance")
+        raise ApplicationError("assurance must be verified, asserted or client.", code=CdpErrorCode.INVALID_ASSURANCE)
     if Source.objects.filter(key=key).exists():
-        raise Conflict(f"A source with key '{key}' already exists.", code="source_exists")
+        raise Conflict(f"A source with key '{key}' already exists.", code=CdpErrorCode.SOURCE_EXISTS)
     write_key = "wk_" + secrets.token_urlsafe(24)
     try:
         source = Source.objects.create(key=key, name=name or key, kind=kind, trust=int(trust), assurance=assurance,
                                        write_key_hash=write_key_hash(write_key), write_key_prefix=write_key[:8])
     except IntegrityError:
-        raise Conflict(f"A source with key '{key}' already exists.", code="source_exists") from None
+        raise Conflict(f"A source with key '{key}' already exists.", code=CdpErrorCode.SOURCE_EXISTS) from None
     return source, write_key
 
 
@@ -53,7 +55,7 @@ def source_assurance_change(*, source: Source, assurance: str) -> int:
     Raising it raises only what it asserts from now on.
     """
     if assurance not in Assurance.values:
-        raise ApplicationError("assurance must be verified, asserted or client.", code="invalid_assurance")
+        raise ApplicationError("assurance must be verified, asserted or client.", code=CdpErrorCode.INVALID_ASSURANCE)
     Source.objects.filter(pk=source.pk).update(assurance=assurance)
     source.assurance = assurance
     stronger = [level for level in Assurance.values if identity_rules.outranks(level, assurance)]
@@ -67,7 +69,7 @@ def source_by_write_key(write_key: str) -> Source | None:
 def source_get(key: str) -> Source:
     source = Source.objects.filter(key=key).first()
     if source is None:
-        raise ApplicationError(f"No source has the key '{key}'.", code="unknown_source", status=422)
+        raise ApplicationError(f"No source has the key '{key}'.", code=CdpErrorCode.UNKNOWN_SOURCE, status=422)
     return source
 
 

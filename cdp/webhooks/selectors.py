@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from cdp.api.models import ApiKey
+from cdp.core.http.models import ApiKey
 from cdp.webhooks.models import WebhookSubscription
 
 

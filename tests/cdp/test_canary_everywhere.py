@@ -135,8 +135,8 @@ def task_messages(settings):
 
 
 def test_canary_personal_data_never_leaks_from_any_ingestion_path(every_log_record, task_messages):
-    from cdp.api.scopes import SCOPES
     from cdp.api.services.api_keys import api_key_create
+    from cdp.core.http.scopes import SCOPES
     from cdp.services.sources import source_create
 
     source_create(key="crm", name="CRM", kind="first_party", trust=60)
@@ -318,7 +318,7 @@ def test_canary_personal_data_never_leaks_from_any_ingestion_path(every_log_reco
 
 def _database_leaks() -> list[tuple[str, str, str]]:
     """Every column of every row, binary ones included: a canary there is a plain-text copy."""
-    from cdp.api.models import IdempotencyRecord
+    from cdp.core.http.models import IdempotencyRecord
     from cdp.core.models import OutboxMessage
     from cdp.segment.models import IngestionError
     from consent.models import AccessLog, DataSubjectRequest, DsrAuditEntry

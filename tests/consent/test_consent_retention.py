@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from cdp.api.models import IdempotencyRecord
 from cdp.api.services.api_keys import api_key_create
+from cdp.core.http.models import IdempotencyRecord
 from cdp.models import DataKey, Event, SourceRecord
 from cdp.segment.models import IngestionError
 from cdp.segment.services import segment_messages_ingest

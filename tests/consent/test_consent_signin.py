@@ -10,7 +10,7 @@ from django.core import mail
 from cdp.crypto import blind_index
 from cdp.services.resolution import profiles_ingest
 from consent.services import consent_set
-from consent.signin import SignInClaim, demo_sign_in_links, sign_in_request, sign_in_token, sign_in_token_check
+from consent.services.signin import SignInClaim, demo_sign_in_links, sign_in_request, sign_in_token, sign_in_token_check
 
 pytestmark = pytest.mark.django_db
 

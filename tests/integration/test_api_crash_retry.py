@@ -171,8 +171,8 @@ def _retry_until_200(server: Server, body: bytes, headers: dict, *, within: floa
 
 
 def test_killing_the_server_mid_batch_then_retrying_with_the_key_stores_every_record_once(server):
-    from cdp.api.scopes import SCOPES
     from cdp.api.services.api_keys import api_key_create
+    from cdp.core.http.scopes import SCOPES
     from cdp.models import Profile
     from cdp.services.sources import source_create
 
@@ -211,7 +211,7 @@ def test_killing_the_server_mid_batch_then_retrying_with_the_key_stores_every_re
     assert workers and not any(_alive(pid) for pid in workers), "the gunicorn worker survived SIGKILL"
 
     # Nothing of the killed request was committed: no record, no profile, no key.
-    from cdp.api.models import IdempotencyRecord
+    from cdp.core.http.models import IdempotencyRecord
 
     assert _stored_state("crm")["records"] == 0
     assert Profile.objects.count() == profiles_before
@@ -238,8 +238,8 @@ def test_killing_the_server_mid_batch_then_retrying_with_the_key_stores_every_re
 
 
 def test_the_same_batch_sent_three_times_under_one_key_is_stored_once(server):
-    from cdp.api.scopes import SCOPES
     from cdp.api.services.api_keys import api_key_create
+    from cdp.core.http.scopes import SCOPES
     from cdp.services.sources import source_create
 
     source_create(key="crm", name="CRM", kind="first_party", trust=60)

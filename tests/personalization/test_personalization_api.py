@@ -8,7 +8,7 @@ import pytest
 from personalization_helpers import fake_model_fit, shop_population
 from rest_framework.test import APIClient
 
-from cdp.api.scopes import SCOPES
+from cdp.core.http.scopes import SCOPES
 from consent.services import consent_set
 from personalization.models import DpRelease, Segment
 from personalization.services import pipeline

@@ -23,7 +23,7 @@ from cdp.services import identity_rules
 from cdp.services.merges import merge_undo
 from cdp.services.resolution import profiles_ingest
 from cdp.services.sources import source_assurance_change, source_create
-from consent.signin import sign_in_addresses, sign_in_link
+from consent.services.signin import sign_in_addresses, sign_in_link
 
 pytestmark = pytest.mark.django_db
 

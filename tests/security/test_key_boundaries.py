@@ -13,8 +13,8 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from cdp.api.models import ApiKey
 from cdp.api.services.api_keys import api_key_create
+from cdp.core.http.models import ApiKey
 from cdp.models import Event, Merge, MergeConflict
 from cdp.services.resolution import profiles_ingest
 from cdp.services.sources import source_create

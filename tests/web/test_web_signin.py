@@ -11,7 +11,7 @@ from django.core import mail
 from django.test import Client, override_settings
 from web_helpers import _fresh_cache, ada, bob, link_in_mail, link_path, shop, sign_in  # noqa: F401
 
-from consent.signin import MAX_AGE_SECONDS, demo_sign_in_links, sign_in_link
+from consent.services.signin import MAX_AGE_SECONDS, demo_sign_in_links, sign_in_link
 from web.models import UsedSignInLink
 from web.signin import SESSION_KEY
 

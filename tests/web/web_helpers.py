@@ -1,7 +1,7 @@
 """Helpers and fixtures for the web page tests (imported by name: pytest puts this directory on sys.path).
 
 Customers are made through the ordinary ingestion services; sign-in goes through the
-real magic link (consent.signin makes it, the page redeems it). Recommendations are
+real magic link (consent.services.signin makes it, the page redeems it). Recommendations are
 written as a succeeded pipeline run would write them, with explanations built by
 personalization.explanations.
 """
@@ -39,7 +39,7 @@ def make_customer(source, email: str, *, consents: dict | None = None, index: in
 
 def sign_in(client: Client, profile_id) -> None:
     """Sign a test client in through a real magic link."""
-    from consent.signin import sign_in_link
+    from consent.services.signin import sign_in_link
 
     path = link_path(sign_in_link(base_url="http://testserver/", profile_id=profile_id))
     response = client.post(path)

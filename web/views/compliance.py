@@ -20,10 +20,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from cdp.core.errors import ApplicationError
 from cdp.selectors import profile_ids_by_identifier
 from cdp.staff import COMPLIANCE
-from consent.events import operator_action_event
 from consent.models import VerificationStatus
 from consent.purposes import PURPOSES
 from consent.selectors import consent_export_stream
+from consent.services.access import operator_action_event
 from consent.services.dsr import dsr_approve, dsr_audit_trail, dsr_extend, dsr_get, dsr_reject
 from consent.services.verification import ledger_verification_request
 from web import charts, selectors

@@ -1,6 +1,6 @@
 """The customer preference center (/me/).
 
-Sign-in by magic link (consent.signin makes and mails it; web.signin uses it once); the
+Sign-in by magic link (consent.services.signin makes and mails it; web.signin uses it once); the
 signed-in profile id lives in the session and every view reads that id only, never one
 from the URL or a form. `Sec-GPC: 1` is honoured on every signed-in request. Changes go
 to the consent ledger through web.services; access and erasure are data-subject requests
@@ -26,7 +26,7 @@ from consent.notices import notice_served
 from consent.receipts import receipt_for_event
 from consent.selectors import consent_receipt
 from consent.services.dsr import dsr_result, dsr_submit
-from consent.signin import sign_in_link, sign_in_request
+from consent.services.signin import sign_in_link, sign_in_request
 from web import selectors
 from web.services import CUSTOMER_ACTOR, ChoiceRefused, gpc_sent, me_choices_save
 from web.signin import (
@@ -130,7 +130,7 @@ def demo(request):
             continue  # no address of theirs may receive a link
         links.append({"label": f"Demo customer {len(links) + 1}", "url": url, "note": "has recommendations"})
     if len(links) < 3:
-        from consent.signin import demo_sign_in_links
+        from consent.services.signin import demo_sign_in_links
 
         for url in demo_sign_in_links(base_url=base, count=6):
             if len(links) < 3 and url not in {link["url"] for link in links}:

@@ -19,18 +19,18 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from cdp import crypto
-from cdp.api.errors import ApiErrorCode, InvalidInput, PayloadTooLarge, PreconditionFailed
 from cdp.core.advisory import advisory_locks
 from cdp.core.errors import Conflict
-from cdp.core.identifiers import SOURCE_SCOPED_KINDS
+from cdp.core.http.errors import InvalidInput, PayloadTooLarge, PreconditionFailed
+from cdp.core.identifiers import ATTRIBUTE_NAME, SOURCE_SCOPED_KINDS
 from cdp.core.outbox import outbox_put
+from cdp.core.pseudonyms import keyed_digest
+from cdp.errors import CdpErrorCode
 from cdp.models import Assurance, AttributeValue, Identity, Profile, Source, SourceKind, SourceRecord, Suppression
 from cdp.services.attributes import attribute_row_fill, attribute_value_read
 from cdp.services.merges import identities_trim_to_caps
 from cdp.services.profiles import identities_add, profile_dek, profile_get_live, profiles_touch
 from cdp.services.records import (
-    ATTRIBUTE_NAME,
     MAX_RECORD_BYTES,
     error,
     external_key_for,
@@ -82,7 +82,7 @@ def profile_correct(*, profile_id, attributes: dict, identifiers: dict,
                           external_key=external_key_for(source_key=source.key, external_id=external_id))
     payload = {"external_id": external_id, "identifiers": {k.kind: k.value for k in new_keys},
                "attributes": changed, "observed_at": now.isoformat()}
-    record.payload_digest = crypto.keyed_digest(json.dumps([source.key, payload], sort_keys=True, default=str),
+    record.payload_digest = keyed_digest(json.dumps([source.key, payload], sort_keys=True, default=str),
                                                 purpose="record-payload")
     record_payload_write(record, payload, dek=dek)
     record.save()
@@ -133,7 +133,7 @@ def _new_identifiers(profile: Profile, keys: list) -> list:
     if suppressed:
         kinds = sorted({key[0] for key in suppressed})
         raise Conflict("An identifier belongs to an erased person and stays suppressed.",
-                       code=ApiErrorCode.IDENTIFIER_SUPPRESSED,
+                       code=CdpErrorCode.IDENTIFIER_SUPPRESSED,
                        extra={"errors": [error(f"identifiers.{kind}", "suppressed", "Suppressed identifier.")
                                          for kind in kinds]})
     owners = {(k, n, b): p for k, n, b, p in Identity.objects.filter(blind_index__in=indexes).values_list(
@@ -141,7 +141,7 @@ def _new_identifiers(profile: Profile, keys: list) -> list:
     taken = sorted({key[0] for key, owner in owners.items() if owner != profile.id})
     if taken:
         raise Conflict("An identifier already belongs to another profile; merge or unmerge instead.",
-                       code=ApiErrorCode.IDENTIFIER_CONFLICT,
+                       code=CdpErrorCode.IDENTIFIER_CONFLICT,
                        extra={"errors": [error(f"identifiers.{kind}", "identifier_conflict",
                                                "Held by another profile.") for kind in taken]})
     return [k for k in keys if k.key not in owners]

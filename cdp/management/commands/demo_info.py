@@ -33,7 +33,7 @@ class Command(TesseraCommand):
 
     def customer_links(self, base: str) -> list[str]:
         try:
-            from consent.signin import demo_sign_in_links
+            from consent.services.signin import demo_sign_in_links
         except ImportError:
             return ["  (customer preference center not built yet: no sign-in links)"]
         links = demo_sign_in_links(base_url=base, count=3)

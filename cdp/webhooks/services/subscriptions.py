@@ -15,8 +15,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cdp import crypto
-from cdp.api.models import ApiKey
 from cdp.core.errors import ApplicationError, Conflict, NotFound
+from cdp.core.http.models import ApiKey
 from cdp.core.outbox import TOPICS
 from cdp.models import DataKey
 from cdp.webhooks import signing

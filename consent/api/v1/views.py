@@ -12,26 +12,16 @@ from rest_framework import serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
+from cdp.core.http.idempotency import StoredResponse
+from cdp.core.http.pagination import paginate
+from cdp.core.http.permissions import key_boundary, profile_visible_check, source_for_write, unbound_only
+from cdp.core.http.schema import IDEMPOTENCY_HEADER, problems
+from cdp.core.http.scopes import Scope
+from cdp.core.http.views import ApiView, batch_limit, uuid_or_404, validated
 from cdp.core.timestamps import parse_timestamp
 from consent import registry
-from consent.api.v1.base import (
-    IDEMPOTENCY_HEADER,
-    ApiView,
-    Scope,
-    StoredResponse,
-    batch_limit,
-    key_boundary,
-    paginate,
-    problems,
-    profile_visible_check,
-    source_for_write,
-    unbound_only,
-    uuid_or_404,
-    validated,
-)
 from consent.errors import ConsentError, ConsentErrorCode, ProfileUnknown
 from consent.events import operator_action_event
-from consent.gpc import evidence_of, gpc_apply
 from consent.models import CHANNELS, Basis, DsrType
 from consent.notices import notice_served, notice_text, notice_versions
 from consent.purposes import PURPOSES
@@ -45,6 +35,7 @@ from consent.selectors import (
 )
 from consent.services.consents import ConsentChange, consents_record, consents_record_many, notice_version_check
 from consent.services.dsr import dsr_as_dict, dsr_get, dsr_submit
+from consent.services.gpc import evidence_of, gpc_apply
 
 MAX_CONSENT_RECORDS = 1000
 SCOPED_KINDS = ("crm_id", "user_id")

@@ -8,22 +8,16 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from cdp.api.access import record_personal_data_access
 from cdp.core.errors import ApplicationError, Conflict, Gone, NotFound
+from cdp.core.http.pagination import cursor_decode, cursor_encode, page_limit
+from cdp.core.http.permissions import key_boundary, profile_visible_check
+from cdp.core.http.schema import problems
+from cdp.core.http.scopes import Scope
+from cdp.core.http.views import ApiView, uuid_or_404
 from cdp.models import ProfileStatus
 from consent import policy
-from consent.purposes import PURPOSES
-from personalization.api.v1.base import (
-    ApiView,
-    Scope,
-    cursor_decode,
-    cursor_encode,
-    key_boundary,
-    page_limit,
-    problems,
-    profile_visible_check,
-    record_personal_data_access,
-    uuid_or_404,
-)
+from consent.policy import PURPOSES
 from personalization.errors import ConsentRequired, PersonalizationErrorCode
 from personalization.models import Segment
 from personalization.selectors import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from cdp.api.scopes import SCOPES
+from cdp.core.http.scopes import SCOPES
 
 
 @pytest.fixture

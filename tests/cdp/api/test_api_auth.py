@@ -12,8 +12,9 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from cdp.api.models import ApiKey
-from cdp.api.services.api_keys import api_key_create, api_key_revoke, secret_hash
+from cdp.api.services.api_keys import api_key_create, api_key_revoke
+from cdp.core.http.keys import secret_hash
+from cdp.core.http.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 

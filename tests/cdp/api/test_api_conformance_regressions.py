@@ -55,7 +55,7 @@ def test_an_invalid_attribute_name_or_identifier_kind_is_not_repeated_in_batch_a
     assert {(e["field"], e["code"]) for e in errors} == {("attributes", "invalid_name"),
                                                          ("identifiers", "unknown_identifier")}
     assert SECRET.lower() not in response.content.decode().lower()
-    from cdp.api.models import IdempotencyRecord  # nor stored for replay
+    from cdp.core.http.models import IdempotencyRecord  # nor stored for replay
 
     replayable = post_profiles(api_client, "shop", {"external_id": "x3", "identifiers": {"email": "d@example.org"},
                                                     "attributes": {SECRET: 1}}, **{"Idempotency-Key": "k-1"})

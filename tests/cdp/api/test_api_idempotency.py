@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from cdp.api.models import IdempotencyRecord, IdempotencyStatus
+from cdp.core.http.models import IdempotencyRecord, IdempotencyStatus
 from cdp.models import Event, Item, Profile, Source, SourceRecord
 from cdp.services import resolution
 
@@ -50,14 +50,14 @@ def test_a_record_hashed_by_the_earlier_recipe_still_replays_and_still_refuses_a
     # Hashes stored before the orjson recipe live 24 hours: a retry across the upgrade replays.
     import json
 
-    from cdp import crypto
+    from cdp.core.pseudonyms import keyed_digest
 
     body = {"source": "shop", "records": [record("o-1", email="a@example.com")]}
     first = api_client.post("/api/v1/profiles/batch", body, format="json", headers={"Idempotency-Key": "old"})
     stored = IdempotencyRecord.objects.get()
     canonical = json.dumps({"path": "/api/v1/profiles/batch", "if_match": None, "body": body}, sort_keys=True,
                            separators=(",", ":"), default=str)
-    legacy = crypto.keyed_digest(canonical, purpose="idempotency-request")
+    legacy = keyed_digest(canonical, purpose="idempotency-request")
     assert stored.request_hash != legacy
     IdempotencyRecord.objects.filter(pk=stored.pk).update(request_hash=legacy)
     reordered = {"records": body["records"], "source": "shop"}  # the same JSON object
@@ -100,7 +100,7 @@ def test_an_expired_record_no_longer_replays(api_client, shop):
 
 def test_a_committed_in_progress_record_answers_409(api_client, shop):
     """Never left by our own requests (same transaction), but honoured if ever found."""
-    from cdp.api.models import ApiKey
+    from cdp.core.http.models import ApiKey
 
     body = {"source": "shop", "records": [record("o-1", email="a@example.com")]}
     post_profiles(api_client, "shop", *body["records"], **{"Idempotency-Key": "k"})

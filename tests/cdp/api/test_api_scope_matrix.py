@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from api_helpers import is_problem
 
-from cdp.api.scopes import SCOPES
+from cdp.core.http.scopes import SCOPES
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ def test_a_key_over_its_rate_is_429_with_retry_after(make_client, settings):
 
 
 def test_the_default_rate_is_50_per_second(settings):
-    from cdp.api.throttling import ApiKeyRateThrottle
+    from cdp.core.http.throttling import ApiKeyRateThrottle
 
     assert settings.TESSERA_API_RATE == "50/s"
     assert ApiKeyRateThrottle().parse_rate("50/s") == (50, 1)

@@ -55,8 +55,8 @@ def test_dates_alone_are_midnight_utc():
 def key_client(db, source_factory):
     from rest_framework.test import APIClient
 
-    from cdp.api.scopes import SCOPES
     from cdp.api.services.api_keys import api_key_create
+    from cdp.core.http.scopes import SCOPES
 
     source_factory("crm")
     _, plaintext = api_key_create(name="t", scopes=list(SCOPES), source_key=None, expires_days=None)

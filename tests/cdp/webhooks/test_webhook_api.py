@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from cdp.api.models import IdempotencyRecord
+from cdp.core.http.models import IdempotencyRecord
 from cdp.core.outbox import outbox_put
 from cdp.webhooks.models import WebhookSubscription
 

@@ -1,5 +1,5 @@
-from cdp.api.scopes import SCOPES
 from cdp.api.services.api_keys import api_key_create
+from cdp.core.http.scopes import SCOPES
 from cdp.management.base import TesseraCommand
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from cdp.api.errors import safe_batch_results
-from cdp.api.permissions import key_boundary, source_for_write
-from cdp.api.schema import IDEMPOTENCY_HEADER, problems
-from cdp.api.scopes import Scope
-from cdp.api.services.idempotency import StoredResponse
 from cdp.api.v1.serializers import BatchErrorSerializer, IdentifiersSerializer, entries_field, holds_nul
-from cdp.api.v1.views.base import ApiView, batch_limit, validated
+from cdp.core.http.errors import safe_batch_results
+from cdp.core.http.idempotency import StoredResponse
+from cdp.core.http.permissions import key_boundary, source_for_write
+from cdp.core.http.schema import IDEMPOTENCY_HEADER, problems
+from cdp.core.http.scopes import Scope
+from cdp.core.http.views import ApiView, batch_limit, validated
 from cdp.models import EventType
 from cdp.services.events import events_ingest
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from cdp.api.schema import IDEMPOTENCY_HEADER, problems
-from cdp.api.scopes import Scope
-from cdp.api.services.idempotency import StoredResponse
 from cdp.api.v1.serializers import BatchErrorSerializer, entries_field
-from cdp.api.v1.views.base import ApiView, batch_limit, validated
+from cdp.core.http.idempotency import StoredResponse
+from cdp.core.http.schema import IDEMPOTENCY_HEADER, problems
+from cdp.core.http.scopes import Scope
+from cdp.core.http.views import ApiView, batch_limit, validated
 from cdp.services.items import items_upsert
 
 MAX_ITEMS = 1000

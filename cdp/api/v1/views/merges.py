@@ -6,14 +6,14 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from cdp.api.pagination import paginate
-from cdp.api.permissions import profiles_visible_to_key
-from cdp.api.schema import IDEMPOTENCY_HEADER, problems
-from cdp.api.scopes import Scope
 from cdp.api.selectors import CONFLICT_FILTERS, conflict_profile_ids, merge_conflict_list, merge_profile_ids
-from cdp.api.services.idempotency import StoredResponse
-from cdp.api.v1.views.base import ApiView, uuid_or_404
 from cdp.core.errors import NotFound
+from cdp.core.http.idempotency import StoredResponse
+from cdp.core.http.pagination import paginate
+from cdp.core.http.permissions import profiles_visible_to_key
+from cdp.core.http.schema import IDEMPOTENCY_HEADER, problems
+from cdp.core.http.scopes import Scope
+from cdp.core.http.views import ApiView, uuid_or_404
 from cdp.models import ConflictStatus
 from cdp.services.merges import merge_undo
 

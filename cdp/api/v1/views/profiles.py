@@ -7,19 +7,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from cdp.api.access import profile_fields, record_personal_data_access
-from cdp.api.errors import ApiErrorCode, PreconditionRequired, safe_batch_results
-from cdp.api.permissions import (
-    key_boundary,
-    profile_visible_check,
-    source_for_write,
-    source_known,
-    unbound_only,
-)
-from cdp.api.schema import ETAG, IDEMPOTENCY_HEADER, problems
-from cdp.api.scopes import Scope
 from cdp.api.selectors import profiles_lookup
 from cdp.api.services.corrections import profile_correct
-from cdp.api.services.idempotency import StoredResponse
 from cdp.api.v1.serializers import (
     BatchErrorSerializer,
     IdentifiersSerializer,
@@ -28,11 +17,23 @@ from cdp.api.v1.serializers import (
     entries_field,
     profile_representation,
 )
-from cdp.api.v1.views.base import ApiView, batch_limit, uuid_or_404, validated
+from cdp.core.http.errors import PreconditionRequired, safe_batch_results
+from cdp.core.http.idempotency import StoredResponse
+from cdp.core.http.permissions import (
+    key_boundary,
+    profile_visible_check,
+    source_for_write,
+    source_known,
+    unbound_only,
+)
+from cdp.core.http.schema import ETAG, IDEMPOTENCY_HEADER, problems
+from cdp.core.http.scopes import Scope
+from cdp.core.http.views import ApiView, batch_limit, uuid_or_404, validated
 from cdp.core.identifiers import IDENTIFIER_KINDS, SOURCE_SCOPED_KINDS
+from cdp.errors import CdpErrorCode
 from cdp.selectors import profile_unified_view
 from cdp.services.resolution import profiles_ingest
-from consent.gpc import gpc_apply
+from consent.services.gpc import gpc_apply
 
 MAX_PROFILE_RECORDS = 1000
 MAX_PROFILE_BATCH_BYTES = 2 * 1024 * 1024
@@ -105,10 +106,10 @@ class ProfilesLookupApi(ApiView):
             kinds = [kind for kind in IDENTIFIER_KINDS if kind in attrs]
             if len(kinds) != 1:
                 raise serializers.ValidationError("Name exactly one identifier.",
-                                                  code=ApiErrorCode.EXACTLY_ONE_IDENTIFIER)
+                                                  code=CdpErrorCode.EXACTLY_ONE_IDENTIFIER)
             if kinds[0] in SOURCE_SCOPED_KINDS and not attrs.get("source"):
                 raise serializers.ValidationError({"source": "Required with crm_id or user_id."},
-                                                  code=ApiErrorCode.SOURCE_REQUIRED)
+                                                  code=CdpErrorCode.SOURCE_REQUIRED)
             attrs["kind"] = kinds[0]
             return attrs
 

@@ -8,12 +8,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from cdp.api.pagination import page_limit, paginate
-from cdp.api.schema import IDEMPOTENCY_HEADER, problems
-from cdp.api.scopes import Scope
-from cdp.api.services.idempotency import StoredResponse
-from cdp.api.v1.views.base import ApiView, uuid_or_404, validated
 from cdp.core.changes import changes_list
+from cdp.core.http.idempotency import StoredResponse
+from cdp.core.http.pagination import page_limit, paginate
+from cdp.core.http.schema import IDEMPOTENCY_HEADER, problems
+from cdp.core.http.scopes import Scope
+from cdp.core.http.views import ApiView, uuid_or_404, validated
 from cdp.core.outbox import CHANGE_TYPES
 from cdp.webhooks.models import WebhookSubscription
 from cdp.webhooks.selectors import webhook_list

@@ -1,4 +1,5 @@
-"""Error codes and problem types of the integrator API (rendered by cdp.exceptions)."""
+"""Error codes and problem types of the HTTP layer every API shares (rendered by
+`cdp.core.http.problems`); each domain keeps its own codes (`cdp.errors.CdpErrorCode`, ...)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import re
 from enum import StrEnum
 
 from cdp.core.errors import ApplicationError
-from cdp.core.identifiers import IDENTIFIER_KINDS
-from cdp.services.records import ATTRIBUTE_NAME
+from cdp.core.identifiers import ATTRIBUTE_NAME, IDENTIFIER_KINDS
 
 
 class ApiErrorCode(StrEnum):
@@ -22,13 +22,8 @@ class ApiErrorCode(StrEnum):
     IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
     PRECONDITION_REQUIRED = "precondition_required"
     PRECONDITION_FAILED = "precondition_failed"
-    IDENTIFIER_CONFLICT = "identifier_conflict"
-    IDENTIFIER_SUPPRESSED = "identifier_suppressed"
-    SOURCE_REQUIRED = "source_required"
-    EXACTLY_ONE_IDENTIFIER = "exactly_one_identifier"
     VALIDATION_FAILED = "validation_failed"
-    INVALID_SCOPE = "invalid_scope"
-    INVALID_EXPIRY = "invalid_expiry"
+    UNKNOWN_SOURCE = "unknown_source"
 
 
 class Forbidden(ApplicationError):

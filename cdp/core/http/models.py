@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from cdp.api.scopes import SCOPES
+from cdp.core.http.scopes import SCOPES
 
 
 class ApiKey(models.Model):

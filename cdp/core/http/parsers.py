@@ -6,7 +6,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
-from cdp.api.errors import PayloadTooLarge
+from cdp.core.http.errors import PayloadTooLarge
 from cdp.core.json_codec import NotJson, strict_json_loads
 
 

@@ -21,8 +21,8 @@ from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from cdp.api.errors import safe_errors, safe_field_path
 from cdp.core.errors import ApplicationError
+from cdp.core.http.errors import safe_errors, safe_field_path
 
 logger = logging.getLogger(__name__)
 
@@ -138,12 +138,6 @@ def _problem_response(body: dict) -> Response:
     response = Response(body, status=body["status"])
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
-
-
-def problem_json_response(status: int, code: str, title: str, detail: str, **extra) -> JsonResponse:
-    """For plain Django views and handlers outside DRF (404/500 pages under /api)."""
-    return JsonResponse(problem(status, code, title, detail, **extra), status=status,
-                        content_type=PROBLEM_CONTENT_TYPE)
 
 
 API_PREFIX = "/api/"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
-from cdp.api.errors import ApiErrorCode
 from cdp.core.errors import ApplicationError
+from cdp.core.http.errors import ApiErrorCode
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -12,7 +12,7 @@ transaction is exclusive (BEGIN IMMEDIATE), so the second simply waits, then rep
 
 Stores a keyed hash of the request (never the body) and a response of ids, statuses
 and codes; logs nothing personal. Expired records are purged by the retention job
-(cdp.consent_handlers, kind `idempotency`).
+(`cdp.consent_handlers`, kind `idempotency`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from functools import cached_property
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from cdp import crypto
-from cdp.api.errors import ApiErrorCode
-from cdp.api.models import ApiKey, IdempotencyRecord, IdempotencyStatus
 from cdp.core.errors import ApplicationError, Conflict, Unprocessable
+from cdp.core.http.errors import ApiErrorCode
+from cdp.core.http.models import ApiKey, IdempotencyRecord, IdempotencyStatus
 from cdp.core.json_codec import json_bytes
+from cdp.core.pseudonyms import keyed_digest
 
 RETENTION = timedelta(hours=24)
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -72,7 +72,7 @@ class RequestFingerprint:
     @cached_property
     def digest(self) -> str:
         canonical = json_bytes(self._canonical(), sort_keys=True, default=str).decode()
-        return crypto.keyed_digest(canonical, purpose="idempotency-request:v2")
+        return keyed_digest(canonical, purpose="idempotency-request:v2")
 
     def matches(self, stored: str) -> bool:
         return hmac.compare_digest(stored, self.digest) or hmac.compare_digest(stored, self._legacy_digest())
@@ -80,7 +80,7 @@ class RequestFingerprint:
     def _legacy_digest(self) -> str:
         # Hashes stored before orjson (kept 24 hours): a retry across the upgrade still replays.
         canonical = json.dumps(self._canonical(), sort_keys=True, separators=(",", ":"), default=str)
-        return crypto.keyed_digest(canonical, purpose="idempotency-request")
+        return keyed_digest(canonical, purpose="idempotency-request")
 
 
 def idempotent_run(*, api_key: ApiKey, endpoint: str, key: str | None, request: RequestFingerprint,

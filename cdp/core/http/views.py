@@ -1,5 +1,5 @@
-"""The base of every integrator API view: key auth, scopes, throttling, JSON limits,
-and the Idempotency-Key wrapper for writes."""
+"""The base of every API view (profiles, consent, personalization, webhooks): key auth,
+scopes, throttling, JSON limits, and the Idempotency-Key wrapper for writes."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cdp.api.authentication import ApiKeyAuthentication
-from cdp.api.errors import ApiErrorCode, PayloadTooLarge
-from cdp.api.parsers import LimitedJSONParser
-from cdp.api.permissions import HasScopes
-from cdp.api.schema import ApiAutoSchema
-from cdp.api.services.idempotency import (
+from cdp.core.errors import NotFound
+from cdp.core.http.authentication import ApiKeyAuthentication
+from cdp.core.http.errors import ApiErrorCode, PayloadTooLarge
+from cdp.core.http.idempotency import (
     RequestFingerprint,
     StoredResponse,
     idempotency_key_check,
     idempotent_run,
 )
-from cdp.api.throttling import ApiKeyRateThrottle
-from cdp.core.errors import NotFound
+from cdp.core.http.parsers import LimitedJSONParser
+from cdp.core.http.permissions import HasScopes
+from cdp.core.http.schema import ApiAutoSchema
+from cdp.core.http.throttling import ApiKeyRateThrottle
 from cdp.core.observability import route_of
 
 

@@ -18,7 +18,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 
 
 class BearerApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "cdp.api.authentication.ApiKeyAuthentication"
+    target_class = "cdp.core.http.authentication.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from cdp.api.models import ApiKey
+from cdp.core.http.models import ApiKey
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):

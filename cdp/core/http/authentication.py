@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from cdp.api.services.api_keys import KeyRejected, api_key_authenticate
+from cdp.core.http.keys import KeyRejected, api_key_authenticate
 
 
 class ApiKeyAuthentication(BaseAuthentication):
