@@ -1,4 +1,9 @@
-"""Reading consent data: states, the ledger, receipts, the access log. Pseudonymous only."""
+"""Reading consent data: states, the ledger, receipts, the access log, data-subject
+requests and ledger verifications. Pseudonymous only.
+
+Part of consent's public interface (see consent/__init__.py): the pages in `web` read
+consent through these functions, never its tables.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,41 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode, ProfileErased, ProfileMerged, ProfileUnknown
-from consent.events import CONFIGURATION_ACTIONS
-from consent.models import AccessKind, AccessLog, ConsentEvent, ConsentState
+from consent.events import (
+    CONFIGURATION_ACTIONS,
+    DSR_APPROVAL_RULE_SET,
+    NOTICE_PUBLISHED,
+    PURPOSE_BASIS_SET,
+    RETENTION_RULE_SET,
+)
+from consent.models import (
+    AccessKind,
+    AccessLog,
+    ChainHead,
+    ConsentEvent,
+    ConsentState,
+    DataSubjectRequest,
+    DsrStatus,
+    LedgerCheckpoint,
+    LedgerVerification,
+)
+from consent.notices import notice_current, notice_text  # noqa: F401  (public reads of the notices)
 from consent.policy import effective_states
 from consent.receipts import receipt_for_event
+from consent.services.verification import LEDGER_VERIFIED, ledger_verification_progress
+
+OPEN_DSR = (DsrStatus.RECEIVED, DsrStatus.AWAITING_APPROVAL, DsrStatus.IN_PROGRESS)
+CONFIGURATION_TITLES = {PURPOSE_BASIS_SET: "Legal basis", NOTICE_PUBLISHED: "Notice published",
+                        RETENTION_RULE_SET: "Retention rule",
+                        DSR_APPROVAL_RULE_SET: "Approval of data-subject requests"}
 
 
 def _iso(value) -> str | None:
@@ -75,6 +104,27 @@ def consent_events_query(*, profile_id=None, purpose: str | None = None, since: 
     if until is not None:
         events = events.filter(recorded_at__lt=until)
     return events
+
+
+def consent_receipt_list(*, profile_id, limit: int = 200) -> list[dict]:
+    """Receipts of the person's newest `limit` decisions, oldest first (their download)."""
+    events = consent_events_query(profile_id=profile_id).order_by("-recorded_at", "-seq")[:limit]
+    return [receipt_for_event(event) for event in sorted(events, key=lambda e: e.seq)]
+
+
+def subject_known(profile_id) -> bool:
+    """Whether the ledger names this id (an erased or never-resolved subject included)."""
+    return ChainHead.objects.filter(profile_id=profile_id).exists()
+
+
+def subject_records(*, subject_ids: list) -> dict:
+    """What consent holds on these ids (a person and the ids merged into them), newest first:
+    ledger events, access-log entries (the newest 200) and data-subject requests."""
+    return {
+        "events": list(ConsentEvent.objects.filter(profile_id__in=subject_ids).order_by("-recorded_at", "-seq")),
+        "accesses": list(AccessLog.objects.filter(profile_id__in=subject_ids).order_by("-at", "-id")[:200]),
+        "requests": list(DataSubjectRequest.objects.filter(profile_id__in=subject_ids).order_by("-received_at")),
+    }
 
 
 def consent_receipt(*, profile_id, event_id) -> dict:
@@ -170,3 +220,69 @@ def access_log_as_dict(entry: AccessLog) -> dict:
     return {"id": entry.id, "at": _iso(entry.at), "kind": entry.kind, "actor": entry.actor,
             "profile_id": str(entry.profile_id) if entry.profile_id else None, "fields": entry.fields,
             "purpose": entry.purpose, "detail": entry.detail}
+
+
+# --- data-subject requests ---------------------------------------------------------------------------
+
+
+def dsr_list_for_profile(*, profile_id, limit: int = 50) -> list[DataSubjectRequest]:
+    return list(DataSubjectRequest.objects.filter(profile_id=profile_id).order_by("-received_at")[:limit])
+
+
+def dsr_for_profile(*, profile_id, request_id) -> DataSubjectRequest | None:
+    """One of the person's own requests; another person's id finds nothing."""
+    return DataSubjectRequest.objects.filter(profile_id=profile_id, id=request_id).first()
+
+
+def dsr_is_open(dsr: DataSubjectRequest) -> bool:
+    return dsr.status in OPEN_DSR
+
+
+def dsr_queue(*, show: str = "open", limit: int = 200) -> list[dict]:
+    """Open requests by due date (`show="open"`), or every request newest first, with
+    whether each is overdue and the days left."""
+    now = timezone.now()
+    requests = DataSubjectRequest.objects.all()
+    if show == "open":
+        requests = requests.filter(status__in=OPEN_DSR).order_by("due_at")
+    else:
+        requests = requests.order_by("-received_at")
+    rows = []
+    for request in requests[:limit]:
+        open_ = request.status in OPEN_DSR
+        rows.append({"request": request, "open": open_, "overdue": open_ and request.due_at < now,
+                     "days_left": (request.due_at - now).days if open_ else None})
+    return rows
+
+
+def dsr_counts() -> dict:
+    now = timezone.now()
+    open_ = DataSubjectRequest.objects.filter(status__in=OPEN_DSR)
+    return {"open": open_.count(), "overdue": open_.filter(due_at__lt=now).count(),
+            "awaiting_approval": open_.filter(status=DsrStatus.AWAITING_APPROVAL).count(),
+            "due_soon": open_.filter(due_at__gte=now, due_at__lt=now + timedelta(days=7)).count()}
+
+
+# --- ledger verification ---------------------------------------------------------------------------
+
+
+def ledger_status() -> dict:
+    """The last verification's log entry, the one running now, the newest checkpoint and
+    the ten last verifications."""
+    verified = access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED)
+    return {
+        "last": verified.first(), "running": ledger_verification_active(),
+        "checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
+        "history": list(verified[:10]),
+    }
+
+
+def ledger_verification_active() -> dict | None:
+    """The verification queued or running now, with its progress."""
+    verification = LedgerVerification.objects.filter(active=True).first()
+    if verification is None:
+        return None
+    checked = ledger_verification_progress(verification) or 0
+    total = max(verification.events_total, 1)
+    return {"verification": verification, "checked": checked, "total": verification.events_total,
+            "percent": min(100, round(100 * checked / total))}

@@ -1,7 +1,8 @@
 """What the pages show, read through the other apps' selectors where they have one.
 
-Where no public reader exists yet (lists for the console and the dashboard) the
-queries are read-only and live here. Nothing here writes; the access log is written by
+Consent is read only through its public interface (`consent.policy`, `consent.selectors`,
+its registry); where the profile, webhook and personalization apps have no public reader
+yet (lists for the dashboard) the queries are read-only and live here. Nothing here writes; the access log is written by
 the views, which know who is reading. Decrypted personal data is read in one place only:
 the subject look-up resolves an identifier the officer typed, without decrypting.
 """
@@ -20,23 +21,15 @@ from cdp.models import Merge, MergeConflict, Source
 from cdp.segment.models import IngestionError
 from cdp.services.conflicts import APPLICABLE_REASONS
 from cdp.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
-from consent import events, policy, registry
-from consent.ledger import CheckpointInvalid
-from consent.models import (
-    AccessKind,
-    AccessLog,
-    Basis,
-    ConsentEvent,
-    DataSubjectRequest,
-    DsrStatus,
-    LedgerCheckpoint,
-    LedgerVerification,
+from consent import policy, registry
+from consent.policy import PURPOSES, Basis, effective_states
+from consent.selectors import (
+    CONFIGURATION_TITLES,
+    configuration_changes,
+    consent_events_query,
+    notice_text,
+    subject_records,
 )
-from consent.notices import notice_text
-from consent.policy import effective_states
-from consent.purposes import PURPOSES
-from consent.selectors import access_log_search, configuration_changes, consent_events_query
-from consent.services.verification import LEDGER_VERIFIED, ledger_verification_progress
 from personalization.models import DpRelease, PipelineRun, PrivacyBudget, RunStatus, Segment
 from personalization.selectors import (
     privacy_budget_history,
@@ -47,7 +40,6 @@ from personalization.selectors import (
 )
 from personalization.services.pipeline import pipeline_progress
 
-OPEN_DSR = (DsrStatus.RECEIVED, DsrStatus.AWAITING_APPROVAL, DsrStatus.IN_PROGRESS)
 ATTRIBUTE_NAMES = {"text": "words in its description", "category": "category"}
 PART_NAMES = {"collaborative": "Customers with similar taste", "content": "Similar to items you chose",
               "segment_popularity": "Popular in your segment", "popularity": "Popular with everyone"}
@@ -110,29 +102,11 @@ def me_recommendations(*, profile_id: UUID, limit: int = 10) -> dict:
     return {"allowed": True, **body}
 
 
-def me_consent_events(*, profile_id: UUID) -> list[ConsentEvent]:
+def me_consent_events(*, profile_id: UUID) -> list:
     return list(consent_events_query(profile_id=profile_id).order_by("-recorded_at", "-seq")[:200])
 
 
-def me_requests(*, profile_id: UUID) -> list[DataSubjectRequest]:
-    return list(DataSubjectRequest.objects.filter(profile_id=profile_id).order_by("-received_at")[:50])
-
-
-def me_request(*, profile_id: UUID, request_id: UUID) -> DataSubjectRequest | None:
-    """One of the person's own requests; another person's id finds nothing."""
-    return DataSubjectRequest.objects.filter(profile_id=profile_id, id=request_id).first()
-
-
 # --- the compliance console ---------------------------------------------------------------------------
-
-
-def ledger_status() -> dict:
-    last = access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED).first()
-    return {
-        "last": last, "running": ledger_verification_active(),
-        "checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
-        "history": list(access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED)[:10]),
-    }
 
 
 def consent_rates_over_time(*, days: int = 90) -> dict:
@@ -159,29 +133,6 @@ def _percent(value) -> float | None:
     return None if value is None else round(100 * float(value), 1)
 
 
-def dsr_queue(*, show: str = "open") -> list[dict]:
-    now = timezone.now()
-    requests = DataSubjectRequest.objects.all()
-    if show == "open":
-        requests = requests.filter(status__in=OPEN_DSR).order_by("due_at")
-    else:
-        requests = requests.order_by("-received_at")
-    rows = []
-    for request in requests[:200]:
-        open_ = request.status in OPEN_DSR
-        rows.append({"request": request, "open": open_, "overdue": open_ and request.due_at < now,
-                     "days_left": (request.due_at - now).days if open_ else None})
-    return rows
-
-
-def dsr_counts() -> dict:
-    now = timezone.now()
-    open_ = DataSubjectRequest.objects.filter(status__in=OPEN_DSR)
-    return {"open": open_.count(), "overdue": open_.filter(due_at__lt=now).count(),
-            "awaiting_approval": open_.filter(status=DsrStatus.AWAITING_APPROVAL).count(),
-            "due_soon": open_.filter(due_at__gte=now, due_at__lt=now + timedelta(days=7)).count()}
-
-
 def privacy_budgets() -> list[dict]:
     """Each data set's lifetime budget, this month's pace, the months and the cap changes."""
     period = timezone.now().strftime("%Y-%m")
@@ -201,11 +152,6 @@ def privacy_budgets() -> list[dict]:
 
 def dp_releases(*, limit: int = 50) -> list[DpRelease]:
     return list(DpRelease.objects.select_related("budget").order_by("-created_at")[:limit])
-
-
-CONFIGURATION_TITLES = {events.PURPOSE_BASIS_SET: "Legal basis", events.NOTICE_PUBLISHED: "Notice published",
-                        events.RETENTION_RULE_SET: "Retention rule",
-                        events.DSR_APPROVAL_RULE_SET: "Approval of data-subject requests"}
 
 
 def configuration_history(*, limit: int = 200) -> list[dict]:
@@ -256,12 +202,9 @@ def subject_timeline(*, profile_id: UUID) -> dict:
     """Everything the console shows about one subject: pseudonymous ids, codes and hashes."""
     status = subject_status(profile_id)
     subjects = [profile_id, *subject_aliases(profile_id)]
-    events = list(ConsentEvent.objects.filter(profile_id__in=subjects).order_by("-recorded_at", "-seq"))
     states = effective_states(profile_id) if status["status"] == "active" else []
-    accesses = list(AccessLog.objects.filter(profile_id__in=subjects).order_by("-at", "-id")[:200])
-    requests = list(DataSubjectRequest.objects.filter(profile_id__in=subjects).order_by("-received_at"))
-    return {"profile_id": profile_id, "status": status, "aliases": subjects[1:], "events": events,
-            "states": states, "accesses": accesses, "requests": requests}
+    return {"profile_id": profile_id, "status": status, "aliases": subjects[1:], "states": states,
+            **subject_records(subject_ids=subjects)}
 
 
 # --- the operator dashboard -------------------------------------------------------------------------
@@ -364,20 +307,3 @@ def ingestion_errors(*, limit: int = 100) -> dict:
     for row in IngestionError.objects.filter(received_at__gte=since).values_list("codes", flat=True):
         codes.update(row or [])
     return {"recent": recent, "codes_7d": codes.most_common(), "total": IngestionError.objects.count()}
-
-
-def checkpoint_problem(error: Exception) -> str:
-    if isinstance(error, CheckpointInvalid):
-        return str(error)
-    return "The newest ledger checkpoint file cannot be read."
-
-
-def ledger_verification_active() -> dict | None:
-    """The verification queued or running now, with its progress, for the console."""
-    verification = LedgerVerification.objects.filter(active=True).first()
-    if verification is None:
-        return None
-    checked = ledger_verification_progress(verification) or 0
-    total = max(verification.events_total, 1)
-    return {"verification": verification, "checked": checked, "total": verification.events_total,
-            "percent": min(100, round(100 * checked / total))}

@@ -12,10 +12,9 @@ from uuid import UUID
 from django.db import transaction
 
 from cdp.core.errors import ApplicationError
-from consent.models import Basis, Channel
-from consent.notices import notice_current
-from consent.policy import effective_states
-from consent.services.consents import ConsentChange, Evidence, consent_gpc_signal, consents_record
+from consent.policy import Basis, effective_states
+from consent.selectors import notice_current
+from consent.services import Channel, ConsentChange, Evidence, consent_gpc_signal, consents_record
 
 CUSTOMER_ACTOR = "data_subject"
 SALE_SHARING = "sale_sharing"

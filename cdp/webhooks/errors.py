@@ -14,3 +14,6 @@ class WebhookErrorCode(StrEnum):
     URL_TAKEN = "webhook_url_exists"
     UNKNOWN_EVENT = "unknown_event"
     NOT_FOUND = "not_found"
+    # field codes in a 400's `errors`
+    INVALID = "invalid"
+    OUT_OF_RANGE = "out_of_range"

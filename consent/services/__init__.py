@@ -1,8 +1,11 @@
 """Services of the consent app: consent changes, data-subject requests, retention.
 
-Re-exported here so callers keep importing `consent.services.consent_set` and friends.
+Re-exported here so callers keep importing `consent.services.consent_set` and friends,
+with the values those take and return (channels, request types and statuses).
 """
 
+from consent.models import Channel, DsrStatus, DsrType, VerificationStatus  # noqa: F401
+from consent.notices import notice_served  # noqa: F401
 from consent.services.consents import (  # noqa: F401
     ConsentChange,
     Evidence,

@@ -20,9 +20,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from cdp.core.errors import ApplicationError
 from cdp.selectors import profile_ids_by_identifier
 from cdp.staff import COMPLIANCE
-from consent.models import VerificationStatus
-from consent.purposes import PURPOSES
+from consent import selectors as consent_selectors
+from consent.policy import PURPOSES
 from consent.selectors import consent_export_stream
+from consent.services import VerificationStatus
 from consent.services.access import operator_action_event
 from consent.services.dsr import dsr_approve, dsr_audit_trail, dsr_extend, dsr_get, dsr_reject
 from consent.services.verification import ledger_verification_request
@@ -48,7 +49,7 @@ def _rates_chart(rates: dict):
 def overview(request):
     rates = selectors.consent_rates_over_time()
     return render(request, "web/compliance/overview.html", {
-        "ledger": selectors.ledger_status(), "dsr": selectors.dsr_counts(), "rates": rates,
+        "ledger": consent_selectors.ledger_status(), "dsr": consent_selectors.dsr_counts(), "rates": rates,
         "rates_chart": _rates_chart(rates), "purposes": PURPOSES,
         "budgets": selectors.privacy_budgets()[:3], "section": "overview",
     })
@@ -77,7 +78,7 @@ def ledger(request):
     today = timezone.now().date()
     form = LedgerExportForm(initial={"date_from": today.replace(day=1), "date_to": today, "kind": "history",
                                      "format": "csv"})
-    return render(request, "web/compliance/ledger.html", {"ledger": selectors.ledger_status(), "form": form,
+    return render(request, "web/compliance/ledger.html", {"ledger": consent_selectors.ledger_status(), "form": form,
                                                           "section": "ledger"})
 
 
@@ -86,7 +87,7 @@ def ledger_export(request):
     """A streamed download of the ledger (or current states) for a date range; logged."""
     form = LedgerExportForm(request.GET)
     if not form.is_valid():
-        return render(request, "web/compliance/ledger.html", {"ledger": selectors.ledger_status(), "form": form,
+        return render(request, "web/compliance/ledger.html", {"ledger": consent_selectors.ledger_status(), "form": form,
                                                               "section": "ledger"}, status=400)
     since, until = form.bounds()
     kind, fmt = form.cleaned_data["kind"], form.cleaned_data["format"]
@@ -128,9 +129,7 @@ def _lookup(data: dict) -> UUID | None:
         status = selectors.subject_status(profile_id)
         if status["status"] == "unknown":
             # Erased or never known to the profile store: the ledger may still name it.
-            from consent.models import ChainHead
-
-            return profile_id if ChainHead.objects.filter(profile_id=profile_id).exists() else None
+            return profile_id if consent_selectors.subject_known(profile_id) else None
         return profile_id
     try:
         found = profile_ids_by_identifier(kind=kind, value=value, source_key=data.get("source") or None)
@@ -144,7 +143,7 @@ def _lookup(data: dict) -> UUID | None:
 def requests(request):
     show = "all" if request.GET.get("show") == "all" else "open"
     return render(request, "web/compliance/requests.html", {
-        "rows": selectors.dsr_queue(show=show), "show": show, "counts": selectors.dsr_counts(),
+        "rows": consent_selectors.dsr_queue(show=show), "show": show, "counts": consent_selectors.dsr_counts(),
         "now": timezone.now(), "section": "requests"})
 
 
@@ -173,7 +172,7 @@ def request_detail(request, request_id: UUID):
             messages.error(request, error.message)
         return redirect("web:compliance-request", request_id=dsr.id)
     now = timezone.now()
-    open_ = dsr.status in selectors.OPEN_DSR
+    open_ = consent_selectors.dsr_is_open(dsr)
     return render(request, "web/compliance/request.html", {
         "dsr": dsr, "audit": dsr_audit_trail(request_id=dsr.id), "form": form, "open": open_,
         "overdue": open_ and dsr.due_at < now, "section": "requests"}, status=400 if form.errors else 200)

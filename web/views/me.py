@@ -21,10 +21,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from consent import policy
 from consent.errors import ProfileUnknown
-from consent.models import Channel, DsrStatus, DsrType
-from consent.notices import notice_served
-from consent.receipts import receipt_for_event
-from consent.selectors import consent_receipt
+from consent.selectors import consent_receipt, consent_receipt_list, dsr_for_profile, dsr_list_for_profile
+from consent.services import Channel, DsrStatus, DsrType, notice_served
 from consent.services.dsr import dsr_result, dsr_submit
 from consent.services.signin import sign_in_link, sign_in_request
 from web import selectors
@@ -208,7 +206,7 @@ def personalization_set(request, profile_id: UUID):
 def data(request, profile_id: UUID):
     return render(request, "web/me/data.html", {
         "events": selectors.me_consent_events(profile_id=profile_id),
-        "requests": selectors.me_requests(profile_id=profile_id),
+        "requests": dsr_list_for_profile(profile_id=profile_id),
         "titles": selectors.purpose_titles(LANGUAGE), "section": "data",
     })
 
@@ -229,7 +227,7 @@ def export_request(request, profile_id: UUID):
 @never_cache
 @customer_required
 def export_download(request, profile_id: UUID, request_id: UUID):
-    dsr = selectors.me_request(profile_id=profile_id, request_id=request_id)
+    dsr = dsr_for_profile(profile_id=profile_id, request_id=request_id)
     if dsr is None or dsr.type not in (DsrType.ACCESS, DsrType.PORTABILITY) or dsr.status != DsrStatus.COMPLETED:
         raise Http404
     document = dsr_result(dsr, reader=CUSTOMER_ACTOR)
@@ -252,8 +250,7 @@ def receipt(request, profile_id: UUID, event_id: UUID):
 @never_cache
 @customer_required
 def receipts_all(request, profile_id: UUID):
-    events = sorted(selectors.me_consent_events(profile_id=profile_id), key=lambda e: e.seq)
-    return _json_download({"receipts": [receipt_for_event(e) for e in events]}, "consent-receipts.json")
+    return _json_download({"receipts": consent_receipt_list(profile_id=profile_id)}, "consent-receipts.json")
 
 
 @never_cache

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from cdp import crypto
 from cdp.core.errors import ApplicationError, Conflict, NotFound
+from cdp.core.http.errors import ApiErrorCode
 from cdp.core.http.models import ApiKey
 from cdp.core.outbox import TOPICS
 from cdp.models import DataKey
@@ -42,7 +43,7 @@ class InvalidSubscription(ApplicationError):
     """400 with the contract's `errors` member, naming the field but never its value."""
 
     def __init__(self, message: str, *, field: str, code: str):
-        super().__init__(message, code="validation_failed",
+        super().__init__(message, code=ApiErrorCode.VALIDATION_FAILED,
                          extra={"errors": [{"field": field, "code": code, "message": message}]})
 
 
@@ -71,7 +72,8 @@ def webhook_create(*, url: str, events: list[str], owner: ApiKey | None = None) 
 
 def events_check(events) -> list[str]:
     if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
-        raise InvalidSubscription("Give a non-empty list of event types.", field="events", code="invalid")
+        raise InvalidSubscription("Give a non-empty list of event types.", field="events",
+                                  code=WebhookErrorCode.INVALID)
     unknown = sorted({e for e in events if e not in TOPICS})
     if unknown:
         # Our own vocabulary is listed, the caller's unknown strings are not echoed.
@@ -110,7 +112,7 @@ def webhook_secret_rotate(*, subscription_id, previous_valid_for: timedelta = DE
     """
     if not timedelta(0) <= previous_valid_for <= MAX_ROTATION_WINDOW:
         raise InvalidSubscription("The previous secret may stay valid for 0 to 7 days.",
-                                  field="previous_secret_expires_in", code="out_of_range")
+                                  field="previous_secret_expires_in", code=WebhookErrorCode.OUT_OF_RANGE)
     now = now or timezone.now()
     subscription = _live_for_update(subscription_id, owner=owner)
     dek = crypto.data_key_open(subscription.data_key)
