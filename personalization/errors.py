@@ -15,7 +15,6 @@ class PersonalizationErrorCode(StrEnum):
     NOT_ENOUGH_DATA = "not_enough_data"
     RECOMMENDER_UNAVAILABLE = "recommender_unavailable"
     UNKNOWN_PURPOSE = "unknown_purpose"
-    PURPOSE_REQUIRED = "purpose_required"
 
 
 class ConsentRequired(ApplicationError):
@@ -34,7 +33,3 @@ class BudgetExceeded(ApplicationError):
     status = 409
     code = PersonalizationErrorCode.BUDGET_EXCEEDED.value
     title = "Privacy budget exhausted"
-
-
-class StageNotReady(Exception):
-    """A stage's chunks are still running (a duplicate chord callback came early): retry later."""

@@ -42,8 +42,6 @@ REFERENCE_SECOND = HISTORY_DAYS * DAY  # the time axis counts seconds from HISTO
 _HISTORY_START_64 = np.datetime64(HISTORY_START.replace(tzinfo=None), "s")
 
 PURPOSES = ("analytics", "personalization", "marketing", "enrichment", "sale_sharing")
-# Every junk identifier value planted in records (placeholders, QA orders): the platform must drop them.
-JUNK_IDENTIFIERS = ("test@test.com", "null", "-1", "0000000000")
 
 SOURCES = (
     {"key": "shop", "name": "Online shop orders", "kind": "first_party", "trust": 80},

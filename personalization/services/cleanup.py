@@ -16,7 +16,6 @@ from personalization import db  # noqa: F401 (registers the __in_array lookup)
 from personalization.locks import derived_data_delete_lock
 from personalization.models import (
     PipelineArtifact,
-    PipelineRun,
     ProfileFeatures,
     Recommendation,
     RunStatus,
@@ -109,8 +108,3 @@ def derived_data_of_run_delete(*, run_id: int) -> None:
     ProfileFeatures.objects.filter(run_id=run_id).delete()
     PipelineArtifact.objects.filter(run_id=run_id).delete()
     SegmentMembership.objects.filter(segmentation__run_id=run_id).delete()
-
-
-def latest_run_id() -> int | None:
-    return (PipelineRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-finished_at")
-            .values_list("id", flat=True).first())

@@ -23,7 +23,6 @@ from cdp.models import Profile, ProfileStatus
 from personalization.errors import PipelineActive
 from personalization.models import (
     ChunkStatus,
-    PipelineArtifact,
     PipelineChunk,
     PipelineDeadLetter,
     PipelineRun,
@@ -380,7 +379,3 @@ def pipeline_run_sync(*, run_id: int, on_stage: Callable[[str, float], None] | N
         raise
     pipeline_run_finish(run_id=run_id)
     return PipelineRun.objects.get(id=run_id)
-
-
-def artifact_delete(*, run_id: int) -> None:
-    PipelineArtifact.objects.filter(run_id=run_id).delete()

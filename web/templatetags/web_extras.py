@@ -13,12 +13,6 @@ def pairs(mapping) -> list[tuple]:
     return list(mapping.items()) if isinstance(mapping, dict) else []
 
 
-@register.filter
-def plain_pairs(mapping) -> list[tuple]:
-    """Pairs whose values are numbers or text (nested structures left out)."""
-    return [(k, v) for k, v in pairs(mapping) if not isinstance(v, dict | list)]
-
-
 @register.simple_tag(takes_context=True)
 def actor(context, value) -> str:
     """An audit actor for people: `staff:<id>` shows the staff member's user name.
