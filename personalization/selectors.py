@@ -189,3 +189,9 @@ def privacy_budget_history(budget: PrivacyBudget) -> list[dict]:
         cap = new_cap if new_cap is not None else cap
         days[at.date().isoformat()] = {"day": at.date().isoformat(), "spent": round(spent, 6), "cap": cap}
     return list(days.values())
+
+
+def profile_ids_with_recommendations(*, limit: int) -> list[UUID]:
+    """Up to `limit` people holding recommendations, by id (the demo's sign-in page)."""
+    return list(Recommendation.objects.order_by("profile_id").values_list("profile_id", flat=True)
+                .distinct()[:limit])

@@ -24,7 +24,8 @@ from consent.errors import ProfileUnknown
 from consent.selectors import consent_receipt, consent_receipt_list, dsr_for_profile, dsr_list_for_profile
 from consent.services import Channel, DsrStatus, DsrType, notice_served
 from consent.services.dsr import dsr_result, dsr_submit
-from consent.services.signin import sign_in_link, sign_in_request
+from consent.services.signin import demo_sign_in_links, sign_in_link, sign_in_request
+from personalization.selectors import profile_ids_with_recommendations
 from web import selectors
 from web.services import CUSTOMER_ACTOR, ChoiceRefused, gpc_sent, me_choices_save
 from web.signin import (
@@ -107,12 +108,9 @@ def demo(request):
     """Development only: sign-in links for a few demo customers (no personal data shown)."""
     if not demo_enabled():
         raise Http404
-    from personalization.models import Recommendation
-
     base = request.build_absolute_uri("/")
     # Customers with recommendations first: they show every part of the page.
-    with_recs = list(Recommendation.objects.order_by("profile_id").values_list("profile_id", flat=True)
-                     .distinct()[:20])
+    with_recs = profile_ids_with_recommendations(limit=20)
     people = []
     for profile_id in with_recs:
         if selectors.subject_status(profile_id)["status"] == "active" and \
@@ -128,8 +126,6 @@ def demo(request):
             continue  # no address of theirs may receive a link
         links.append({"label": f"Demo customer {len(links) + 1}", "url": url, "note": "has recommendations"})
     if len(links) < 3:
-        from consent.services.signin import demo_sign_in_links
-
         for url in demo_sign_in_links(base_url=base, count=6):
             if len(links) < 3 and url not in {link["url"] for link in links}:
                 links.append({"label": f"Demo customer {len(links) + 1}", "url": url, "note": ""})
