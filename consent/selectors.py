@@ -1,22 +1,29 @@
-"""Reading consent data: states, the ledger, receipts, the access log. Pseudonymous only."""
+"""Reading consent data: states, the ledger, receipts, the access log. Pseudonymous only.
+
+Readers that hand a person's consent data to someone take the `accessor` and write the
+access-log row themselves (consent.services.access), so no caller can forget it.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from uuid import UUID
 
 from django.db.models import QuerySet
 
+from cdp.api.pagination import Page, paginate
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode, ProfileErased, ProfileMerged, ProfileUnknown
-from consent.events import CONFIGURATION_ACTIONS
+from consent.events import CONFIGURATION_ACTIONS, operator_action_event
 from consent.models import AccessKind, AccessLog, ConsentEvent, ConsentState
 from consent.policy import effective_states
+from consent.purposes import PURPOSES
 from consent.receipts import receipt_for_event
+from consent.services.access import Accessor, personal_data_read, subject_data_read
 
 
 def _iso(value) -> str | None:
@@ -47,8 +54,12 @@ def profile_canonical(profile_id, *, follow_merge: bool = False) -> UUID:
     return pid
 
 
-def consent_state_list(*, profile_id) -> list[dict]:
-    """Every purpose for one person, as CONTRACT.md shapes it (plus status and expiry)."""
+def consent_state_list(*, profile_id, accessor: Accessor) -> list[dict]:
+    """Every purpose for one person, as CONTRACT.md shapes it (plus status and expiry).
+
+    Honours the accessor's GPC signal first (the list shows its opt-out) and logs the read.
+    """
+    subject_data_read(accessor=accessor, profile_id=profile_id, fields=["consents"], purpose="consent_read")
     return [{"purpose": s["purpose"], "granted": s["granted"], "notice_version": s["notice_version"],
              "basis": s["basis"], "status": s["status"], "expires_at": _iso(s["expires_at"]),
              "updated_at": _iso(s["updated_at"])} for s in effective_states(profile_id)]
@@ -77,10 +88,30 @@ def consent_events_query(*, profile_id=None, purpose: str | None = None, since: 
     return events
 
 
-def consent_receipt(*, profile_id, event_id) -> dict:
+def consent_events_page(*, query_params: Mapping, accessor: Accessor, profile_id=None, purpose: str | None = None,
+                        since: datetime | None = None, visible: Callable[[Iterable], set] | None = None) -> Page:
+    """A page of the ledger, oldest first, of the people `visible` (a key's boundary; None:
+    everyone) keeps; one access-log row per person on the page."""
+    if purpose and purpose not in PURPOSES:
+        raise ConsentError("Unknown purpose.", code=ConsentErrorCode.PURPOSE_UNKNOWN)
+
+    def kept(events: list) -> list:
+        seen = visible({e.profile_id for e in events})
+        return [e for e in events if e.profile_id in seen]
+
+    page = paginate(consent_events_query(profile_id=profile_id, purpose=purpose, since=since),
+                    query_params=query_params, ordering=("recorded_at", "id"), keep=kept if visible else None)
+    personal_data_read(accessor=accessor, profile_ids=[e.profile_id for e in page.rows], fields=["consent_events"],
+                       purpose="consent_ledger_read")
+    return page
+
+
+def consent_receipt(*, profile_id, event_id, accessor: Accessor) -> dict:
+    """One ledger event's Kantara receipt; logged as a read of the person's consent."""
     event = ConsentEvent.objects.filter(id=event_id, profile_id=profile_id).first()
     if event is None:
         raise ProfileUnknown("This profile has no consent event with this id.", code=ConsentErrorCode.EVENT_UNKNOWN)
+    subject_data_read(accessor=accessor, profile_id=profile_id, fields=["consent_receipt"], purpose="consent_read")
     return receipt_for_event(event)
 
 
@@ -116,11 +147,15 @@ def consent_export_rows(*, kind: str, since: datetime | None, until: datetime | 
                "event_id": str(state.event_id) if state.event_id else None, "updated_at": _iso(state.updated_at)}
 
 
-def consent_export_stream(*, kind: str, fmt: str, since: datetime | None, until: datetime | None) -> Iterator[str]:
+def consent_export_stream(*, kind: str, fmt: str, since: datetime | None, until: datetime | None,
+                          accessor: Accessor) -> Iterator[str]:
+    """The export's lines; the export (everyone's consent) is logged as one operator action."""
     if kind not in EXPORT_FIELDS:
         raise ConsentError("kind must be current or history.", code=ConsentErrorCode.INVALID_FORMAT)
     if fmt not in ("csv", "jsonl"):
         raise ConsentError("format must be csv or jsonl.", code=ConsentErrorCode.INVALID_FORMAT)
+    operator_action_event(actor=accessor.actor, action="consent_export", detail={
+        "kind": kind, "format": fmt, "from": _iso(since), "to": _iso(until)})
     rows = consent_export_rows(kind=kind, since=since, until=until)
     if fmt == "jsonl":
         return (json.dumps(row, separators=(",", ":")) + "\n" for row in rows)

@@ -16,6 +16,8 @@ class PersonalizationErrorCode(StrEnum):
     RECOMMENDER_UNAVAILABLE = "recommender_unavailable"
     UNKNOWN_PURPOSE = "unknown_purpose"
     PURPOSE_REQUIRED = "purpose_required"
+    PROFILE_ERASED = "erased"
+    PROFILE_MERGED = "merged"
 
 
 class ConsentRequired(ApplicationError):

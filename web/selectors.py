@@ -1,9 +1,10 @@
 """What the pages show, read through the other apps' selectors where they have one.
 
 Where no public reader exists yet (lists for the console and the dashboard) the
-queries are read-only and live here. Nothing here writes; the access log is written by
-the views, which know who is reading. Decrypted personal data is read in one place only:
-the subject look-up resolves an identifier the officer typed, without decrypting.
+queries are read-only and live here. The one write: a reader that shows a subject to
+someone records it in the access log itself (`subject_timeline`), so no page can forget.
+Decrypted personal data is read in one place only: the subject look-up resolves an
+identifier the officer typed, without decrypting.
 """
 
 from __future__ import annotations
@@ -252,15 +253,17 @@ def subject_status(profile_id: UUID) -> dict:
     return registry.run(registry.CANONICAL, profile_id=profile_id)[0]
 
 
-def subject_timeline(*, profile_id: UUID) -> dict:
-    """Everything the console shows about one subject: pseudonymous ids, codes and hashes."""
+def subject_timeline(*, profile_id: UUID, actor: str, by: str) -> dict:
+    """Everything the console shows about one subject: pseudonymous ids, codes and hashes.
+    The look-up (who, whom, found by which kind of identifier) is logged first."""
+    events.operator_action_event(actor=actor, action="subject_lookup", profile_id=profile_id, detail={"by": by})
     status = subject_status(profile_id)
     subjects = [profile_id, *subject_aliases(profile_id)]
-    events = list(ConsentEvent.objects.filter(profile_id__in=subjects).order_by("-recorded_at", "-seq"))
+    ledger = list(ConsentEvent.objects.filter(profile_id__in=subjects).order_by("-recorded_at", "-seq"))
     states = effective_states(profile_id) if status["status"] == "active" else []
     accesses = list(AccessLog.objects.filter(profile_id__in=subjects).order_by("-at", "-id")[:200])
     requests = list(DataSubjectRequest.objects.filter(profile_id__in=subjects).order_by("-received_at"))
-    return {"profile_id": profile_id, "status": status, "aliases": subjects[1:], "events": events,
+    return {"profile_id": profile_id, "status": status, "aliases": subjects[1:], "events": ledger,
             "states": states, "accesses": accesses, "requests": requests}
 
 

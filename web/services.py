@@ -12,10 +12,12 @@ from uuid import UUID
 from django.db import transaction
 
 from cdp.core.errors import ApplicationError
+from consent.gpc import accessor_of, evidence_of, gpc_signalled
 from consent.models import Basis, Channel
 from consent.notices import notice_current
 from consent.policy import effective_states
-from consent.services.consents import ConsentChange, Evidence, consent_gpc_signal, consents_record
+from consent.services.access import subject_signals_honour
+from consent.services.consents import ConsentChange, consents_record
 
 CUSTOMER_ACTOR = "data_subject"
 SALE_SHARING = "sale_sharing"
@@ -25,20 +27,9 @@ class ChoiceRefused(ApplicationError):
     code = "choice_refused"
 
 
-def evidence_of(request) -> Evidence:
-    """The raw IP address and user agent; consent stores only keyed hashes of them."""
-    return Evidence(ip=request.META.get("REMOTE_ADDR") or None,
-                    user_agent=request.META.get("HTTP_USER_AGENT") or None)
-
-
-def gpc_sent(request) -> bool:
-    return request.headers.get("Sec-GPC", "").strip() == "1"
-
-
 def gpc_honour(request, *, profile_id: UUID) -> None:
     """`Sec-GPC: 1` is the person's opt-out of sale and sharing (one ledger event, not one per page)."""
-    if gpc_sent(request):
-        consent_gpc_signal(profile_id=profile_id, actor=CUSTOMER_ACTOR, evidence=evidence_of(request))
+    subject_signals_honour(accessor=accessor_of(request, actor=CUSTOMER_ACTOR), profile_id=profile_id)
 
 
 @transaction.atomic
@@ -59,7 +50,7 @@ def me_choices_save(*, profile_id: UUID, allowed: set[str], versions: dict[str, 
         want = purpose in allowed
         if want == state["granted"]:
             continue
-        if want and purpose == SALE_SHARING and gpc_sent(request):
+        if want and purpose == SALE_SHARING and gpc_signalled(request):
             raise ChoiceRefused("Your browser sends a Global Privacy Control signal, which we honour as an "
                                 "opt-out of sale and sharing. Turn the signal off to allow it.")
         version = versions.get(purpose)

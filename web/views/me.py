@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from consent import policy
 from consent.errors import ProfileUnknown
+from consent.gpc import accessor_of, gpc_signalled
 from consent.models import Channel, DsrStatus, DsrType
 from consent.notices import notice_served
 from consent.receipts import receipt_for_event
@@ -28,7 +29,7 @@ from consent.selectors import consent_receipt
 from consent.services.dsr import dsr_result, dsr_submit
 from consent.signin import sign_in_link, sign_in_request
 from web import selectors
-from web.services import CUSTOMER_ACTOR, ChoiceRefused, gpc_sent, me_choices_save
+from web.services import CUSTOMER_ACTOR, ChoiceRefused, me_choices_save
 from web.signin import (
     LINK_MINUTES,
     SignInRefused,
@@ -156,7 +157,7 @@ def home(request, profile_id: UUID):
         notice_served(profile_id=profile_id, purpose=purpose["purpose"], version=purpose["version"],
                       language=purpose["language"], channel=Channel.PREFERENCE_CENTER)
     return render(request, "web/me/home.html", {
-        "purposes": purposes, "gpc": gpc_sent(request), "section": "home",
+        "purposes": purposes, "gpc": gpc_signalled(request), "section": "home",
         "recommendations": selectors.me_recommendations(profile_id=profile_id),
     })
 
@@ -243,7 +244,8 @@ def export_download(request, profile_id: UUID, request_id: UUID):
 @customer_required
 def receipt(request, profile_id: UUID, event_id: UUID):
     try:
-        document = consent_receipt(profile_id=profile_id, event_id=event_id)
+        document = consent_receipt(profile_id=profile_id, event_id=event_id,
+                                   accessor=accessor_of(request, actor=CUSTOMER_ACTOR))
     except ProfileUnknown:
         raise Http404 from None
     return _json_download(document, f"consent-receipt-{event_id}.json")
