@@ -33,6 +33,7 @@ class ConsentErrorCode(StrEnum):
     PROFILE_REQUIRED = "required"
     IDENTIFIER_UNKNOWN = "unknown_identifier"
     SOURCE_REQUIRED = "source_required"
+    NO_USABLE_IDENTIFIER = "no_usable_identifier"
 
 
 class ConsentError(ApplicationError):

@@ -33,13 +33,15 @@ class Accessor:
     evidence: Evidence | None = None
 
 
-def personal_data_read(*, accessor: Accessor, profile_ids: Iterable, fields: Iterable[str], purpose: str) -> int:
-    """Rows for a read of several people's data (a listing, a lookup); returns how many."""
+def personal_data_read(*, accessor: Accessor, profile_ids: Iterable, fields: Iterable[str], purpose: str,
+                       detail: dict | None = None) -> int:
+    """Rows for a read of people's data (a listing, a lookup, an export); returns how many."""
     ids = sorted({str(pid) for pid in profile_ids})
     if not ids:
         return 0
     fields = sorted(set(fields))
-    written = personal_data_read_event(actor=accessor.actor, profile_ids=ids, fields=fields, purpose=purpose)
+    written = personal_data_read_event(actor=accessor.actor, profile_ids=ids, fields=fields, purpose=purpose,
+                                       detail=detail)
     logger.info("personal_data_access", extra={"actor": accessor.actor, "profile_ids": ids, "fields": fields,
                                                "purpose": purpose})
     return written

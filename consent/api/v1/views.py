@@ -402,10 +402,10 @@ class DsrCreateApi(ApiView):
             identifiers = {k: v for k, v in attrs["identifiers"].items() if v}
             if not identifiers:
                 raise serializers.ValidationError({"identifiers": "Name at least one identifier."},
-                                                  code="no_usable_identifier")
+                                                  code=ConsentErrorCode.NO_USABLE_IDENTIFIER)
             if any(k in SOURCE_SCOPED_KINDS for k in identifiers) and not attrs.get("source"):
                 raise serializers.ValidationError({"source": "Required with crm_id or user_id."},
-                                                  code="source_required")
+                                                  code=ConsentErrorCode.SOURCE_REQUIRED)
             attrs["identifiers"] = identifiers
             return attrs
 
