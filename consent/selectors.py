@@ -115,6 +115,13 @@ def consent_receipt(*, profile_id, event_id, accessor: Accessor) -> dict:
     return receipt_for_event(event)
 
 
+def consent_receipt_list(*, profile_id, accessor: Accessor) -> list[dict]:
+    """Every receipt of the person's ledger, oldest first; logged as one read."""
+    events = list(ConsentEvent.objects.filter(profile_id=profile_id).order_by("seq"))
+    subject_data_read(accessor=accessor, profile_id=profile_id, fields=["consent_receipts"], purpose="consent_read")
+    return [receipt_for_event(event) for event in events]
+
+
 def consent_history(*, profile_ids) -> list[dict]:
     events = ConsentEvent.objects.filter(profile_id__in=list(profile_ids)).order_by("profile_id", "seq")
     return [consent_event_as_dict(e) for e in events]

@@ -3,10 +3,11 @@ decrypted personal data; each is recorded in the access log here, as it is read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from django.db.models import QuerySet
 
+from cdp.api.pagination import Page, paginate
 from cdp.core.errors import ApplicationError
 from cdp.models import ConflictStatus, Merge, MergeConflict
 from cdp.selectors import profile_fields, profile_ids_by_identifier, profile_unified_view
@@ -34,6 +35,19 @@ def merge_conflict_list(*, status: str) -> QuerySet:
         raise ApplicationError("status must be open, resolved or all.", code="invalid_status")
     conflicts = MergeConflict.objects.all()
     return conflicts if status == "all" else conflicts.filter(status=status)
+
+
+def merge_conflicts_page(*, status: str, query_params: Mapping,
+                         visible: Callable[[Iterable], set] | None) -> Page:
+    """A page of refused merges, oldest first; `visible` (a key's boundary; None: everyone)
+    keeps only those all of whose profiles it may see."""
+
+    def kept(batch: list) -> list:
+        named = {c.id: conflict_profile_ids(c) for c in batch}
+        seen = {str(pid) for pid in visible({pid for ids in named.values() for pid in ids})}
+        return [c for c in batch if named[c.id] <= seen]
+
+    return paginate(merge_conflict_list(status=status), query_params=query_params, keep=kept if visible else None)
 
 
 def merge_profile_ids(*, merge_id) -> list:

@@ -24,8 +24,7 @@ from consent.errors import ProfileUnknown
 from consent.gpc import accessor_of, gpc_signalled
 from consent.models import Channel, DsrStatus, DsrType
 from consent.notices import notice_served
-from consent.receipts import receipt_for_event
-from consent.selectors import consent_receipt
+from consent.selectors import consent_receipt, consent_receipt_list
 from consent.services.dsr import dsr_result, dsr_submit
 from consent.signin import sign_in_link, sign_in_request
 from web import selectors
@@ -254,8 +253,8 @@ def receipt(request, profile_id: UUID, event_id: UUID):
 @never_cache
 @customer_required
 def receipts_all(request, profile_id: UUID):
-    events = sorted(selectors.me_consent_events(profile_id=profile_id), key=lambda e: e.seq)
-    return _json_download({"receipts": [receipt_for_event(e) for e in events]}, "consent-receipts.json")
+    receipts = consent_receipt_list(profile_id=profile_id, accessor=accessor_of(request, actor=CUSTOMER_ACTOR))
+    return _json_download({"receipts": receipts}, "consent-receipts.json")
 
 
 @never_cache
