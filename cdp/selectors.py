@@ -44,13 +44,14 @@ def profile_unified_view(*, profile_id) -> dict:
     }
 
 
-def profile_read(*, profile_id, accessor: Accessor, purpose: str = "api_profile_read") -> dict:
+def profile_read(*, profile_id, accessor: Accessor) -> dict:
     """The unified view for `accessor`; an active profile's read is logged (field names
     only) and honours the request's GPC signal. A merged-away id's answer holds no
     personal data and is not logged."""
     view = profile_unified_view(profile_id=profile_id)
     if "merged_into" not in view:
-        subject_data_read(accessor=accessor, profile_id=view["id"], fields=profile_fields(view), purpose=purpose)
+        subject_data_read(accessor=accessor, profile_id=view["id"], fields=profile_fields(view),
+                          purpose="api_profile_read")
     return view
 
 

@@ -134,6 +134,15 @@ def segment_as_dict(segment: Segment, statistics: dict) -> dict:
     }
 
 
+def segments_page(*, query_params: Mapping) -> tuple[Page, dict[str, dict]]:
+    """A page of the latest segmentation's segments in index order, with their latest DP
+    statistics (segment_statistics); an empty page before any segmentation."""
+    segmentation = segmentation_latest()
+    page = paginate(Segment.objects.filter(segmentation=segmentation).select_related("segmentation"),
+                    query_params=query_params, ordering=("index",))
+    return page, segment_statistics(segmentation) if page.rows else {}
+
+
 def segment_members_page(*, segment: Segment, purpose: str, query_params: Mapping, accessor: Accessor,
                          visible: Callable[[list], set] | None = None) -> Page:
     """A page of the members allowed for `purpose` (and for analytics, which segmented

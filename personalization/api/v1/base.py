@@ -1,11 +1,10 @@
 """The one place personalization's API borrows the integrator API's HTTP machinery.
 
-Bearer-key authentication, scopes, throttling, problem+json errors and the cursor pager
+Bearer-key authentication, scopes, throttling and problem+json errors (with their codes)
 belong to `cdp.api`; moving them changes this file and nothing else.
 """
 
 from cdp.api.errors import ApiErrorCode  # noqa: F401
-from cdp.api.pagination import paginate  # noqa: F401
 from cdp.api.permissions import key_boundary, profile_visible_check  # noqa: F401
 from cdp.api.schema import problems  # noqa: F401
 from cdp.api.scopes import Scope  # noqa: F401

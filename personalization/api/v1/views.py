@@ -14,7 +14,6 @@ from personalization.api.v1.base import (
     ApiView,
     Scope,
     key_boundary,
-    paginate,
     problems,
     profile_visible_check,
     uuid_or_404,
@@ -25,8 +24,7 @@ from personalization.selectors import (
     profile_recommendations_read,
     segment_as_dict,
     segment_members_page,
-    segment_statistics,
-    segmentation_latest,
+    segments_page,
 )
 
 DEFAULT_RECOMMENDATIONS = 10
@@ -142,10 +140,7 @@ class SegmentsListApi(ApiView):
                     "mechanism and 95% error bound. Raw figures are never served.",
     )
     def get(self, request):
-        segmentation = segmentation_latest()
-        page = paginate(Segment.objects.filter(segmentation=segmentation).select_related("segmentation"),
-                        query_params=request.query_params, ordering=("index",))
-        statistics = segment_statistics(segmentation) if page.rows else {}
+        page, statistics = segments_page(query_params=request.query_params)
         return Response({"results": [segment_as_dict(s, statistics) for s in page.rows],
                          "next_cursor": page.next_cursor})
 
