@@ -1,7 +1,9 @@
 """Reading profiles: the decrypted unified view with lineage, and lookups.
 
-Decrypts identifiers and attribute values in memory for the caller; logs nothing
-personal (access to decrypted data is recorded by the callers' access log).
+Decrypts identifiers and attribute values in memory. `profile_read` is what hands a
+profile to someone: it writes the access-log row itself (consent.services.access), so no
+caller can forget it; `profile_unified_view` is the building block, for code that keeps
+the data inside Tessera (exports write their own row). Logs nothing personal.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from cdp.services.attributes import attribute_value_read
 from cdp.services.profiles import identity_value_read, profile_dek
 from cdp.services.records import IdentifierKey, parse_identifiers
 from consent import policy
+from consent.services.access import Accessor, subject_data_read
 
 
 def profile_unified_view(*, profile_id) -> dict:
@@ -40,6 +43,24 @@ def profile_unified_view(*, profile_id) -> dict:
         "updated_at": profile.updated_at.isoformat(),
         "version": profile.version,
     }
+
+
+def profile_read(*, profile_id, accessor: Accessor) -> dict:
+    """The unified view for `accessor`; an active profile's read is logged (field names
+    only) and honours the request's GPC signal. A merged-away id's answer holds no
+    personal data and is not logged."""
+    view = profile_unified_view(profile_id=profile_id)
+    if "merged_into" not in view:
+        subject_data_read(accessor=accessor, profile_id=view["id"], fields=profile_fields(view),
+                          purpose="api_profile_read")
+    return view
+
+
+def profile_fields(view: dict) -> list[str]:
+    """Field names (never values) a profile view discloses."""
+    fields = [f"identifiers.{kind}" for kind in view.get("identifiers", {})]
+    fields += [f"attributes.{name}" for name in view.get("attributes", {})]
+    return fields
 
 
 def unified_attributes(profile: Profile, *, dek: bytes) -> dict:

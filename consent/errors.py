@@ -26,6 +26,14 @@ class ConsentErrorCode(StrEnum):
     RETENTION_KIND_UNKNOWN = "retention_kind_unknown"
     INVALID_RANGE = "invalid_range"
     INVALID_FORMAT = "invalid_format"
+    # A record of a consents batch, rejected alone (its `errors`).
+    WRONG_TYPE = "wrong_type"
+    INVALID_DATETIME = "invalid_datetime"
+    INVALID_UUID = "invalid_uuid"
+    PROFILE_REQUIRED = "required"
+    IDENTIFIER_UNKNOWN = "unknown_identifier"
+    SOURCE_REQUIRED = "source_required"
+    NO_USABLE_IDENTIFIER = "no_usable_identifier"
 
 
 class ConsentError(ApplicationError):

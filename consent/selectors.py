@@ -2,7 +2,9 @@
 requests and ledger verifications. Pseudonymous only.
 
 Part of consent's public interface (see consent/__init__.py): the pages in `web` read
-consent through these functions, never its tables.
+consent through these functions, never its tables. Readers that hand a person's consent
+data to someone take the `accessor` and write the access-log row themselves
+(consent.services.access), so no caller can forget it.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from cdp.core.http.pagination import Page, paginate
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode, ProfileErased, ProfileMerged, ProfileUnknown
 from consent.events import (
@@ -25,6 +28,7 @@ from consent.events import (
     NOTICE_PUBLISHED,
     PURPOSE_BASIS_SET,
     RETENTION_RULE_SET,
+    operator_action_event,
 )
 from consent.models import (
     AccessKind,
@@ -39,7 +43,9 @@ from consent.models import (
 )
 from consent.notices import notice_current, notice_text  # noqa: F401  (public reads of the notices)
 from consent.policy import effective_states
+from consent.purposes import PURPOSES
 from consent.receipts import receipt_for_event
+from consent.services.access import Accessor, personal_data_read, subject_data_read
 from consent.services.verification import LEDGER_VERIFIED, ledger_verification_progress
 
 OPEN_DSR = (DsrStatus.RECEIVED, DsrStatus.AWAITING_APPROVAL, DsrStatus.IN_PROGRESS)
@@ -76,8 +82,12 @@ def profile_canonical(profile_id, *, follow_merge: bool = False) -> UUID:
     return pid
 
 
-def consent_state_list(*, profile_id) -> list[dict]:
-    """Every purpose for one person, as CONTRACT.md shapes it (plus status and expiry)."""
+def consent_state_list(*, profile_id, accessor: Accessor) -> list[dict]:
+    """Every purpose for one person, as CONTRACT.md shapes it (plus status and expiry).
+
+    Honours the accessor's GPC signal first (the list shows its opt-out) and logs the read.
+    """
+    subject_data_read(accessor=accessor, profile_id=profile_id, fields=["consents"], purpose="consent_read")
     return [{"purpose": s["purpose"], "granted": s["granted"], "notice_version": s["notice_version"],
              "basis": s["basis"], "status": s["status"], "expires_at": _iso(s["expires_at"]),
              "updated_at": _iso(s["updated_at"])} for s in effective_states(profile_id)]
@@ -106,12 +116,6 @@ def consent_events_query(*, profile_id=None, purpose: str | None = None, since: 
     return events
 
 
-def consent_receipt_list(*, profile_id, limit: int = 200) -> list[dict]:
-    """Receipts of the person's newest `limit` decisions, oldest first (their download)."""
-    events = consent_events_query(profile_id=profile_id).order_by("-recorded_at", "-seq")[:limit]
-    return [receipt_for_event(event) for event in sorted(events, key=lambda e: e.seq)]
-
-
 def subject_known(profile_id) -> bool:
     """Whether the ledger names this id (an erased or never-resolved subject included)."""
     return ChainHead.objects.filter(profile_id=profile_id).exists()
@@ -127,11 +131,40 @@ def subject_records(*, subject_ids: list) -> dict:
     }
 
 
-def consent_receipt(*, profile_id, event_id) -> dict:
+
+
+def consent_events_page(*, query_params: Mapping, accessor: Accessor, profile_id=None, purpose: str | None = None,
+                        since: datetime | None = None, visible: Callable[[Iterable], set] | None = None) -> Page:
+    """A page of the ledger, oldest first, of the people `visible` (a key's boundary; None:
+    everyone) keeps; one access-log row per person on the page."""
+    if purpose and purpose not in PURPOSES:
+        raise ConsentError("Unknown purpose.", code=ConsentErrorCode.PURPOSE_UNKNOWN)
+
+    def kept(events: list) -> list:
+        seen = visible({e.profile_id for e in events})
+        return [e for e in events if e.profile_id in seen]
+
+    page = paginate(consent_events_query(profile_id=profile_id, purpose=purpose, since=since),
+                    query_params=query_params, ordering=("recorded_at", "id"), keep=kept if visible else None)
+    personal_data_read(accessor=accessor, profile_ids=[e.profile_id for e in page.rows], fields=["consent_events"],
+                       purpose="consent_ledger_read")
+    return page
+
+
+def consent_receipt(*, profile_id, event_id, accessor: Accessor) -> dict:
+    """One ledger event's Kantara receipt; logged as a read of the person's consent."""
     event = ConsentEvent.objects.filter(id=event_id, profile_id=profile_id).first()
     if event is None:
         raise ProfileUnknown("This profile has no consent event with this id.", code=ConsentErrorCode.EVENT_UNKNOWN)
+    subject_data_read(accessor=accessor, profile_id=profile_id, fields=["consent_receipt"], purpose="consent_read")
     return receipt_for_event(event)
+
+
+def consent_receipt_list(*, profile_id, accessor: Accessor) -> list[dict]:
+    """Every receipt of the person's ledger, oldest first; logged as one read."""
+    events = list(ConsentEvent.objects.filter(profile_id=profile_id).order_by("seq"))
+    subject_data_read(accessor=accessor, profile_id=profile_id, fields=["consent_receipts"], purpose="consent_read")
+    return [receipt_for_event(event) for event in events]
 
 
 def consent_history(*, profile_ids) -> list[dict]:
@@ -166,11 +199,15 @@ def consent_export_rows(*, kind: str, since: datetime | None, until: datetime | 
                "event_id": str(state.event_id) if state.event_id else None, "updated_at": _iso(state.updated_at)}
 
 
-def consent_export_stream(*, kind: str, fmt: str, since: datetime | None, until: datetime | None) -> Iterator[str]:
+def consent_export_stream(*, kind: str, fmt: str, since: datetime | None, until: datetime | None,
+                          accessor: Accessor) -> Iterator[str]:
+    """The export's lines; the export (everyone's consent) is logged as one operator action."""
     if kind not in EXPORT_FIELDS:
         raise ConsentError("kind must be current or history.", code=ConsentErrorCode.INVALID_FORMAT)
     if fmt not in ("csv", "jsonl"):
         raise ConsentError("format must be csv or jsonl.", code=ConsentErrorCode.INVALID_FORMAT)
+    operator_action_event(actor=accessor.actor, action="consent_export", detail={
+        "kind": kind, "format": fmt, "from": _iso(since), "to": _iso(until)})
     rows = consent_export_rows(kind=kind, since=since, until=until)
     if fmt == "jsonl":
         return (json.dumps(row, separators=(",", ":")) + "\n" for row in rows)

@@ -15,6 +15,8 @@ class PersonalizationErrorCode(StrEnum):
     NOT_ENOUGH_DATA = "not_enough_data"
     RECOMMENDER_UNAVAILABLE = "recommender_unavailable"
     UNKNOWN_PURPOSE = "unknown_purpose"
+    PROFILE_ERASED = "erased"
+    PROFILE_MERGED = "merged"
 
 
 class ConsentRequired(ApplicationError):

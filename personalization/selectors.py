@@ -1,20 +1,25 @@
 """Reading personalization results for the API: recommendations, segments, members.
 
 Only the newest succeeded run's results are served; segment figures come only from DP
-releases (raw sizes, centroids and quality figures stay internal). Consent is the
-caller's check for the person (recommendations) and applied here per member (exports).
+releases (raw sizes, centroids and quality figures stay internal). Consent is checked
+here, for the person (recommendations) and per member (listings), and the readers that
+hand a person's data to someone write the access-log rows themselves.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from uuid import UUID
 
 from django.db import connection
 
-from cdp.models import Profile
+from cdp.core.errors import Conflict, Gone, NotFound
+from cdp.core.http.pagination import Page, paginate
+from cdp.models import Profile, ProfileStatus
 from consent import policy
+from consent.services.access import Accessor, personal_data_read, subject_signals_honour
+from personalization.errors import ConsentRequired, PersonalizationErrorCode
 from personalization.models import (
     DpRelease,
     PipelineRun,
@@ -28,7 +33,6 @@ from personalization.models import (
     SegmentMembership,
 )
 
-MEMBERS_SCAN_BATCH = 1000
 STATISTIC_NAMES = {"segment_sizes": "size", "segment_total_spend": "total_spend",
                    "segment_average_spend": "average_spend"}
 
@@ -130,38 +134,59 @@ def segment_as_dict(segment: Segment, statistics: dict) -> dict:
     }
 
 
-def segment_members_page(*, segment: Segment, purpose: str, after: UUID | None, limit: int,
-                         visible: Callable[[list], set] | None = None) -> tuple[list, UUID | None]:
-    """Members allowed for `purpose` (and for analytics, which segmented them), in id order.
+def segments_page(*, query_params: Mapping) -> tuple[Page, dict[str, dict]]:
+    """A page of the latest segmentation's segments in index order, with their latest DP
+    statistics (segment_statistics); an empty page before any segmentation."""
+    segmentation = segmentation_latest()
+    page = paginate(Segment.objects.filter(segmentation=segmentation).select_related("segmentation"),
+                    query_params=query_params, ordering=("index",))
+    return page, segment_statistics(segmentation) if page.rows else {}
 
-    Scans memberships past `after` in batches until `limit` allowed members are found, so
-    a page is full whenever more allowed members exist. `visible` (the API key's boundary)
-    leaves out the people it does not return. Returns (rows, next cursor id).
-    """
-    found: list[SegmentMembership] = []
-    position = after
-    while len(found) < limit:
-        queryset = SegmentMembership.objects.filter(segment=segment).order_by("profile_id")
-        if position is not None:
-            queryset = queryset.filter(profile_id__gt=position)
-        batch = list(queryset[:MEMBERS_SCAN_BATCH])
-        if not batch:
-            return found, None
+
+def segment_members_page(*, segment: Segment, purpose: str, query_params: Mapping, accessor: Accessor,
+                         visible: Callable[[list], set] | None = None) -> Page:
+    """A page of the members allowed for `purpose` (and for analytics, which segmented
+    them), in profile id order; `visible` (the API key's boundary) leaves out the people
+    it does not return. One access-log row per member listed."""
+
+    def allowed(batch: list) -> list:
         ids = [m.profile_id for m in batch]
         ok = policy.allowed(ids, purpose) & policy.allowed(ids, "analytics")
         if visible is not None and ok:
             ok &= visible(list(ok))
-        for membership in batch:
-            if membership.profile_id in ok:
-                found.append(membership)
-                if len(found) == limit:
-                    break
-        position = batch[-1].profile_id
-        if len(batch) < MEMBERS_SCAN_BATCH and len(found) < limit:
-            return found, None
-    last = found[-1].profile_id
-    more = SegmentMembership.objects.filter(segment=segment, profile_id__gt=last).exists()
-    return found, last if more else None
+        return [m for m in batch if m.profile_id in ok]
+
+    page = paginate(SegmentMembership.objects.filter(segment=segment), query_params=query_params,
+                    ordering=("profile_id",), keep=allowed)
+    personal_data_read(accessor=accessor, profile_ids=[m.profile_id for m in page.rows],
+                       fields=["segment_membership"], purpose=purpose)
+    return page
+
+
+def profile_recommendations_read(*, profile_id: UUID, limit: int, accessor: Accessor) -> dict:
+    """The recommendations body for `accessor`: 404 unknown, 410 erased, 409 merged (naming
+    the survivor), 403 without `personalization` consent. Honours the request's GPC signal;
+    a non-empty list is logged."""
+    profile, body = profile_with_recommendations(profile_id=profile_id, limit=limit)
+    profile_live_check(profile)
+    if not policy.is_allowed(profile_id, "personalization"):
+        raise ConsentRequired("The person has not allowed personalization.")
+    subject_signals_honour(accessor=accessor, profile_id=profile_id)
+    if body["recommendations"]:
+        personal_data_read(accessor=accessor, profile_ids=[profile_id], fields=["recommendations"],
+                           purpose="personalization")
+    return body
+
+
+def profile_live_check(profile: dict | None) -> None:
+    """404 unknown, 410 erased, 409 merged (naming the survivor)."""
+    if profile is None:
+        raise NotFound("No profile has this id.")
+    if profile["status"] == ProfileStatus.ERASED:
+        raise Gone("The profile was erased.", code=PersonalizationErrorCode.PROFILE_ERASED)
+    if profile["status"] == ProfileStatus.MERGED:
+        raise Conflict("The profile was merged into another.", code=PersonalizationErrorCode.PROFILE_MERGED,
+                       extra={"merged_into": str(profile["merged_into_id"])})
 
 
 def recommender_evaluation_latest() -> dict | None:

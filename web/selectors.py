@@ -2,9 +2,10 @@
 
 Consent is read only through its public interface (`consent.policy`, `consent.selectors`,
 its registry); where the profile, webhook and personalization apps have no public reader
-yet (lists for the dashboard) the queries are read-only and live here. Nothing here writes; the access log is written by
-the views, which know who is reading. Decrypted personal data is read in one place only:
-the subject look-up resolves an identifier the officer typed, without decrypting.
+yet (lists for the dashboard) the queries are read-only and live here. The one write: a
+reader that shows a subject to someone records it in the access log itself
+(`subject_timeline`), so no page can forget. Decrypted personal data is read in one place
+only: the subject look-up resolves an identifier the officer typed, without decrypting.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from consent.selectors import (
     notice_text,
     subject_records,
 )
+from consent.services.access import operator_action_event
 from personalization.models import DpRelease, PipelineRun, PrivacyBudget, RunStatus, Segment
 from personalization.selectors import (
     privacy_budget_history,
@@ -198,8 +200,10 @@ def subject_status(profile_id: UUID) -> dict:
     return registry.run(registry.CANONICAL, profile_id=profile_id)[0]
 
 
-def subject_timeline(*, profile_id: UUID) -> dict:
-    """Everything the console shows about one subject: pseudonymous ids, codes and hashes."""
+def subject_timeline(*, profile_id: UUID, actor: str, by: str) -> dict:
+    """Everything the console shows about one subject: pseudonymous ids, codes and hashes.
+    The look-up (who, whom, found by which kind of identifier) is logged first."""
+    operator_action_event(actor=actor, action="subject_lookup", profile_id=profile_id, detail={"by": by})
     status = subject_status(profile_id)
     subjects = [profile_id, *subject_aliases(profile_id)]
     states = effective_states(profile_id) if status["status"] == "active" else []

@@ -14,7 +14,9 @@ from django.db import transaction
 from cdp.core.errors import ApplicationError
 from consent.policy import Basis, effective_states
 from consent.selectors import notice_current
-from consent.services import Channel, ConsentChange, Evidence, consent_gpc_signal, consents_record
+from consent.services import Channel, ConsentChange, consents_record
+from consent.services.access import subject_signals_honour
+from consent.services.gpc import accessor_of, evidence_of, gpc_signalled
 
 CUSTOMER_ACTOR = "data_subject"
 SALE_SHARING = "sale_sharing"
@@ -24,20 +26,9 @@ class ChoiceRefused(ApplicationError):
     code = "choice_refused"
 
 
-def evidence_of(request) -> Evidence:
-    """The raw IP address and user agent; consent stores only keyed hashes of them."""
-    return Evidence(ip=request.META.get("REMOTE_ADDR") or None,
-                    user_agent=request.META.get("HTTP_USER_AGENT") or None)
-
-
-def gpc_sent(request) -> bool:
-    return request.headers.get("Sec-GPC", "").strip() == "1"
-
-
 def gpc_honour(request, *, profile_id: UUID) -> None:
     """`Sec-GPC: 1` is the person's opt-out of sale and sharing (one ledger event, not one per page)."""
-    if gpc_sent(request):
-        consent_gpc_signal(profile_id=profile_id, actor=CUSTOMER_ACTOR, evidence=evidence_of(request))
+    subject_signals_honour(accessor=accessor_of(request, actor=CUSTOMER_ACTOR), profile_id=profile_id)
 
 
 @transaction.atomic
@@ -58,7 +49,7 @@ def me_choices_save(*, profile_id: UUID, allowed: set[str], versions: dict[str, 
         want = purpose in allowed
         if want == state["granted"]:
             continue
-        if want and purpose == SALE_SHARING and gpc_sent(request):
+        if want and purpose == SALE_SHARING and gpc_signalled(request):
             raise ChoiceRefused("Your browser sends a Global Privacy Control signal, which we honour as an "
                                 "opt-out of sale and sharing. Turn the signal off to allow it.")
         version = versions.get(purpose)

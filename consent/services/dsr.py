@@ -35,7 +35,6 @@ from consent.events import (
     DSR_APPROVAL_RULE_SET,
     configuration_changed_event,
     operator_action_event,
-    personal_data_read_event,
 )
 from consent.models import (
     AccessLog,
@@ -48,6 +47,7 @@ from consent.models import (
 )
 from consent.policy import effective_states
 from consent.receipts import receipt_for_event
+from consent.services.access import Accessor, personal_data_read
 
 logger = logging.getLogger(__name__)
 
@@ -422,9 +422,9 @@ def dsr_result(request: DataSubjectRequest, *, reader: str) -> dict:
         document = _unseal(request, _SEAL_RESULT, request.sealed_result)
         if document is None:
             return {"found": True, "expired": True}  # shredded by retention or a later erasure
-        personal_data_read_event(actor=reader, profile_ids=[request.profile_id],
-                                 fields=sorted(document.get("data", {}).keys()), purpose=f"dsr_{request.type}",
-                                 detail={"request_id": str(request.id)})
+        personal_data_read(accessor=Accessor(actor=reader), profile_ids=[request.profile_id],
+                           fields=document.get("data", {}).keys(), purpose=f"dsr_{request.type}",
+                           detail={"request_id": str(request.id)})
         return document
     return summary
 

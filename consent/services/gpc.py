@@ -1,15 +1,15 @@
 """Global Privacy Control: `Sec-GPC: 1` on a request made for a person is their opt-out
 of sale and sharing (recorded as its own ledger event, channel `gpc`, once).
 
-Any view that acts for one person (consent endpoints, the preference center, a profile
-or recommendations read) calls `gpc_apply(request, profile_id=..., actor=...)`.
+Views do not record it themselves: they describe the request with `accessor_of`, and
+the selectors and services that act for one person honour the signal
+(consent.services.access.subject_signals_honour), as they write the access log.
 """
 
 from __future__ import annotations
 
-from uuid import UUID
-
-from consent.services.consents import Evidence, consent_gpc_signal
+from consent.services.access import Accessor
+from consent.services.consents import Evidence
 
 
 def evidence_of(request) -> Evidence:
@@ -22,8 +22,6 @@ def gpc_signalled(request) -> bool:
     return request.headers.get("Sec-GPC", "").strip() == "1"
 
 
-def gpc_apply(request, *, profile_id: UUID, actor: str) -> bool:
-    """Record the opt-out if the request carries the signal; True when one was recorded."""
-    if not gpc_signalled(request):
-        return False
-    return consent_gpc_signal(profile_id=profile_id, actor=actor, evidence=evidence_of(request)) is not None
+def accessor_of(request, *, actor: str) -> Accessor:
+    """Who a request reads or acts as, with the signals it carries."""
+    return Accessor(actor=actor, gpc=gpc_signalled(request), evidence=evidence_of(request))

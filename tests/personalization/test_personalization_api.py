@@ -198,3 +198,35 @@ def test_the_one_query_read_agrees_with_the_orm_read(ran):
             expected = recommendations_for_profile(profile_id=person, limit=limit)
             assert body == expected and body["recommendations"]
             assert len(body["recommendations"]) == min(limit, 10)
+
+
+def test_segment_member_pages_are_full_and_the_last_one_is_never_empty(ran):
+    """Members are filtered by consent outside the database; the one pager still fills
+    every page, and hands out no cursor to an empty page (the hand-rolled pager did when
+    the segment's last members were not listed)."""
+    client = client_with("segments:members")
+    segment = max(Segment.objects.all(), key=lambda s: s.memberships.count())
+    ids = sorted(segment.memberships.values_list("profile_id", flat=True))
+    allowed = ids[:-1:2]  # never the last member
+    for pid in allowed:
+        consent_set(profile_id=pid, purpose="marketing", granted=True)
+    expected = [pid for pid in allowed if pid in ran.analytics]
+    pages, cursor = [], None
+    while True:
+        page = client.get(f"/api/v1/segments/{segment.id}/members?limit=2"
+                          + (f"&cursor={cursor}" if cursor else "")).json()
+        pages.append([uuid.UUID(m["profile_id"]) for m in page["results"]])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert [pid for page in pages for pid in page] == expected
+    assert all(len(page) == 2 for page in pages[:-1]) and (pages[-1] or not expected)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/segments", "/api/v1/segments/{segment}/members"])
+@pytest.mark.parametrize("query, code", [("cursor=bm9wZQ", "invalid_cursor"), ("cursor=WyJ4Il0", "invalid_cursor"),
+                                         ("limit=0", "invalid_limit")])
+def test_bad_cursors_and_limits_answer_the_pagers_codes(ran, path, query, code):
+    segment = Segment.objects.first()
+    client = client_with("segments:read", "segments:members")
+    problem(client.get(path.format(segment=segment.id) + "?" + query), 400, code)

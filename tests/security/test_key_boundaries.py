@@ -401,3 +401,21 @@ def test_erasure_summaries_need_no_export_scope(victim, django_capture_on_commit
                             format="json").json()
     result = client.get(f"/api/v1/dsr/{filed['id']}").json()["result"]
     assert result["found"] is True and result["consent_ledger"] == "kept"
+
+
+def test_a_bound_keys_pages_are_full_of_its_own_people(crm, web, victim):
+    """The boundary filters through the one pager's `keep`: a page holds `limit` of the key's
+    own rows whenever they exist (before, the rows of other people left holes in pages)."""
+    own = ingest(web, "w-10", email="pages@example.com")
+    for _ in range(3):
+        MergeConflict.objects.create(profile_id=victim, other_profiles=[], reason="merge_blocked")
+        MergeConflict.objects.create(profile_id=own, other_profiles=[], reason="merge_blocked")
+    for purpose in ("marketing", "analytics", "personalization"):
+        consent_set(profile_id=victim, purpose=purpose, granted=True)
+        consent_set(profile_id=own, purpose=purpose, granted=True)
+    key = client_for([*PEOPLE_SCOPES, "audit:read"], source=web)
+    for path in ("/api/v1/merge-conflicts", "/api/v1/consents/events"):
+        first = key.get(path, {"limit": 2}).json()
+        rest = key.get(path, {"limit": 2, "cursor": first["next_cursor"]}).json()
+        assert [len(first["results"]), len(rest["results"])] == [2, 1] and rest["next_cursor"] is None, path
+        assert {r["profile_id"] for r in first["results"] + rest["results"]} == {str(own)}

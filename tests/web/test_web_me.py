@@ -19,7 +19,7 @@ from web_helpers import (  # noqa: F401
     sign_in,
 )
 
-from consent.models import ConsentEvent, DataSubjectRequest, DsrApprovalRule, ServedNotice
+from consent.models import AccessLog, ConsentEvent, DataSubjectRequest, DsrApprovalRule, ServedNotice
 from consent.notices import notice_publish
 from consent.policy import is_allowed
 from personalization.models import Recommendation
@@ -150,6 +150,9 @@ def test_receipts_of_ones_own_decisions_only(ada_client, ada, bob):
     everything = json.loads(ada_client.get("/me/data/receipts/").content)["receipts"]
     assert {r["piiPrincipalId"] for r in everything} == {str(ada.profile_id)}
     assert len(everything) == ConsentEvent.objects.filter(profile_id=ada.profile_id).count()
+    # Both downloads are reads of the person's consent, logged by the consent selectors.
+    logged = AccessLog.objects.filter(profile_id=ada.profile_id, actor="data_subject", kind="read")
+    assert sorted(logged.values_list("fields", flat=True)) == [["consent_receipt"], ["consent_receipts"]]
 
 
 def test_the_access_export_downloads_and_is_ones_own(ada_client, ada, bob, django_capture_on_commit_callbacks):

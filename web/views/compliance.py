@@ -24,8 +24,8 @@ from consent import selectors as consent_selectors
 from consent.policy import PURPOSES
 from consent.selectors import consent_export_stream
 from consent.services import VerificationStatus
-from consent.services.access import operator_action_event
 from consent.services.dsr import dsr_approve, dsr_audit_trail, dsr_extend, dsr_get, dsr_reject
+from consent.services.gpc import accessor_of
 from consent.services.verification import ledger_verification_request
 from web import charts, selectors
 from web.forms import DsrDecisionForm, LedgerExportForm, PrivacyBudgetLimitForm, SubjectLookupForm
@@ -91,9 +91,8 @@ def ledger_export(request):
                                                               "section": "ledger"}, status=400)
     since, until = form.bounds()
     kind, fmt = form.cleaned_data["kind"], form.cleaned_data["format"]
-    lines = consent_export_stream(kind=kind, fmt=fmt, since=since, until=until)
-    operator_action_event(actor=actor_of(request), action="consent_export",
-                          detail={"kind": kind, "format": fmt, "from": since.isoformat(), "to": until.isoformat()})
+    lines = consent_export_stream(kind=kind, fmt=fmt, since=since, until=until,
+                                  accessor=accessor_of(request, actor=actor_of(request)))
     response = StreamingHttpResponse(lines, content_type="text/csv" if fmt == "csv" else "application/jsonl")
     name = f"consents-{kind}-{form.cleaned_data['date_from']}-{form.cleaned_data['date_to']}.{fmt}"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -112,9 +111,8 @@ def subjects(request):
         profile_id = _lookup(form.cleaned_data)
         context["searched"] = True
         if profile_id is not None:
-            operator_action_event(actor=actor_of(request), action="subject_lookup", profile_id=profile_id,
-                                  detail={"by": form.cleaned_data["kind"]})
-            context["subject"] = selectors.subject_timeline(profile_id=profile_id)
+            context["subject"] = selectors.subject_timeline(profile_id=profile_id, actor=actor_of(request),
+                                                            by=form.cleaned_data["kind"])
             context["titles"] = selectors.purpose_titles()
     return render(request, "web/compliance/subjects.html", context, status=400 if form.errors else 200)
 

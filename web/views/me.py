@@ -24,10 +24,11 @@ from consent.errors import ProfileUnknown
 from consent.selectors import consent_receipt, consent_receipt_list, dsr_for_profile, dsr_list_for_profile
 from consent.services import Channel, DsrStatus, DsrType, notice_served
 from consent.services.dsr import dsr_result, dsr_submit
+from consent.services.gpc import accessor_of, gpc_signalled
 from consent.services.signin import demo_sign_in_links, sign_in_link, sign_in_request
 from personalization.selectors import profile_ids_with_recommendations
 from web import selectors
-from web.services import CUSTOMER_ACTOR, ChoiceRefused, gpc_sent, me_choices_save
+from web.services import CUSTOMER_ACTOR, ChoiceRefused, me_choices_save
 from web.signin import (
     LINK_MINUTES,
     SignInRefused,
@@ -150,7 +151,7 @@ def home(request, profile_id: UUID):
         notice_served(profile_id=profile_id, purpose=purpose["purpose"], version=purpose["version"],
                       language=purpose["language"], channel=Channel.PREFERENCE_CENTER)
     return render(request, "web/me/home.html", {
-        "purposes": purposes, "gpc": gpc_sent(request), "section": "home",
+        "purposes": purposes, "gpc": gpc_signalled(request), "section": "home",
         "recommendations": selectors.me_recommendations(profile_id=profile_id),
     })
 
@@ -237,7 +238,8 @@ def export_download(request, profile_id: UUID, request_id: UUID):
 @customer_required
 def receipt(request, profile_id: UUID, event_id: UUID):
     try:
-        document = consent_receipt(profile_id=profile_id, event_id=event_id)
+        document = consent_receipt(profile_id=profile_id, event_id=event_id,
+                                   accessor=accessor_of(request, actor=CUSTOMER_ACTOR))
     except ProfileUnknown:
         raise Http404 from None
     return _json_download(document, f"consent-receipt-{event_id}.json")
@@ -246,7 +248,8 @@ def receipt(request, profile_id: UUID, event_id: UUID):
 @never_cache
 @customer_required
 def receipts_all(request, profile_id: UUID):
-    return _json_download({"receipts": consent_receipt_list(profile_id=profile_id)}, "consent-receipts.json")
+    receipts = consent_receipt_list(profile_id=profile_id, accessor=accessor_of(request, actor=CUSTOMER_ACTOR))
+    return _json_download({"receipts": receipts}, "consent-receipts.json")
 
 
 @never_cache

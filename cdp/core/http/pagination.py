@@ -1,7 +1,10 @@
 """Cursor pagination: `?limit=` (default 100, max 1000) and an opaque `?cursor=`.
 
-The cursor is the ordering key of the last row handed out (base64 of JSON), so pages
-stay stable while rows are added, and a page costs one indexed range query.
+The one pager of the API (`paginate`): the cursor is the ordering key of the last row
+handed out (base64 of JSON), so pages stay stable while rows are added, and a page costs
+one indexed range query. Lists whose rows are filtered outside the database (consent,
+a key's boundary) pass `keep`; the pager then reads batches until the page is full.
+Its errors carry `ApiErrorCode.INVALID_CURSOR` and `INVALID_LIMIT`.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -19,6 +23,7 @@ from cdp.core.http.errors import ApiErrorCode
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+SCAN_BATCH = 500  # rows read at a time when `keep` filters them
 
 
 @dataclass
@@ -46,37 +51,65 @@ def cursor_decode(cursor: str, *, size: int) -> list:
     except (ValueError, UnicodeError, binascii.Error):
         values = None
     if not isinstance(values, list) or len(values) != size or not all(isinstance(v, str) for v in values):
-        raise ApplicationError("The cursor is not valid; start again without one.", code=ApiErrorCode.INVALID_CURSOR)
+        raise _invalid_cursor()
     return values
 
 
-def paginate(queryset: QuerySet, *, query_params, ordering: tuple[str, ...] = ("created_at", "id")) -> Page:
-    """One page of `queryset` in `ordering` (ascending, unique as a whole) after the cursor."""
+def paginate(queryset: QuerySet, *, query_params: Mapping, ordering: tuple[str, ...] = ("created_at", "id"),
+             keep: Callable[[list], list] | None = None) -> Page:
+    """One page of `queryset` in `ordering` (ascending, unique as a whole) after the cursor.
+
+    `keep(rows)` returns the rows (of a batch, in order) the caller may hand out; the page
+    then holds `limit` kept rows whenever that many exist, and `next_cursor` is null only
+    when no kept row follows.
+    """
     limit = page_limit(query_params.get("limit"))
     queryset = queryset.order_by(*ordering)
     cursor = query_params.get("cursor")
     if cursor:
-        queryset = queryset.filter(_after(queryset.model, ordering, cursor_decode(cursor, size=len(ordering))))
-    rows = list(queryset[:limit + 1])
+        queryset = queryset.filter(_after(ordering, _cursor_key(queryset.model, ordering, cursor)))
+    rows = list(queryset[:limit + 1]) if keep is None else _kept_rows(queryset, ordering, limit + 1, keep)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = cursor_encode([_cursor_value(getattr(rows[-1], f)) for f in ordering]) if more else None
     return Page(rows, next_cursor)
 
 
+def _kept_rows(queryset: QuerySet, ordering: tuple[str, ...], wanted: int, keep: Callable[[list], list]) -> list:
+    found: list = []
+    scan = queryset
+    size = max(wanted, SCAN_BATCH)
+    while len(found) < wanted:
+        batch = list(scan[:size])
+        found += keep(batch) if batch else []
+        if len(batch) < size:
+            break
+        scan = queryset.filter(_after(ordering, [getattr(batch[-1], f) for f in ordering]))
+    return found[:wanted]
+
+
 def _cursor_value(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def _after(model, ordering: tuple[str, ...], raw_values: list) -> Q:
-    """Rows strictly after the key, in lexicographic order of the ordering fields."""
+def _invalid_cursor() -> ApplicationError:
+    return ApplicationError("The cursor is not valid; start again without one.", code=ApiErrorCode.INVALID_CURSOR)
+
+
+def _cursor_key(model, ordering: tuple[str, ...], cursor: str) -> list:
+    """The ordering key a cursor names, as the fields' Python values."""
+    raw_values = cursor_decode(cursor, size=len(ordering))
     try:
         values = [model._meta.get_field(f).to_python(v) for f, v in zip(ordering, raw_values)]
-    except (ValidationError, ValueError):
-        raise ApplicationError("The cursor is not valid; start again without one.",
-                               code=ApiErrorCode.INVALID_CURSOR) from None
+    except (ValidationError, ValueError, TypeError):
+        raise _invalid_cursor() from None
     if any(v is None for v in values):
-        raise ApplicationError("The cursor is not valid; start again without one.", code=ApiErrorCode.INVALID_CURSOR)
+        raise _invalid_cursor()
+    return values
+
+
+def _after(ordering: tuple[str, ...], values: list) -> Q:
+    """Rows strictly after the key, in lexicographic order of the ordering fields."""
     condition = Q()
     for i, field in enumerate(ordering):
         step = Q(**{f"{field}__gt": values[i]})

@@ -13,33 +13,30 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from cdp.core.http.idempotency import StoredResponse
-from cdp.core.http.pagination import paginate
 from cdp.core.http.permissions import key_boundary, profile_visible_check, source_for_write, unbound_only
 from cdp.core.http.schema import IDEMPOTENCY_HEADER, problems
 from cdp.core.http.scopes import Scope
 from cdp.core.http.views import ApiView, batch_limit, uuid_or_404, validated
+from cdp.core.identifiers import SOURCE_SCOPED_KINDS
 from cdp.core.timestamps import parse_timestamp
-from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode, ProfileUnknown
-from consent.events import operator_action_event
 from consent.models import CHANNELS, Basis, DsrType
-from consent.notices import notice_served, notice_text, notice_versions
+from consent.notices import notice_served, notice_text
 from consent.purposes import PURPOSES
 from consent.selectors import (
     consent_event_as_dict,
-    consent_events_query,
+    consent_events_page,
     consent_export_stream,
     consent_receipt,
     consent_state_list,
     profile_canonical,
 )
-from consent.services.consents import ConsentChange, consents_record, consents_record_many, notice_version_check
+from consent.services.batch import consents_batch_record
+from consent.services.consents import ConsentChange, consents_record
 from consent.services.dsr import dsr_as_dict, dsr_get, dsr_submit
-from consent.services.gpc import evidence_of, gpc_apply
+from consent.services.gpc import accessor_of
 
 MAX_CONSENT_RECORDS = 1000
-SCOPED_KINDS = ("crm_id", "user_id")
-IDENTIFIER_KINDS = ("email", "phone", "crm_id", "anonymous_id", "user_id")
 NO_STORE = {"Cache-Control": "no-store"}
 BOUNDARY = ("A key bound to a source sees only people that source contributed; anyone else answers exactly as "
             "an unknown id.")
@@ -103,8 +100,8 @@ class ProfileConsentsApi(ApiView):
                                + BOUNDARY)
     def get(self, request, profile_id):
         pid = profile_for_key(request, profile_id)
-        gpc_apply(request, profile_id=pid, actor=self.actor())
-        return Response({"consents": consent_state_list(profile_id=pid)})
+        return Response({"consents": consent_state_list(profile_id=pid,
+                                                        accessor=accessor_of(request, actor=self.actor()))})
 
     @extend_schema(operation_id="profile_consents_update", tags=["consent"], request=InputSerializer,
                    responses={200: OutputSerializer, **problems(400, 404, 409, 410)},
@@ -114,13 +111,13 @@ class ProfileConsentsApi(ApiView):
     def put(self, request, profile_id):
         pid = profile_for_key(request, profile_id)
         data = validated(self.InputSerializer, request.data)
-        with transaction.atomic():
-            consents_record(
-                profile_id=pid, channel=data["channel"], actor=self.actor(), evidence=evidence_of(request),
-                jurisdiction=data.get("jurisdiction"), language=data.get("language"),
-                changes=[ConsentChange(c["purpose"], c["granted"], c.get("notice_version")) for c in data["consents"]])
-            gpc_apply(request, profile_id=pid, actor=self.actor())
-        return Response({"consents": consent_state_list(profile_id=pid)})
+        accessor = accessor_of(request, actor=self.actor())
+        consents_record(
+            profile_id=pid, channel=data["channel"], actor=accessor.actor, evidence=accessor.evidence,
+            jurisdiction=data.get("jurisdiction"), language=data.get("language"),
+            changes=[ConsentChange(c["purpose"], c["granted"], c.get("notice_version")) for c in data["consents"]])
+        # The state list honours the request's GPC signal, after the changes it came with.
+        return Response({"consents": consent_state_list(profile_id=pid, accessor=accessor)})
 
 
 class ConsentsBatchApi(ApiView):
@@ -157,109 +154,6 @@ class ConsentsBatchApi(ApiView):
                                                                          visible=visible)})
 
         return self.idempotent(run)
-
-
-def _error(field: str, code: str, message: str) -> dict:
-    return {"field": field, "code": code, "message": message}
-
-
-def consents_batch_record(records: list, *, channel: str, source: str | None, actor: str,
-                          visible=None) -> list[dict]:
-    """Check every record, then record the valid ones together (one transaction, heads and
-    states read once); each result keeps its record's index. `visible` (the key's
-    boundary) turns records naming people it leaves out into `unknown_profile`."""
-    versions = notice_versions()
-    results, valid = [], []
-    for index, raw in enumerate(records):
-        result, change = _batch_record_check(index, raw, source=source, versions=versions)
-        results.append(result)
-        if change is not None:
-            valid.append((result, change))
-    if valid and visible is not None:
-        seen = {str(pid) for pid in visible({result["profile_id"] for result, _ in valid})}
-        for result, _ in valid:
-            if result["profile_id"] not in seen:
-                result.update(status="unknown_profile", profile_id=None)
-        valid = [(result, change) for result, change in valid if result["profile_id"] is not None]
-    if valid:
-        recorded = consents_record_many([(UUID(result["profile_id"]), [change]) for result, change in valid],
-                                        channel=channel, actor=actor, source=source or "")
-        for (result, _), [outcome] in zip(valid, recorded, strict=True):
-            result.update(status=outcome.status, event_id=str(outcome.event.id) if outcome.event else None)
-    return results
-
-
-def _batch_record_check(index: int, raw, *, source: str | None, versions: dict) -> tuple[dict, ConsentChange | None]:
-    """The record's result so far, and its change when it is valid and names a known person."""
-    result = {"index": index, "status": "rejected", "profile_id": None, "event_id": None, "errors": []}
-    if not isinstance(raw, dict):
-        result["errors"] = [_error("record", "wrong_type", "A record must be an object.")]
-        return result, None
-    errors = []
-    purpose, granted = raw.get("purpose"), raw.get("granted")
-    if purpose not in PURPOSES:
-        errors.append(_error("purpose", ConsentErrorCode.PURPOSE_UNKNOWN, "Unknown purpose."))
-    if not isinstance(granted, bool):
-        errors.append(_error("granted", "wrong_type", "granted must be true or false."))
-    version = raw.get("notice_version")
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
-        errors.append(_error("notice_version", "wrong_type", "notice_version must be a whole number from 1."))
-    occurred_at = None
-    if raw.get("occurred_at") is not None:
-        occurred_at = parse_timestamp(raw["occurred_at"])
-        if occurred_at is None:
-            errors.append(_error("occurred_at", "invalid_datetime",
-                                 "Use an RFC 3339 date-time (UTC without an offset) or a date."))
-    profile_id = _record_profile(raw, source, errors)
-    change = None
-    if not errors:
-        change = ConsentChange(purpose, granted, version, occurred_at)
-        try:
-            notice_version_check(change, versions)
-        except ConsentError as error:
-            errors.append(_error("notice_version", error.code, error.message))
-    if errors:
-        result["errors"] = errors
-        return result, None
-    if profile_id is None:
-        result["status"] = "unknown_profile"
-        return result, None
-    result["profile_id"] = str(profile_id)
-    return result, change
-
-
-def _record_profile(raw: dict, source: str | None, errors: list) -> UUID | None:
-    if raw.get("profile_id") is not None:
-        try:
-            pid = UUID(str(raw["profile_id"]))
-        except ValueError:
-            errors.append(_error("profile_id", "invalid_uuid", "profile_id must be a UUID."))
-            return None
-        try:
-            return profile_canonical(pid, follow_merge=True)
-        except ConsentError:
-            return None
-        except Exception as error:  # NotFound / Gone from cdp.core
-            if getattr(error, "status", None) in (404, 410):
-                return None
-            raise
-    identifiers = raw.get("profile")
-    if not isinstance(identifiers, dict) or not identifiers:
-        errors.append(_error("profile", "required", "Name the person with profile or profile_id."))
-        return None
-    unknown = [k for k in identifiers if k not in IDENTIFIER_KINDS]
-    if unknown:
-        errors.append(_error("profile", "unknown_identifier", "Unknown identifier kind."))
-        return None
-    if any(k in SCOPED_KINDS for k in identifiers) and not source:
-        errors.append(_error("source", "source_required", "crm_id and user_id need source."))
-        return None
-    try:
-        found = [pid for ids in registry.run(registry.RESOLVE, identifiers=identifiers, source=source) for pid in ids]
-    except ValueError as error:
-        errors.append(_error("profile", str(error) or "invalid_identifier", "An identifier is not valid."))
-        return None
-    return found[0] if found else None
 
 
 class ConsentEvidenceSerializer(serializers.Serializer):
@@ -301,23 +195,15 @@ class ConsentEventsListApi(ApiView):
         OpenApiParameter("cursor", str, description="`next_cursor` of the previous page.")],
         responses={200: OutputSerializer, **problems(400, 404)},
         description="Scope `audit:read`. The consent ledger, oldest first, cursor-paginated. A key bound to a "
-                    "source sees only the events of people that source contributed (so a page may hold fewer "
-                    "than `limit`; follow `next_cursor`).")
+                    "source sees only the events of people that source contributed. Each page is recorded in the "
+                    "access log, one entry per person on it.")
     def get(self, request):
         params = request.query_params
         profile = uuid_or_404(params["profile"], message="No profile has this id.") if params.get("profile") else None
-        visible = key_boundary(request.auth)
-        purpose = params.get("purpose")
-        if purpose and purpose not in PURPOSES:
-            raise ConsentError("Unknown purpose.", code=ConsentErrorCode.PURPOSE_UNKNOWN)
-        events = consent_events_query(profile_id=profile, purpose=purpose, since=parse_time(params.get("since"),
-                                                                                            "since"))
-        page = paginate(events, query_params=params, ordering=("recorded_at", "id"))
-        rows = page.rows
-        if visible is not None and rows:
-            seen = visible({e.profile_id for e in rows})
-            rows = [e for e in rows if e.profile_id in seen]
-        return Response({"results": [consent_event_as_dict(e) for e in rows], "next_cursor": page.next_cursor})
+        page = consent_events_page(query_params=params, accessor=accessor_of(request, actor=self.actor()),
+                                   profile_id=profile, purpose=params.get("purpose"),
+                                   since=parse_time(params.get("since"), "since"), visible=key_boundary(request.auth))
+        return Response({"results": [consent_event_as_dict(e) for e in page.rows], "next_cursor": page.next_cursor})
 
 
 class IgnoreFormatNegotiation(DefaultContentNegotiation):
@@ -344,8 +230,8 @@ class ConsentExportApi(ApiView):
         params = request.query_params
         fmt, kind = params.get("format", "jsonl"), params.get("kind", "history")
         since, until = parse_time(params.get("from"), "from"), parse_time(params.get("to"), "to")
-        lines = consent_export_stream(kind=kind, fmt=fmt, since=since, until=until)
-        operator_action_event(actor=self.actor(), action="consent_export", detail={"kind": kind, "format": fmt})
+        lines = consent_export_stream(kind=kind, fmt=fmt, since=since, until=until,
+                                      accessor=accessor_of(request, actor=self.actor()))
         response = StreamingHttpResponse(lines, content_type="text/csv" if fmt == "csv" else "application/jsonl")
         response["Content-Disposition"] = f'attachment; filename="consents-{kind}.{fmt}"'
         return response
@@ -418,7 +304,8 @@ class ConsentReceiptApi(ApiView):
         eid = uuid_or_404(event_id, message="This profile has no consent event with this id.")
         profile_visible_check(api_key=request.auth, profile_id=pid, unknown=ProfileUnknown(
             "This profile has no consent event with this id.", code=ConsentErrorCode.EVENT_UNKNOWN))
-        return Response(consent_receipt(profile_id=pid, event_id=eid))
+        accessor = accessor_of(request, actor=self.actor())
+        return Response(consent_receipt(profile_id=pid, event_id=eid, accessor=accessor))
 
 
 class NoticeSerializer(serializers.Serializer):
@@ -506,10 +393,10 @@ class DsrCreateApi(ApiView):
             identifiers = {k: v for k, v in attrs["identifiers"].items() if v}
             if not identifiers:
                 raise serializers.ValidationError({"identifiers": "Name at least one identifier."},
-                                                  code="no_usable_identifier")
-            if any(k in SCOPED_KINDS for k in identifiers) and not attrs.get("source"):
+                                                  code=ConsentErrorCode.NO_USABLE_IDENTIFIER)
+            if any(k in SOURCE_SCOPED_KINDS for k in identifiers) and not attrs.get("source"):
                 raise serializers.ValidationError({"source": "Required with crm_id or user_id."},
-                                                  code="source_required")
+                                                  code=ConsentErrorCode.SOURCE_REQUIRED)
             attrs["identifiers"] = identifiers
             return attrs
 

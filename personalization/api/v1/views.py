@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from cdp.api.access import record_personal_data_access
-from cdp.core.errors import ApplicationError, Conflict, Gone, NotFound
-from cdp.core.http.pagination import cursor_decode, cursor_encode, page_limit
+from cdp.core.errors import ApplicationError, NotFound
+from cdp.core.http.errors import ApiErrorCode
 from cdp.core.http.permissions import key_boundary, profile_visible_check
 from cdp.core.http.schema import problems
 from cdp.core.http.scopes import Scope
 from cdp.core.http.views import ApiView, uuid_or_404
-from cdp.models import ProfileStatus
-from consent import policy
 from consent.policy import PURPOSES
-from personalization.errors import ConsentRequired, PersonalizationErrorCode
+from consent.services.gpc import accessor_of
+from personalization.errors import PersonalizationErrorCode
 from personalization.models import Segment
 from personalization.selectors import (
-    profile_with_recommendations,
+    profile_recommendations_read,
     segment_as_dict,
     segment_members_page,
-    segment_statistics,
-    segmentation_latest,
+    segments_page,
 )
 
 DEFAULT_RECOMMENDATIONS = 10
@@ -85,25 +80,9 @@ class ProfileRecommendationsApi(ApiView):
         limit = _limit(request.query_params.get("limit"))
         pid = uuid_or_404(profile_id, message="No profile has this id.")
         profile_visible_check(api_key=request.auth, profile_id=pid)
-        profile, body = profile_with_recommendations(profile_id=pid, limit=limit)
-        profile_live_check(profile)
-        if not policy.is_allowed(pid, "personalization"):
-            raise ConsentRequired("The person has not allowed personalization.")
-        if body["recommendations"]:
-            record_personal_data_access(actor=self.actor(), profile_ids=[pid], fields=["recommendations"],
-                                        purpose="personalization")
+        body = profile_recommendations_read(profile_id=pid, limit=limit,
+                                            accessor=accessor_of(request, actor=self.actor()))
         return Response(body, headers=NO_STORE)
-
-
-def profile_live_check(profile: dict | None) -> None:
-    """404 unknown, 410 erased, 409 merged (naming the survivor), as profile_get_live."""
-    if profile is None:
-        raise NotFound("No profile has this id.")
-    if profile["status"] == ProfileStatus.ERASED:
-        raise Gone("The profile was erased.", code="erased")
-    if profile["status"] == ProfileStatus.MERGED:
-        raise Conflict("The profile was merged into another.", code="merged",
-                       extra={"merged_into": str(profile["merged_into_id"])})
 
 
 def _limit(raw: str | None) -> int:
@@ -111,7 +90,7 @@ def _limit(raw: str | None) -> int:
         return DEFAULT_RECOMMENDATIONS
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_RECOMMENDATIONS:
         raise ApplicationError(f"limit must be a whole number from 1 to {MAX_RECOMMENDATIONS}.",
-                               code="invalid_limit")
+                               code=ApiErrorCode.INVALID_LIMIT)
     return int(raw)
 
 
@@ -157,22 +136,9 @@ class SegmentsListApi(ApiView):
                     "mechanism and 95% error bound. Raw figures are never served.",
     )
     def get(self, request):
-        limit = page_limit(request.query_params.get("limit"))
-        segmentation = segmentation_latest()
-        if segmentation is None:
-            return Response({"results": [], "next_cursor": None})
-        queryset = Segment.objects.filter(segmentation=segmentation).select_related("segmentation").order_by("index")
-        cursor = request.query_params.get("cursor")
-        if cursor:
-            after = cursor_decode(cursor, size=1)[0]
-            if not after.isdigit():
-                raise ApplicationError("The cursor is not valid; start again without one.", code="invalid_cursor")
-            queryset = queryset.filter(index__gt=int(after))
-        rows = list(queryset[:limit + 1])
-        statistics = segment_statistics(segmentation)
-        next_cursor = cursor_encode([str(rows[limit - 1].index)]) if len(rows) > limit else None
-        return Response({"results": [segment_as_dict(s, statistics) for s in rows[:limit]],
-                         "next_cursor": next_cursor})
+        page, statistics = segments_page(query_params=request.query_params)
+        return Response({"results": [segment_as_dict(s, statistics) for s in page.rows],
+                         "next_cursor": page.next_cursor})
 
 
 class SegmentMembersApi(ApiView):
@@ -203,24 +169,14 @@ class SegmentMembersApi(ApiView):
         if purpose not in PURPOSES:
             raise ApplicationError("purpose must be one of " + ", ".join(PURPOSES) + ".",
                                    code=PersonalizationErrorCode.UNKNOWN_PURPOSE)
-        limit = page_limit(request.query_params.get("limit"))
         sid = uuid_or_404(segment_id, message="No segment has this id.")
         segment = Segment.objects.filter(id=sid).first()
         if segment is None:
             raise NotFound("No segment has this id.")
-        after = None
-        if request.query_params.get("cursor"):
-            raw = cursor_decode(request.query_params["cursor"], size=1)[0]
-            try:
-                after = UUID(raw)
-            except ValueError:
-                raise ApplicationError("The cursor is not valid; start again without one.",
-                                       code="invalid_cursor") from None
-        members, last = segment_members_page(segment=segment, purpose=purpose, after=after, limit=limit,
-                                             visible=key_boundary(request.auth))
-        record_personal_data_access(actor=self.actor(), profile_ids=[m.profile_id for m in members],
-                                    fields=["segment_membership"], purpose=purpose)
+        page = segment_members_page(segment=segment, purpose=purpose, query_params=request.query_params,
+                                    accessor=accessor_of(request, actor=self.actor()),
+                                    visible=key_boundary(request.auth))
         return Response({
-            "results": [{"profile_id": str(m.profile_id), "rfm_score": m.rfm_score} for m in members],
-            "next_cursor": cursor_encode([str(last)]) if last else None,
+            "results": [{"profile_id": str(m.profile_id), "rfm_score": m.rfm_score} for m in page.rows],
+            "next_cursor": page.next_cursor,
         }, headers=NO_STORE)

@@ -6,11 +6,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from cdp.api.selectors import CONFLICT_FILTERS, conflict_profile_ids, merge_conflict_list, merge_profile_ids
+from cdp.api.selectors import CONFLICT_FILTERS, merge_conflicts_page, merge_profile_ids
 from cdp.core.errors import NotFound
 from cdp.core.http.idempotency import StoredResponse
-from cdp.core.http.pagination import paginate
-from cdp.core.http.permissions import profiles_visible_to_key
+from cdp.core.http.permissions import key_boundary, profiles_visible_to_key
 from cdp.core.http.schema import IDEMPOTENCY_HEADER, problems
 from cdp.core.http.scopes import Scope
 from cdp.core.http.views import ApiView, uuid_or_404
@@ -51,18 +50,12 @@ class MergeConflictsListApi(ApiView):
             "status", str, enum=list(CONFLICT_FILTERS), description="Default `open`.")],
         responses={200: OutputSerializer, **problems(400)},
         description="Scope `profiles:write`. Merges that protection refused, oldest first. A key bound to a "
-                    "source sees only conflicts all of whose profiles that source contributed (so a page may "
-                    "hold fewer than `limit`; follow `next_cursor`).",
+                    "source sees only conflicts all of whose profiles that source contributed.",
     )
     def get(self, request):
-        conflicts = merge_conflict_list(status=request.query_params.get("status", ConflictStatus.OPEN))
-        page = paginate(conflicts, query_params=request.query_params)
+        page = merge_conflicts_page(status=request.query_params.get("status", ConflictStatus.OPEN),
+                                    query_params=request.query_params, visible=key_boundary(request.auth))
         rows = page.rows
-        if request.auth.source_id is not None:
-            named = {c.id: conflict_profile_ids(c) for c in rows}
-            seen = {str(pid) for pid in profiles_visible_to_key(
-                api_key=request.auth, profile_ids={pid for ids in named.values() for pid in ids})}
-            rows = [c for c in rows if named[c.id] <= seen]
         results = [{
             "id": str(c.id), "profile_id": str(c.profile_id), "other_profile_ids": c.other_profiles,
             "record_id": str(c.record_id) if c.record_id else None, "reason": c.reason, "status": c.status,

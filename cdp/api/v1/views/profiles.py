@@ -6,7 +6,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from cdp.api.access import profile_fields, record_personal_data_access
 from cdp.api.selectors import profiles_lookup
 from cdp.api.services.corrections import profile_correct
 from cdp.api.v1.serializers import (
@@ -31,9 +30,9 @@ from cdp.core.http.scopes import Scope
 from cdp.core.http.views import ApiView, batch_limit, uuid_or_404, validated
 from cdp.core.identifiers import IDENTIFIER_KINDS, SOURCE_SCOPED_KINDS
 from cdp.errors import CdpErrorCode
-from cdp.selectors import profile_unified_view
+from cdp.selectors import profile_read
 from cdp.services.resolution import profiles_ingest
-from consent.services.gpc import gpc_apply
+from consent.services.gpc import accessor_of
 
 MAX_PROFILE_RECORDS = 1000
 MAX_PROFILE_BATCH_BYTES = 2 * 1024 * 1024
@@ -130,10 +129,7 @@ class ProfilesLookupApi(ApiView):
             source_known(data["source"])  # an unknown source is a 422, not an empty answer
         profiles = [profile_representation(view) for view in profiles_lookup(
             kind=kind, value=data[kind], source_key=data.get("source"),
-            visible=key_boundary(request.auth))]
-        for profile in profiles:
-            record_personal_data_access(actor=self.actor(), profile_ids=[profile["id"]],
-                                        fields=profile_fields(profile), purpose="api_profile_lookup")
+            accessor=accessor_of(request, actor=self.actor()), visible=key_boundary(request.auth))]
         return Response({"results": profiles}, headers=NO_STORE)
 
 
@@ -160,13 +156,10 @@ class ProfileDetailApi(ApiView):
     def get(self, request, profile_id):
         pid = uuid_or_404(profile_id, message="No profile has this id.")
         profile_visible_check(api_key=request.auth, profile_id=pid)
-        view = profile_unified_view(profile_id=pid)
+        view = profile_read(profile_id=pid, accessor=accessor_of(request, actor=self.actor()))
         profile = profile_representation(view)
         if "merged_into" in profile:
             return Response(profile)
-        record_personal_data_access(actor=self.actor(), profile_ids=[profile["id"]],
-                                    fields=profile_fields(profile), purpose="api_profile_read")
-        gpc_apply(request, profile_id=profile["id"], actor=self.actor())  # Sec-GPC: 1 opts out of sale
         return Response(profile, headers={"ETag": etag(view["version"]), **NO_STORE})
 
     @extend_schema(
