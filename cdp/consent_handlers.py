@@ -28,6 +28,7 @@ from cdp.models import (
     RecordStatus,
     SourceRecord,
 )
+from cdp.selectors import profile_ids_by_identifier, profile_ids_by_identifiers
 from cdp.services import identity_rules
 from cdp.services.attributes import attribute_value_read
 from cdp.services.profiles import identity_value_read, profile_dek, profiles_touch
@@ -44,19 +45,11 @@ def _iso(value):
 
 
 def resolve(*, identifiers: dict, source: str | None = None) -> list[UUID]:
-    """Active profiles holding any of these identifiers (normally one)."""
-    namespace_source = source or ""
-    keys, errors = parse_identifiers(identifiers, source_key=namespace_source, region=None)
-    if errors:
-        raise ValueError(errors[0]["code"])
-    if not keys:
-        return []
-    condition = Q()
-    for key in keys:
-        condition |= Q(kind=key.kind, namespace=key.namespace, blind_index=key.blind_index)
-    ids = Identity.objects.filter(condition, profile__status=ProfileStatus.ACTIVE).values_list(
-        "profile_id", flat=True).distinct()
-    return sorted(set(ids), key=str)
+    """Active profiles holding any of these identifiers (normally one); ValueError(code) for a malformed one."""
+    if not isinstance(identifiers, dict):
+        raise ValueError("wrong_type")
+    found = profile_ids_by_identifiers(identifiers.items(), source_key=source, strict=True)
+    return sorted(set(found.values()), key=str)
 
 
 def sign_in_address(*, email: str) -> tuple[UUID, str] | None:
@@ -65,9 +58,7 @@ def sign_in_address(*, email: str) -> tuple[UUID, str] | None:
     if errors or not keys:
         return None
     index = keys[0].blind_index
-    profile_id = Identity.objects.filter(kind=keys[0].kind, namespace="", blind_index=index,
-                                         profile__status=ProfileStatus.ACTIVE).values_list("profile_id",
-                                                                                           flat=True).first()
+    [profile_id] = profile_ids_by_identifier(kind="email", value=email) or [None]
     if profile_id is None or index not in sign_in_addresses_of(profile_id=profile_id):
         return None
     return profile_id, index
