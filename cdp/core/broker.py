@@ -19,6 +19,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from cdp.celery import app
 from cdp.core.cache import breaker
 
 logger = logging.getLogger(__name__)
@@ -55,10 +56,15 @@ def enqueue(task, *args, **kwargs) -> bool:
     return True
 
 
+def task_named(name: str):
+    """The registered task called `name`. A service that queues work names its task rather
+    than importing the app's tasks module: tasks wrap services, so that import would be a
+    cycle (tasks → services → tasks)."""
+    return app.tasks[name]
+
+
 def broker_reachable(timeout: float) -> bool:
     """Whether the broker accepts a connection now (for /readyz); also resets the breaker."""
-    from cdp.celery import app
-
     state = breaker(BROKER)
     try:
         with app.connection_for_write(url=settings.CELERY_BROKER_URL) as connection:
