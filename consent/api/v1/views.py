@@ -12,6 +12,7 @@ from rest_framework import serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
+from cdp.core.identifiers import IDENTIFIER_KINDS, SOURCE_SCOPED_KINDS
 from cdp.core.timestamps import parse_timestamp
 from consent import registry
 from consent.api.v1.base import (
@@ -47,8 +48,6 @@ from consent.services.consents import ConsentChange, consents_record, consents_r
 from consent.services.dsr import dsr_as_dict, dsr_get, dsr_submit
 
 MAX_CONSENT_RECORDS = 1000
-SCOPED_KINDS = ("crm_id", "user_id")
-IDENTIFIER_KINDS = ("email", "phone", "crm_id", "anonymous_id", "user_id")
 NO_STORE = {"Cache-Control": "no-store"}
 BOUNDARY = ("A key bound to a source sees only people that source contributed; anyone else answers exactly as "
             "an unknown id.")
@@ -260,7 +259,7 @@ def _record_profile(raw: dict, source: str | None, errors: list) -> UUID | None:
     if unknown:
         errors.append(_error("profile", "unknown_identifier", "Unknown identifier kind."))
         return None
-    if any(k in SCOPED_KINDS for k in identifiers) and not source:
+    if any(k in SOURCE_SCOPED_KINDS for k in identifiers) and not source:
         errors.append(_error("source", "source_required", "crm_id and user_id need source."))
         return None
     try:
@@ -516,7 +515,7 @@ class DsrCreateApi(ApiView):
             if not identifiers:
                 raise serializers.ValidationError({"identifiers": "Name at least one identifier."},
                                                   code="no_usable_identifier")
-            if any(k in SCOPED_KINDS for k in identifiers) and not attrs.get("source"):
+            if any(k in SOURCE_SCOPED_KINDS for k in identifiers) and not attrs.get("source"):
                 raise serializers.ValidationError({"source": "Required with crm_id or user_id."},
                                                   code="source_required")
             attrs["identifiers"] = identifiers
