@@ -60,6 +60,9 @@ def task_named(name: str):
     """The registered task called `name`. A service that queues work names its task rather
     than importing the app's tasks module: tasks wrap services, so that import would be a
     cycle (tasks → services → tasks)."""
+    if name not in app.tasks:
+        # Outside a worker the tasks modules are imported on demand: autodiscover them now.
+        app.loader.import_default_modules()
     return app.tasks[name]
 
 
