@@ -18,7 +18,6 @@ from cdp.api.permissions import (
 from cdp.api.schema import ETAG, IDEMPOTENCY_HEADER, problems
 from cdp.api.scopes import Scope
 from cdp.api.selectors import profiles_lookup
-from cdp.api.services.corrections import profile_correct
 from cdp.api.services.idempotency import StoredResponse
 from cdp.api.v1.serializers import (
     BatchErrorSerializer,
@@ -31,6 +30,7 @@ from cdp.api.v1.serializers import (
 from cdp.api.v1.views.base import ApiView, batch_limit, uuid_or_404, validated
 from cdp.core.identifiers import IDENTIFIER_KINDS, SOURCE_SCOPED_KINDS
 from cdp.selectors import profile_unified_view
+from cdp.services.corrections import profile_correct
 from cdp.services.resolution import profiles_ingest
 from consent.gpc import gpc_apply
 
