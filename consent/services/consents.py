@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cdp.core.crypto import keyed_hash
+from cdp.core.crypto_primitives import keyed_hash
 from cdp.core.outbox import outbox_put
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode, ProfileMerged

@@ -26,7 +26,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from cdp.core import crypto
+from cdp.core import crypto_primitives as crypto
 from cdp.core.broker import enqueue, task_named
 from cdp.core.outbox import outbox_put
 from consent import registry
