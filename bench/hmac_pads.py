@@ -15,25 +15,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
+from crypto_primitives import ops_per_second  # noqa: E402  (bench/crypto_primitives.py, beside this file)
+
 from cdp.core import crypto_primitives as crypto  # noqa: E402
-
-
-def ops_per_second(operation: Callable[[], object], *, seconds: float) -> float:
-    for _ in range(2000):
-        operation()
-    calls, batch = 0, 2000
-    started = time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        for _ in range(batch):
-            operation()
-        calls += batch
-    return calls / elapsed
 
 
 def main(seconds: float, rounds: int) -> None:
