@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 
+from celery import current_app as app  # the project's app (cdp.celery); core imports no app of ours
 from django.conf import settings
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from cdp.celery import app
 from cdp.core.cache import breaker
 
 logger = logging.getLogger(__name__)
