@@ -44,13 +44,13 @@ def test_error_bars_are_value_plus_minus_error_clamped_at_the_axis(bars):
     svg = bar_chart([Bar(f"s{i}", value, error) for i, (value, error) in enumerate(bars)], chart_id="c2",
                     title="t", description="d", width=640, label_width=190, value_width=170)
     axis, widths, whiskers = _geometry(svg)
-    scale = (640 - 190 - 170) / max(max(v, 0) + e for v, e in bars)  # the widest bar fills the plot
+    scale = (640 - 190 - 170) / max([max(0.0, v + e) for v, e in bars] + [1e-9])  # the widest fills the plot
     assert len(whiskers) == len(widths) == len(bars)
     for (value, error), width, (low, high) in zip(bars, widths, whiskers, strict=True):
         assert width == pytest.approx(max(value, 0) * scale, abs=0.06)
-        assert low >= axis
+        assert axis <= low <= high
         assert low == pytest.approx(axis + max(0.0, value - error) * scale, abs=0.06)
-        assert high == pytest.approx(axis + (value + error) * scale, abs=0.06)
+        assert high == pytest.approx(axis + max(0.0, value + error) * scale, abs=0.06)
 
 
 def test_line_chart_with_one_day_and_gaps():
