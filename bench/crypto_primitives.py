@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-from cdp.core import crypto  # noqa: E402
+from cdp.core import crypto_primitives as crypto  # noqa: E402
 
 TYPICAL_VALUE = b'"jane.doe+newsletters@examplemail.co.uk"'  # a JSON-encoded email
 assert len(TYPICAL_VALUE) == 40

@@ -7,7 +7,8 @@ class CdpConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Imported here, not at the top: Django loads this module before any model exists.
+        # Imported in ready(): apps.py loads before the models these modules use.
+        # The profile domain's handlers for consent work (DSRs, retention, withdrawal).
         from cdp import consent_handlers
         from cdp.core.http.permissions import Boundary, boundary_register
         from cdp.selectors import profiles_contributed_by_source, source_by_key

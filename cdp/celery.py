@@ -7,6 +7,10 @@ import time
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
+from django.conf import settings
+
+from cdp.core.gc_tuning import gc_tune
+from cdp.core.observability import TASK_LATENCY, TASKS
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 
@@ -21,10 +25,6 @@ _started: dict[str, float] = {}
 @worker_process_init.connect
 def _gc_tune(**_):
     # The worker (solo pool) or each pool process, once the app is loaded: see gc_tuning.
-    from django.conf import settings
-
-    from cdp.core.gc_tuning import gc_tune
-
     gc_tune(settings.TESSERA_GC_GEN0_THRESHOLD)
 
 
@@ -35,8 +35,6 @@ def _task_started(task_id=None, **_):
 
 @task_postrun.connect
 def _task_finished(task_id=None, task=None, state=None, **_):
-    from cdp.core.observability import TASK_LATENCY, TASKS
-
     started = _started.pop(task_id, None)
     TASKS.labels(task.name, state or "UNKNOWN").inc()
     if started is not None:

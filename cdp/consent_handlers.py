@@ -15,6 +15,7 @@ from uuid import UUID
 from django.db.models import Q
 from django.utils import timezone
 
+from cdp.core.http.models import IdempotencyRecord
 from cdp.core.outbox import outbox_put
 from cdp.models import (
     AttributeValue,
@@ -28,11 +29,16 @@ from cdp.models import (
     RecordStatus,
     SourceRecord,
 )
+from cdp.segment.models import IngestionError, IngestionErrorIdentifier
+from cdp.segment.services import ingestion_error_message_read, ingestion_errors_shred
+from cdp.selectors import profile_ids_by_identifier, profile_ids_by_identifiers, profile_unified_view
 from cdp.services import identity_rules
 from cdp.services.attributes import attribute_value_read
+from cdp.services.corrections import profile_rectify
+from cdp.services.erasure import profile_erase
 from cdp.services.profiles import identity_value_read, profile_dek, profiles_touch
 from cdp.services.records import parse_identifiers
-from cdp.services.source_records import record_payload_read, record_payload_write
+from cdp.services.source_records import record_payload_read
 from consent import registry
 
 
@@ -44,19 +50,11 @@ def _iso(value):
 
 
 def resolve(*, identifiers: dict, source: str | None = None) -> list[UUID]:
-    """Active profiles holding any of these identifiers (normally one)."""
-    namespace_source = source or ""
-    keys, errors = parse_identifiers(identifiers, source_key=namespace_source, region=None)
-    if errors:
-        raise ValueError(errors[0]["code"])
-    if not keys:
-        return []
-    condition = Q()
-    for key in keys:
-        condition |= Q(kind=key.kind, namespace=key.namespace, blind_index=key.blind_index)
-    ids = Identity.objects.filter(condition, profile__status=ProfileStatus.ACTIVE).values_list(
-        "profile_id", flat=True).distinct()
-    return sorted(set(ids), key=str)
+    """Active profiles holding any of these identifiers (normally one); ValueError(code) for a malformed one."""
+    if not isinstance(identifiers, dict):
+        raise ValueError("wrong_type")
+    found = profile_ids_by_identifiers(identifiers.items(), source_key=source, strict=True)
+    return sorted(set(found.values()), key=str)
 
 
 def sign_in_address(*, email: str) -> tuple[UUID, str] | None:
@@ -65,9 +63,7 @@ def sign_in_address(*, email: str) -> tuple[UUID, str] | None:
     if errors or not keys:
         return None
     index = keys[0].blind_index
-    profile_id = Identity.objects.filter(kind=keys[0].kind, namespace="", blind_index=index,
-                                         profile__status=ProfileStatus.ACTIVE).values_list("profile_id",
-                                                                                           flat=True).first()
+    [profile_id] = profile_ids_by_identifier(kind="email", value=email) or [None]
     if profile_id is None or index not in sign_in_addresses_of(profile_id=profile_id):
         return None
     return profile_id, index
@@ -152,8 +148,6 @@ def export(*, profile_id, aliases: list) -> dict:
 
 
 def _unified(profile_id) -> dict:
-    from cdp.selectors import profile_unified_view
-
     view = profile_unified_view(profile_id=profile_id)
     return {"identifiers": view["identifiers"], "attributes": view["attributes"]}
 
@@ -165,9 +159,6 @@ def _identity_keys(profile_ids) -> set[tuple]:
 
 def _ingestion_errors(profile: Profile) -> list[dict]:
     """Messages in the Segment ingestion-error log that named one of the person's identifiers."""
-    from cdp.segment.models import IngestionError, IngestionErrorIdentifier
-    from cdp.segment.services import ingestion_error_message_read
-
     keys = _identity_keys([profile.id])
     if not keys:
         return []
@@ -185,9 +176,6 @@ def _ingestion_errors(profile: Profile) -> list[dict]:
 def erase(*, profile_id) -> dict:
     """Crypto-shred the person (and profiles merged into them), suppress their identifiers,
     and shred ingestion-error rows that named them."""
-    from cdp.segment.services import ingestion_errors_shred
-    from cdp.services.erasure import profile_erase
-
     profile = Profile.objects.filter(pk=profile_id).values("status").first()
     if profile is None or profile["status"] == ProfileStatus.ERASED:
         return {"profile": 0}
@@ -199,35 +187,7 @@ def erase(*, profile_id) -> dict:
 
 
 def rectify(*, profile_id, attributes: dict, identifiers: dict) -> dict:
-    """Set or remove attributes, add identifiers. Values set are recorded like an operator
-    correction (highest trust, with lineage); a removed attribute is deleted from the
-    unified view and from every stored record of the person, so no rebuild brings it back."""
-    from cdp.api.services.corrections import profile_correct
-
-    to_set = {name: value for name, value in attributes.items() if value is not None}
-    to_remove = sorted(name for name, value in attributes.items() if value is None)
-    summary = {"attributes_set": 0, "attributes_removed": 0, "identifiers_added": 0}
-    if to_set or identifiers:
-        result = profile_correct(profile_id=profile_id, attributes=to_set, identifiers=identifiers,
-                                 expected_versions=None)
-        if result.status == "updated":
-            summary["attributes_set"], summary["identifiers_added"] = len(to_set), len(identifiers)
-    if to_remove:
-        profile = Profile.objects.select_related("data_key").get(pk=profile_id)
-        dek = profile_dek(profile)
-        summary["attributes_removed"] = AttributeValue.objects.filter(
-            profile=profile, name__in=to_remove).delete()[0]
-        for record in SourceRecord.objects.filter(profile=profile):
-            payload = record_payload_read(record, dek=dek)
-            present = [name for name in to_remove if name in payload.get("attributes", {})]
-            if present:
-                for name in present:
-                    payload["attributes"].pop(name)
-                record_payload_write(record, payload, dek=dek)
-                record.save(update_fields=["payload"])
-        profiles_touch([profile.id])
-        outbox_put(topic="profile.updated", payload={"profile_id": str(profile.id)})
-    return summary
+    return profile_rectify(profile_id=profile_id, attributes=attributes, identifiers=identifiers)
 
 
 # --- retention ------------------------------------------------------------------------------------------
@@ -245,8 +205,6 @@ def retention(*, kind: str, source: str | None, older_than, exclude_sources: lis
         DataKey.objects.filter(id__in=key_ids).delete()  # shred: a backup of the rows is unreadable
         return deleted
     if kind == "ingestion_errors":
-        from cdp.segment.models import IngestionError
-
         rows = _by_source(IngestionError.objects.filter(received_at__lt=older_than), "source__key", source,
                           exclude_sources)
         key_ids = list(rows.exclude(data_key=None).values_list("data_key_id", flat=True))
@@ -254,8 +212,6 @@ def retention(*, kind: str, source: str | None, older_than, exclude_sources: lis
         DataKey.objects.filter(id__in=key_ids).delete()
         return deleted
     if kind == "idempotency":
-        from cdp.core.http.models import IdempotencyRecord
-
         if source is not None:
             return 0  # idempotency records belong to API keys, not sources
         return IdempotencyRecord.objects.filter(Q(created_at__lt=older_than) | Q(expires_at__lte=timezone.now())

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cdp.core import crypto as primitives
+from cdp.core import crypto_primitives as primitives
 from cdp.core.bulk import bulk_update_fields
 from cdp.core.ids import new_uuid4
 from cdp.core.json_codec import json_bytes

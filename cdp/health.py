@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
+from cdp.core.broker import broker_reachable
+from cdp.core.cache import ResilientRedisCache
 from cdp.core.observability import metrics_payload
 
 
@@ -54,18 +57,12 @@ def _migrations_status() -> str:
 def _broker_status() -> str:
     if settings.TASKS_IN_PROCESS:
         return "in-process"
-    from cdp.core.broker import broker_reachable
-
     return "ok" if broker_reachable(timeout=settings.TESSERA_SERVICE_TIMEOUT_SECONDS) else "unreachable"
 
 
 def _cache_status() -> str:
     """Redis for throttle counters; while it is away requests still answer (per-process
     counts), but the instance is degraded and says so."""
-    from django.core.cache import caches
-
-    from cdp.core.cache import ResilientRedisCache
-
     backend = caches["default"]
     if not isinstance(backend, ResilientRedisCache):
         return "in-process"

@@ -12,7 +12,6 @@ from collections import defaultdict
 from uuid import UUID
 
 from cdp.core.errors import NotFound
-from cdp.core.identifiers import GLOBAL_KINDS
 from cdp.errors import ProfileErased
 from cdp.models import AttributeValue, Identity, Profile, ProfileStatus, Source, SourceKind, SourceRecord
 from cdp.services.attributes import attribute_value_read
@@ -118,12 +117,20 @@ def profile_ids_by_identifier(*, kind: str, value, source_key: str | None = None
     return [found[(kind, value)]] if (kind, value) in found else []
 
 
-def profile_ids_by_identifiers(pairs, *, source_key: str | None = None) -> dict:
-    """{(kind, value): active profile id} for the pairs that name someone, in one query."""
+def profile_ids_by_identifiers(pairs, *, source_key: str | None = None, strict: bool = False) -> dict:
+    """{(kind, value): active profile id} for the pairs that name someone, in one query.
+
+    The one identifier → profile lookup (API lookups, the console, data-subject requests,
+    sign-in). Junk values (`"null"`, a blocked address) name nobody. A malformed value
+    names nobody too, unless `strict`: then it raises ValueError with its error code, for
+    callers that must tell the sender (a data-subject request filed by identifier).
+    `source_key` is the namespace of source-scoped kinds (crm_id, user_id).
+    """
     wanted: dict[tuple, tuple] = {}
     for kind, value in pairs:
-        namespace_source = "" if kind in GLOBAL_KINDS else (source_key or "")
-        keys, errors = parse_identifiers({kind: value}, source_key=namespace_source, region=None)
+        keys, errors = parse_identifiers({kind: value}, source_key=source_key or "", region=None)
+        if errors and strict:
+            raise ValueError(errors[0]["code"])
         if keys and not errors:
             key: IdentifierKey = keys[0]
             wanted[key.key] = (kind, value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from cdp.crypto import data_keys_rotate as data_keys_rotate_service
+
 TRANSIENT_ERRORS = (OperationalError, ConnectionError, TimeoutError)
 
 
@@ -12,6 +14,4 @@ TRANSIENT_ERRORS = (OperationalError, ConnectionError, TimeoutError)
              retry_backoff=10, retry_backoff_max=300, retry_jitter=True, max_retries=5)
 def data_keys_rotate(batch_size: int = 1000) -> int:
     """Rewrap data keys under the active master key; safe to run twice (resumable)."""
-    from cdp.crypto import data_keys_rotate as rotate
-
-    return rotate(batch_size=batch_size)
+    return data_keys_rotate_service(batch_size=batch_size)

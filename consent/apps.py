@@ -7,6 +7,7 @@ class ConsentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported in ready(): apps.py loads before the models these modules use.
         from cdp.core.outbox import outbox_sweep_register
         from consent.services.dsr import dsr_process_pending
 

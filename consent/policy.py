@@ -41,11 +41,6 @@ def _chunk() -> int:
     return 50_000 if connection.vendor == "postgresql" else 5000
 
 
-def _granted_filter(purpose: str, minimum_version: int, now) -> Q:
-    return (Q(purpose=purpose, granted=True, notice_version__gte=minimum_version)
-            & (Q(expires_at__isnull=True) | Q(expires_at__gt=now)))
-
-
 def allowed(profile_ids: Iterable[UUID], purpose: str) -> set[UUID]:
     purpose_check(purpose)
     ids = [pid if isinstance(pid, UUID) else UUID(str(pid)) for pid in profile_ids]
@@ -75,26 +70,22 @@ def _allowed_under(basis: str, ids: list, purpose: str, minimum: int, now) -> se
     if basis == Basis.CONTRACT:
         return set(ids)
     if basis == Basis.LEGITIMATE_INTEREST:
-        objected = _state_ids(ids, purpose, granted=False, minimum=None, now=now)
+        objected = _state_ids(ids, purpose, status_q(WITHDRAWN, minimum=minimum, now=now))
         return {pid for pid in ids if pid not in objected}
-    return _state_ids(ids, purpose, granted=True, minimum=minimum, now=now)
+    return _state_ids(ids, purpose, status_q(GRANTED, minimum=minimum, now=now))
 
 
-def _state_ids(ids: list, purpose: str, *, granted: bool, minimum: int | None, now) -> set[UUID]:
+def _state_ids(ids: list, purpose: str, condition: Q) -> set[UUID]:
+    rows = ConsentState.objects.filter(condition, purpose=purpose)
     if connection.vendor == "postgresql":
         # One array parameter instead of thousands of placeholders: the IN list's parsing
-        # and planning cost more than the index lookups themselves.
+        # and planning cost more than the index lookups themselves. The rest of the SQL is
+        # the ORM's rendering of `condition`, so there is no second copy of the rule.
         table = connection.ops.quote_name(ConsentState._meta.db_table)
-        sql = f"SELECT profile_id FROM {table} WHERE purpose = %s AND granted = %s AND profile_id = ANY(%s)"  # noqa: S608
-        params: list = [purpose, granted, ids]
-        if granted:
-            sql += " AND notice_version >= %s AND (expires_at IS NULL OR expires_at > %s)"
-            params += [minimum, now]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return {row[0] for row in cursor.fetchall()}
-    condition = _granted_filter(purpose, minimum, now) if granted else Q(purpose=purpose, granted=False)
-    return set(ConsentState.objects.filter(condition, profile_id__in=ids).values_list("profile_id", flat=True))
+        rows = rows.extra(where=[f"{table}.profile_id = ANY(%s)"], params=[ids])  # noqa: S610
+    else:
+        rows = rows.filter(profile_id__in=ids)
+    return set(rows.values_list("profile_id", flat=True))
 
 
 def is_allowed(profile_id: UUID, purpose: str) -> bool:
@@ -120,17 +111,41 @@ def is_allowed(profile_id: UUID, purpose: str) -> bool:
     return basis_allows(basis, status)
 
 
+# What a recorded decision means now. `decision_status` is the rule; `status_q` is the
+# same rule as a filter on ConsentState rows (tests/consent/test_policy_agreement.py checks
+# that they agree on generated ledger histories, on SQLite and on PostgreSQL).
+NOT_RECORDED, WITHDRAWN, EXPIRED, RECONSENT_REQUIRED, GRANTED = (
+    "not_recorded", "withdrawn", "expired", "reconsent_required", "granted")
+RECORDED_STATUSES = (WITHDRAWN, EXPIRED, RECONSENT_REQUIRED, GRANTED)
+
+
+def grant_expired(expires_at, now) -> bool:
+    return expires_at is not None and expires_at <= now
+
+
 def decision_status(granted: bool | None, notice_version: int | None, expires_at, *, minimum: int, now) -> str:
     """What a recorded decision (None: none recorded) means now."""
     if granted is None:
-        return "not_recorded"
+        return NOT_RECORDED
     if not granted:
-        return "withdrawn"
-    if expires_at is not None and expires_at <= now:
-        return "expired"
+        return WITHDRAWN
+    if grant_expired(expires_at, now):
+        return EXPIRED
     if notice_version < minimum:
-        return "reconsent_required"
-    return "granted"
+        return RECONSENT_REQUIRED
+    return GRANTED
+
+
+def status_q(status: str, *, minimum: int, now) -> Q:
+    """The ConsentState rows whose `decision_status` is `status` (a recorded one)."""
+    live = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    conditions = {
+        WITHDRAWN: Q(granted=False),
+        EXPIRED: Q(granted=True, expires_at__lte=now),
+        RECONSENT_REQUIRED: Q(granted=True, notice_version__lt=minimum) & live,
+        GRANTED: Q(granted=True, notice_version__gte=minimum) & live,
+    }
+    return conditions[status]
 
 
 def basis_allows(basis: str, status: str) -> bool:
@@ -138,8 +153,8 @@ def basis_allows(basis: str, status: str) -> bool:
     if basis == Basis.CONTRACT:
         return True
     if basis == Basis.LEGITIMATE_INTEREST:
-        return status != "withdrawn"
-    return status == "granted"
+        return status != WITHDRAWN
+    return status == GRANTED
 
 
 _ONE_PERSON_SQL = """

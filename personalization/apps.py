@@ -7,6 +7,7 @@ class PersonalizationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported in ready(): apps.py loads before the models these modules use.
         # Consent calls these inside its own transaction: withdrawal, erasure, merge and
         # access export reach the data this app derived.
         from consent import registry

@@ -13,7 +13,6 @@ class PersonalizationErrorCode(StrEnum):
     PIPELINE_FAILED = "pipeline_failed"
     BUDGET_EXCEEDED = "privacy_budget_exceeded"
     NOT_ENOUGH_DATA = "not_enough_data"
-    RECOMMENDER_UNAVAILABLE = "recommender_unavailable"
     UNKNOWN_PURPOSE = "unknown_purpose"
     PROFILE_ERASED = "erased"
     PROFILE_MERGED = "merged"

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from personalization.recommender.popularity import SEGMENT_FALLBACK  # the fallbacks the model names
+
 # Strongest first: what the sentence says the person did with an item.
 VERBS = (("purchase", "bought"), ("rating", "rated"), ("add_to_cart", "added to your cart"), ("view", "viewed"))
-SEGMENT_FALLBACK = "segment_popularity"
-POPULARITY_FALLBACK = "popularity"
 MAX_ITEMS_IN_SENTENCE = 2
 MAX_ATTRIBUTES_IN_SENTENCE = 2
 

@@ -42,6 +42,7 @@ from cdp.core.errors import ApplicationError
 from cdp.models import Profile, ProfileStatus
 from consent import policy
 from consent.policy import PURPOSES
+from consent.services.access import operator_action_event
 from personalization import dp_mechanisms
 from personalization import segmentation as segmentation_space
 from personalization.dp_mechanisms import clamped_sum_measurement, clamped_sum_transformation, histogram_measurement
@@ -56,6 +57,7 @@ from personalization.models import (
     Segmentation,
     SegmentMembership,
 )
+from personalization.services.pipeline import pipeline_counts_add, pipeline_warning_add
 
 dp.enable_features("contrib")
 logger = logging.getLogger(__name__)
@@ -219,8 +221,6 @@ def privacy_budget_limits_change(*, dataset: str, actor: str, reason: str, **lim
     never undone). Each changed limit is recorded as a PrivacyBudgetChange and as an
     operator action in the access log. The caller checks the compliance role.
     """
-    from consent.services.access import operator_action_event
-
     reason = (reason or "").strip()
     if not reason:
         raise ApplicationError("Give a reason for changing the privacy budget.", code="reason_required")
@@ -449,8 +449,6 @@ def consent_rates_release(*, day: str | None = None, run_id: int | None = None) 
 def statistics_release_for_run(*, run_id: int) -> dict:
     """The pipeline's release stage: segment statistics of the run's segmentation and
     today's consent rates. A release the budget refuses is skipped and reported, not fatal."""
-    from personalization.services.pipeline import pipeline_counts_add, pipeline_warning_add
-
     outcome = {"released": [], "refused": []}
     segmentation = Segmentation.objects.filter(run_id=run_id).first()
     steps: list[tuple[str, Callable[[], DpRelease]]] = []

@@ -24,9 +24,12 @@ from celery.signals import worker_init, worker_process_init
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from threadpoolctl import threadpool_limits
 
 from cdp.core.broker import BROKER_UNREACHABLE
-from personalization.models import Stage
+from personalization.errors import PipelineActive
+from personalization.models import PipelineRun, RunStatus, Stage
+from personalization.services import pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +51,6 @@ def _single_threaded_blas(**_) -> None:
     processes each spawning a thread per core oversubscribe the CPU (implicit's ALS warns
     and slows when OpenBLAS threads; K-Means spins)."""
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(limits=1)
 
 
@@ -66,11 +67,9 @@ class PipelineTask(Task):
     stage = ""
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        from personalization.services.pipeline import pipeline_dead_letter_record
-
         arguments = {"stage": self.stage, **kwargs}
         try:
-            pipeline_dead_letter_record(task_name=self.name, task_id=task_id, arguments=arguments,
+            pipeline.pipeline_dead_letter_record(task_name=self.name, task_id=task_id, arguments=arguments,
                                         retries=self.request.retries, error=exc)
         except Exception:  # the database may be what failed: the log keeps the fact
             logger.exception("dead_letter_not_recorded", extra={"task": self.name, "arguments": arguments})
@@ -88,11 +87,8 @@ def _task(name: str, stage: str, limits: dict, **options):
              autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=5)
 def pipeline_run(trigger: str = "schedule", params: dict | None = None) -> int | None:
     """Beat's entry point: start a run unless one is already going."""
-    from personalization.errors import PipelineActive
-    from personalization.services.pipeline import pipeline_run_create
-
     try:
-        run = pipeline_run_create(trigger=trigger, params=params)
+        run = pipeline.pipeline_run_create(trigger=trigger, params=params)
     except PipelineActive as active:
         logger.info("pipeline_run_skipped", extra={"reason": active.message})
         return None
@@ -102,34 +98,27 @@ def pipeline_run(trigger: str = "schedule", params: dict | None = None) -> int |
 
 @_task("pipeline_run_plan", Stage.PLANNED, STAGE_LIMITS, ignore_result=True)
 def pipeline_run_plan(self, run_id: int) -> None:
-    from personalization.services.pipeline import pipeline_run_plan as plan
-
-    plan(run_id=run_id)
+    pipeline.pipeline_run_plan(run_id=run_id)
     pipeline_dispatch(run_id)
 
 
 # --- fan-out chunks ---------------------------------------------------------------------------
+# Each runs its stage's service for one chunk (pipeline.pipeline_chunk_execute looks it up).
 
 
 @_task("features_compute", Stage.FEATURES, CHUNK_LIMITS)
 def features_compute(self, run_id: int, chunk_index: int) -> int:
-    from personalization.services.features import features_compute as compute
-
-    return compute(run_id=run_id, chunk_index=chunk_index)
+    return pipeline.pipeline_chunk_execute(run_id=run_id, stage=Stage.FEATURES, index=chunk_index)
 
 
 @_task("segments_assign", Stage.SEGMENTS_ASSIGN, CHUNK_LIMITS)
 def segments_assign(self, run_id: int, chunk_index: int) -> int:
-    from personalization.services.segments import segments_assign as assign
-
-    return assign(run_id=run_id, chunk_index=chunk_index)
+    return pipeline.pipeline_chunk_execute(run_id=run_id, stage=Stage.SEGMENTS_ASSIGN, index=chunk_index)
 
 
 @_task("recommendations_compute", Stage.RECOMMENDATIONS, CHUNK_LIMITS)
 def recommendations_compute(self, run_id: int, chunk_index: int) -> int:
-    from personalization.services.recommendations import recommendations_compute as compute
-
-    return compute(run_id=run_id, chunk_index=chunk_index)
+    return pipeline.pipeline_chunk_execute(run_id=run_id, stage=Stage.RECOMMENDATIONS, index=chunk_index)
 
 
 # --- global stages (each the chord callback of the fan-out before it) ------------------------
@@ -137,30 +126,26 @@ def recommendations_compute(self, run_id: int, chunk_index: int) -> int:
 
 @_task("segmentation_fit", Stage.SEGMENTS_FIT, STAGE_LIMITS, ignore_result=True)
 def segmentation_fit(self, run_id: int) -> None:
-    _global_stage(self, run_id, Stage.SEGMENTS_FIT, after=Stage.FEATURES)
+    _global_stage(self, run_id, Stage.SEGMENTS_FIT)
 
 
 @_task("recommender_fit", Stage.RECOMMENDER_FIT, STAGE_LIMITS, ignore_result=True)
 def recommender_fit(self, run_id: int) -> None:
-    _global_stage(self, run_id, Stage.RECOMMENDER_FIT, after=Stage.SEGMENTS_ASSIGN)
+    _global_stage(self, run_id, Stage.RECOMMENDER_FIT)
 
 
 @_task("statistics_release", Stage.RELEASES, STAGE_LIMITS, ignore_result=True)
 def statistics_release(self, run_id: int) -> None:
-    _global_stage(self, run_id, Stage.RELEASES, after=Stage.RECOMMENDATIONS)
+    _global_stage(self, run_id, Stage.RELEASES)
 
 
 @_task("pipeline_run_finish", Stage.DONE, STAGE_LIMITS, ignore_result=True)
 def pipeline_run_finish(self, run_id: int) -> None:
-    from personalization.services.pipeline import pipeline_run_finish as finish
-
-    finish(run_id=run_id)
+    pipeline.pipeline_run_finish(run_id=run_id)
 
 
-def _global_stage(task: Task, run_id: int, stage: str, *, after: str) -> None:
-    from personalization.models import PipelineRun, RunStatus
-    from personalization.services import pipeline
-
+def _global_stage(task: Task, run_id: int, stage: str) -> None:
+    after = pipeline.PREVIOUS[stage]  # the fan-out this stage is the chord callback of
     run = PipelineRun.objects.filter(id=run_id).values("status", "stage").first()
     if run is None or run["status"] != RunStatus.RUNNING:
         return
@@ -178,29 +163,25 @@ def _global_stage(task: Task, run_id: int, stage: str, *, after: str) -> None:
 
 # --- dispatching and the watchdog ------------------------------------------------------------
 
+# The task of each stage; the order of the stages is pipeline.ORDER's alone.
 CHUNK_TASKS = {Stage.FEATURES: features_compute, Stage.SEGMENTS_ASSIGN: segments_assign,
                Stage.RECOMMENDATIONS: recommendations_compute}
 STAGE_TASKS = {Stage.SEGMENTS_FIT: segmentation_fit, Stage.RECOMMENDER_FIT: recommender_fit,
                Stage.RELEASES: statistics_release, Stage.DONE: pipeline_run_finish,
                Stage.PLANNED: pipeline_run_plan}
-CALLBACK_OF = {Stage.FEATURES: segmentation_fit, Stage.SEGMENTS_ASSIGN: recommender_fit,
-               Stage.RECOMMENDATIONS: statistics_release}
 
 
 def pipeline_dispatch(run_id: int) -> None:
     """Enqueue what the run's current stage needs: its pending chunks as a chord whose
     callback is the next stage, or the stage's own task."""
-    from personalization.models import PipelineRun, RunStatus
-    from personalization.services.pipeline import pipeline_chunks
-
     run = PipelineRun.objects.filter(id=run_id).values("status", "stage").first()
     if run is None or run["status"] not in (RunStatus.PENDING, RunStatus.RUNNING):
         return
     stage = run["stage"]
     try:
         if stage in CHUNK_TASKS:
-            pending = pipeline_chunks(run_id=run_id, stage=stage, pending_only=True)
-            callback = CALLBACK_OF[stage].si(run_id=run_id)
+            pending = pipeline.pipeline_chunks(run_id=run_id, stage=stage, pending_only=True)
+            callback = STAGE_TASKS[pipeline.NEXT[stage]].si(run_id=run_id)
             if pending:
                 chord([CHUNK_TASKS[stage].si(run_id=run_id, chunk_index=i) for i in pending])(callback)
             else:
@@ -216,9 +197,7 @@ def pipeline_dispatch(run_id: int) -> None:
 @shared_task(name="personalization.pipeline_watchdog", ignore_result=True)
 def pipeline_watchdog() -> list[int]:
     """Re-dispatch runs whose progress stopped (every step is idempotent, so this is safe)."""
-    from personalization.services.pipeline import pipeline_runs_stalled
-
-    stalled = pipeline_runs_stalled()
+    stalled = pipeline.pipeline_runs_stalled()
     for run_id in stalled:
         logger.warning("pipeline_redispatched", extra={"run_id": run_id})
         pipeline_dispatch(run_id)

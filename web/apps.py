@@ -7,6 +7,7 @@ class WebConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # Imported in ready(): apps.py loads before the models these modules use.
         from cdp.core.observability import register_secret_path
         from consent.services.signin import SIGN_IN_PATH
 

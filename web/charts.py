@@ -37,7 +37,7 @@ def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, description: st
     label_w, right_pad, row_h, top = label_width, value_width, 34, 8
     plot_w = width - label_w - right_pad
     height = top * 2 + row_h * max(1, len(bars))
-    top_value = max([(b.value or 0) + (b.error or 0) for b in bars] + [1e-9])
+    top_value = max([max(0.0, (b.value or 0) + (b.error or 0)) for b in bars] + [1e-9])
     scale = plot_w / top_value
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
              f'aria-labelledby="{chart_id}-t {chart_id}-d" xmlns="http://www.w3.org/2000/svg">',
@@ -57,7 +57,8 @@ def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, description: st
         end = label_w + w
         if bar.error:
             low = label_w + max(0.0, bar.value - bar.error) * scale
-            high = label_w + (bar.value + bar.error) * scale
+            # A released value is noisy and may be negative: neither end crosses the axis.
+            high = label_w + max(0.0, bar.value + bar.error) * scale
             parts.append(f'<g class="errorbar"><line x1="{_num(low)}" y1="{_num(mid)}" x2="{_num(high)}" '
                          f'y2="{_num(mid)}"/><line x1="{_num(low)}" y1="{_num(mid - 7)}" x2="{_num(low)}" '
                          f'y2="{_num(mid + 7)}"/><line x1="{_num(high)}" y1="{_num(mid - 7)}" x2="{_num(high)}" '

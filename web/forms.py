@@ -6,12 +6,14 @@ from datetime import UTC, datetime, time, timedelta
 
 from django import forms
 
+from cdp.core.identifiers import CRM_ID, EMAIL, PHONE, SOURCE_SCOPED_KINDS, USER_ID
 from cdp.models import Source
 from consent.services.dsr import MAX_EXTENSION_DAYS
 
-LOOKUP_KINDS = [("email", "E-mail address"), ("phone", "Phone number"), ("crm_id", "CRM id"),
-                ("user_id", "User id (web or app)"), ("profile_id", "Profile id")]
-SCOPED = ("crm_id", "user_id")
+# The identifier kinds a compliance officer looks people up by (cdp.core.identifiers), and
+# the profile id itself.
+LOOKUP_KINDS = [(EMAIL, "E-mail address"), (PHONE, "Phone number"), (CRM_ID, "CRM id"),
+                (USER_ID, "User id (web or app)"), ("profile_id", "Profile id")]
 
 
 class SubjectLookupForm(forms.Form):
@@ -26,7 +28,7 @@ class SubjectLookupForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("kind") in SCOPED and not data.get("source"):
+        if data.get("kind") in SOURCE_SCOPED_KINDS and not data.get("source"):
             self.add_error("source", "Choose the source: CRM and user ids are unique only within one source.")
         return data
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db import connection
 
-from cdp.core.crypto import advisory_lock_key
+from cdp.core.crypto_primitives import advisory_lock_key
 
 
 def advisory_locks(hex_keys) -> None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 
-from celery import current_app
+# Celery's current app is the project's (cdp/__init__.py creates it before any cdp.core
+# module loads): named so, this package depends on no module above it.
+from celery import current_app as app
 from django.conf import settings
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -56,13 +58,21 @@ def enqueue(task, *args, **kwargs) -> bool:
     return True
 
 
+def task_named(name: str):
+    """The registered task called `name`. A service that queues work names its task rather
+    than importing the app's tasks module: tasks wrap services, so that import would be a
+    cycle (tasks → services → tasks)."""
+    if name not in app.tasks:
+        # Outside a worker the tasks modules are imported on demand: autodiscover them now.
+        app.loader.import_default_modules()
+    return app.tasks[name]
+
+
 def broker_reachable(timeout: float) -> bool:
     """Whether the broker accepts a connection now (for /readyz); also resets the breaker."""
-    # Celery's current app is the project's (cdp/__init__.py creates it before any cdp.core
-    # module loads): named so, this package depends on no module above it.
     state = breaker(BROKER)
     try:
-        with current_app.connection_for_write(url=settings.CELERY_BROKER_URL) as connection:
+        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as connection:
             _connect(connection, timeout)
     except Exception:  # any failure to connect means "not reachable" here
         state.failed()

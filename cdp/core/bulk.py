@@ -20,6 +20,7 @@ from functools import lru_cache
 from django.db import connection, models
 from django.db.models import BooleanField, Case, Q, Value, When
 from django.db.models.expressions import RawSQL
+from psycopg.types.json import Jsonb, set_json_dumps
 
 from cdp.core.json_codec import json_bytes
 
@@ -54,8 +55,6 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: list[Se
         if len(encoders) == 1:
             # One encoder for every JSON column (the usual case): the cursor's jsonb dumper
             # uses it, and the rows go as they are, with no wrapper object per value.
-            from psycopg.types.json import set_json_dumps  # PostgreSQL only
-
             set_json_dumps(_json_dumps(encoders.pop()), context=cursor.cursor)
         # Binary COPY: no text to format here or to parse on the server (uuids, bytea,
         # timestamps); each column is dumped as the type the table has.
@@ -92,8 +91,6 @@ def _json_dumps(encoder: type[json.JSONEncoder] | None) -> _JsonDumps:
 
 
 def _json_wrapped(row: Sequence, dumps: dict) -> Sequence:
-    from psycopg.types.json import Jsonb  # PostgreSQL only
-
     if all(row[i] is None for i in dumps):
         return row  # e.g. an encrypted attribute: nothing to wrap, no copy
     row = list(row)

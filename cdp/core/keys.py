@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from cdp.core.crypto import parse_key
+from cdp.core.crypto_primitives import parse_key
 from cdp.core.errors import ConfigurationError
 
 KEY_VARIABLES = ("TESSERA_MASTER_KEYS", "TESSERA_INDEX_KEY", "TESSERA_LEDGER_KEY")

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
-from cdp.core.crypto import derive_key, keyed_hash
+from cdp.core.crypto_primitives import derive_key, keyed_hash
 
 _KEY_NAME = "cache-pseudonyms"
 

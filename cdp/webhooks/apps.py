@@ -8,6 +8,7 @@ class WebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported in ready(): apps.py loads before the models these modules use.
         from cdp.core.outbox import outbox_listen, outbox_sweep_register
         from cdp.webhooks.tasks import relay_sweep, relay_wake
 

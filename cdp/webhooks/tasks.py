@@ -14,6 +14,9 @@ from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
 from cdp.core.broker import enqueue
+from cdp.webhooks.services.delivery import webhook_deliver as webhook_deliver_service
+from cdp.webhooks.services.relay import WEBHOOK_DELIVER_TASK, relay_has_work
+from cdp.webhooks.services.relay import webhooks_relay as webhooks_relay_service
 
 logger = logging.getLogger(__name__)
 
@@ -26,19 +29,15 @@ WAKE_WINDOW_SECONDS = 5
              autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, retry_backoff_max=60, retry_jitter=True,
              max_retries=5, soft_time_limit=240, time_limit=270)
 def webhooks_relay() -> None:
-    from cdp.webhooks.services.relay import webhooks_relay as run
-
     cache.delete(WAKE_KEY)  # before reading: a commit from now on queues a new run
-    run()
+    webhooks_relay_service()
 
 
-@shared_task(name="webhooks.webhook_deliver", ignore_result=True, acks_late=True,
+@shared_task(name=WEBHOOK_DELIVER_TASK, ignore_result=True, acks_late=True,
              autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, retry_backoff_max=60, retry_jitter=True,
              max_retries=5, soft_time_limit=60, time_limit=90)
 def webhook_deliver(delivery_id: str) -> None:
-    from cdp.webhooks.services.delivery import webhook_deliver as run
-
-    run(delivery_id=delivery_id)
+    webhook_deliver_service(delivery_id=delivery_id)
 
 
 def relay_wake() -> None:
@@ -48,8 +47,6 @@ def relay_wake() -> None:
     not yet started will read their changes too, so while one is queued no other is.
     A commit while nobody listens and nothing waits wakes nothing (relay_has_work).
     """
-    from cdp.webhooks.services.relay import relay_has_work
-
     if not relay_has_work():
         return
     try:
@@ -64,7 +61,5 @@ def relay_wake() -> None:
 def relay_sweep() -> None:
     """Beat's periodic relay, for the in-process mode (registered in apps.py): due retries
     and anything a lost wake-up left behind."""
-    from cdp.webhooks.services.relay import relay_has_work
-
     if relay_has_work():
         webhooks_relay.delay()

@@ -52,7 +52,7 @@ def heads_upgrade(apps, schema_editor):
 
 
 def configuration_baseline(apps, schema_editor):
-    from consent import ledger
+    from consent.ledger import config
 
     PurposeBasis = apps.get_model("consent", "PurposeBasis")
     NoticeVersion = apps.get_model("consent", "NoticeVersion")
@@ -65,10 +65,10 @@ def configuration_baseline(apps, schema_editor):
         return
     key, now = settings.TESSERA_LEDGER_KEY, timezone.now()
     snapshot = json.dumps({"bases": bases, "notices": notices}, separators=(",", ":"))
-    link = ledger._config_link(1, "baseline", "migration", now, snapshot, ledger._config_genesis(key), key)
+    link = config.config_link(1, "baseline", "migration", now, snapshot, config.config_genesis(key), key)
     PolicyConfigEvent.objects.create(seq=1, action="baseline", actor="migration", recorded_at=now, snapshot=snapshot,
                                      link=link)
-    PolicyConfigHead.objects.create(id=1, length=1, last_link=link, mac=ledger._config_head_mac(1, link, key),
+    PolicyConfigHead.objects.create(id=1, length=1, last_link=link, mac=config.config_head_mac(1, link, key),
                                     updated_at=now)
 
 

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cdp.core.crypto import keyed_hash
+from cdp.core.crypto_primitives import keyed_hash
 from cdp.core.outbox import outbox_put
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode, ProfileMerged
@@ -34,6 +34,7 @@ from consent.notices import (
     subject_jurisdiction_set,
     subject_jurisdictions,
 )
+from consent.policy import grant_expired
 from consent.purposes import PURPOSES, Purpose
 
 
@@ -192,8 +193,7 @@ def _unchanged(state: ConsentState | None, granted: bool, version: int, occurred
         return False
     if not granted:
         return True
-    expired = state.expires_at is not None and state.expires_at <= timezone.now()
-    return state.notice_version == version and not expired
+    return state.notice_version == version and not grant_expired(state.expires_at, timezone.now())
 
 
 def _append(head, state, context: _Context, *, purpose: str, granted: bool, version: int, occurred_at: datetime,
@@ -316,4 +316,4 @@ def consent_profiles_merged_many(pairs) -> list[ConsentEvent]:
 
 
 def _expired(state: ConsentState, now) -> bool:
-    return state.granted and state.expires_at is not None and state.expires_at <= now
+    return state.granted and grant_expired(state.expires_at, now)

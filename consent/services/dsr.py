@@ -26,8 +26,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from cdp.core import crypto
-from cdp.core.broker import enqueue
+from cdp.core import crypto_primitives as crypto
+from cdp.core.broker import enqueue, task_named
 from cdp.core.outbox import outbox_put
 from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode
@@ -38,6 +38,7 @@ from consent.events import (
 )
 from consent.models import (
     AccessLog,
+    ConsentEvent,
     DataSubjectRequest,
     DsrApprovalRule,
     DsrAuditEntry,
@@ -47,11 +48,13 @@ from consent.models import (
 )
 from consent.policy import effective_states
 from consent.receipts import receipt_for_event
+from consent.selectors import access_log_as_dict, consent_event_as_dict
 from consent.services.access import Accessor, personal_data_read
 
 logger = logging.getLogger(__name__)
 
 DUE_DAYS = 30
+DSR_PROCESS_TASK = "consent.dsr_process"  # consent.tasks.dsr_process
 MAX_EXTENSION_DAYS = 60  # GDPR art. 12(3): two further months where necessary
 _SEAL_CHANGES = "dsr.changes"
 _SEAL_RESULT = "dsr.result"
@@ -170,10 +173,8 @@ def dsr_submit(*, request_type: str, channel: str, actor: str, identifiers: dict
 
 
 def _schedule(request_id) -> None:
-    from consent.tasks import dsr_process as dsr_process_task
-
     # robust: the request is committed either way, and the pending sweep re-dispatches it.
-    transaction.on_commit(lambda: enqueue(dsr_process_task, str(request_id)), robust=True)
+    transaction.on_commit(lambda: enqueue(task_named(DSR_PROCESS_TASK), str(request_id)), robust=True)
 
 
 @transaction.atomic
@@ -271,13 +272,11 @@ def dsr_process(*, request_id) -> DataSubjectRequest | None:
 
 def dsr_process_pending(*, stale_after: timedelta = timedelta(minutes=10)) -> int:
     """Re-dispatch requests that were received or started but not finished (a lost task)."""
-    from consent.tasks import dsr_process as dsr_process_task
-
     cutoff = timezone.now() - stale_after
     ids = list(DataSubjectRequest.objects.filter(status__in=[DsrStatus.RECEIVED, DsrStatus.IN_PROGRESS],
                                                  received_at__lt=cutoff).values_list("id", flat=True)[:500])
     for request_id in ids:
-        dsr_process_task.delay(str(request_id))
+        task_named(DSR_PROCESS_TASK).delay(str(request_id))
     return len(ids)
 
 
@@ -362,9 +361,6 @@ def dsr_export_build(*, profile_id) -> dict:
 
 
 def _consent_sections(pid: UUID, alias_ids: list[UUID]) -> dict:
-    from consent.models import ConsentEvent
-    from consent.selectors import access_log_as_dict, consent_event_as_dict
-
     subjects = [pid, *alias_ids]
     events = list(ConsentEvent.objects.filter(profile_id__in=subjects).order_by("profile_id", "seq"))
     return {

@@ -18,6 +18,7 @@ from consent import registry
 from consent.errors import ConsentError, ConsentErrorCode
 from consent.events import RETENTION_RULE_SET, configuration_changed_event, operator_action_event
 from consent.models import RetentionKind, RetentionRule, ServedNotice
+from consent.services.dsr import dsr_results_purge
 
 DEFAULT_DAYS = {
     RetentionKind.EVENTS: 730,
@@ -78,8 +79,6 @@ def _purge(kind: str, source: str | None, older_than, exclude_sources: list[str]
     if kind == RetentionKind.SERVED_NOTICES:
         return ServedNotice.objects.filter(served_at__lt=older_than).delete()[0]
     if kind == RetentionKind.DSR_RESULTS:
-        from consent.services.dsr import dsr_results_purge
-
         return dsr_results_purge(older_than=older_than)
     total = 0
     for result in registry.run(registry.RETENTION, kind=kind, source=source, older_than=older_than,

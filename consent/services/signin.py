@@ -23,6 +23,7 @@ from django.core import signing
 from django.core.mail import send_mail
 
 from consent import registry
+from consent.models import ConsentState
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,6 @@ def demo_sign_in_links(*, base_url: str, count: int = 3) -> list[str]:
     """Development only: sign-in links for a few demo customers (those with consent on record)."""
     if not settings.DEBUG:
         return []
-    from consent.models import ConsentState
-
     ids = ConsentState.objects.order_by("profile_id").values_list("profile_id", flat=True).distinct()[:count * 4]
     links = []
     for profile_id in ids:

@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cdp.core.broker import enqueue
+from cdp.core.broker import enqueue, task_named
 from consent.events import operator_action_event
 from consent.ledger import CheckpointInvalid, ledger_verify
 from consent.models import ConsentEvent, LedgerVerification, VerificationStatus
@@ -25,6 +25,7 @@ from consent.services.checkpoints import checkpoint_latest, checkpoint_load
 LEDGER_VERIFIED = "ledger_verified"
 # Past the task's time limit a verification still marked active was lost with its worker.
 STALE_AFTER = timedelta(hours=2)
+LEDGER_VERIFICATION_TASK = "consent.ledger_verification_run"  # consent.tasks.ledger_verification_run
 PROGRESS_EVERY = 20_000
 
 
@@ -43,9 +44,7 @@ def ledger_verification_request(*, actor: str) -> tuple[LedgerVerification, bool
 
 
 def _enqueue(verification_id: int) -> None:
-    from consent.tasks import ledger_verification_run as task
-
-    enqueue(task, verification_id)
+    enqueue(task_named(LEDGER_VERIFICATION_TASK), verification_id)
 
 
 def _fail_stale() -> None:

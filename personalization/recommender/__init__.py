@@ -23,8 +23,8 @@ Public API
   to the collaborative part; `content_items` and `matched_attributes` (kind, value,
   contribution) each summing to the content part; `segment`; `fallback`
   ("segment_popularity" or "popularity") when the item comes from popularity alone.
-- `explanation_dict(rec, item_ids=..., item_titles=..., segment_name=...)` and
-  `explanation_text(rec, ...)` make the stored explanation and its one sentence.
+- Explanations are built in one place, `personalization.explanations`, from what
+  `personalization.services.recommender_adapter` makes of a `Recommendation`.
 - `tune(...)` chooses hyper-parameters on a validation split carved out of the data it is
   given (pass training data only); `evaluation.evaluate_movielens` is the offline benchmark
   behind `manage.py evaluate_recommender`.
@@ -42,7 +42,6 @@ approximation of it. The model pickles (plain numpy/scipy attributes).
 """
 
 from personalization.recommender.config import PARTS, RecommenderConfig
-from personalization.recommender.explanations import explanation_dict, explanation_text
 from personalization.recommender.hybrid import AttributeMatch, HybridRecommender, Recommendation
 from personalization.recommender.popularity import GLOBAL_FALLBACK, SEGMENT_FALLBACK
 from personalization.recommender.tuning import TuningResult, tune
@@ -56,7 +55,5 @@ __all__ = [
     "Recommendation",
     "RecommenderConfig",
     "TuningResult",
-    "explanation_dict",
-    "explanation_text",
     "tune",
 ]

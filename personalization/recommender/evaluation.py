@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
+from cdp.importers.movielens import Item, Rating, read_items, read_ratings
 from personalization.recommender.config import PARTS, RecommenderConfig
 from personalization.recommender.hybrid import HybridRecommender
 from personalization.recommender.protocol import Split, ranking_metrics, split_per_user
@@ -60,8 +62,6 @@ def load_movielens(path: str | Path) -> RatingsData:
     People without a positive have no row. Rows are in numeric user-id order, columns in
     the item file's order. A pair rated twice counts by its best rating.
     """
-    from cdp.importers.movielens import Item, Rating, read_items, read_ratings
-
     items = [item for item in read_items(path) if isinstance(item, Item)]
     column = {item.id: j for j, item in enumerate(items)}
     best: dict[tuple[str, int], float] = {}
@@ -131,8 +131,8 @@ def ease_recommend(train: sparse.csr_matrix, users: Sequence[int], k: int, *, se
 def als_recommend(train: sparse.csr_matrix, users: Sequence[int], k: int, *,
                   seed: int) -> tuple[list[list[int]], float]:
     # implicit's own threads do the work; a threaded BLAS underneath would oversubscribe the cores.
+    # Imported here: only this offline baseline needs implicit, which is slow to import.
     from implicit.cpu.als import AlternatingLeastSquares
-    from threadpoolctl import threadpool_limits
 
     started = time.perf_counter()
     X = sparse.csr_matrix(train, dtype=np.float32)

@@ -13,12 +13,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from cdp.core.errors import ApplicationError
 from cdp.models import Profile, ProfileStatus
 from personalization.errors import PipelineActive
 from personalization.models import (
@@ -31,12 +33,14 @@ from personalization.models import (
     SegmentMembership,
     Stage,
 )
+from personalization.services.cleanup import derived_data_of_run_delete, derived_data_retire
 
 logger = logging.getLogger(__name__)
 
 ORDER = (Stage.FEATURES, Stage.SEGMENTS_FIT, Stage.SEGMENTS_ASSIGN, Stage.RECOMMENDER_FIT,
          Stage.RECOMMENDATIONS, Stage.RELEASES, Stage.DONE)
 NEXT = dict(zip(ORDER, ORDER[1:]))
+PREVIOUS = dict(zip(ORDER[1:], ORDER))
 FANOUT = (Stage.FEATURES, Stage.SEGMENTS_ASSIGN, Stage.RECOMMENDATIONS)
 GLOBAL = (Stage.SEGMENTS_FIT, Stage.RECOMMENDER_FIT, Stage.RELEASES)
 COUNT_NAMES = {Stage.FEATURES: "featured", Stage.SEGMENTS_ASSIGN: "segmented", Stage.RECOMMENDATIONS: "scored"}
@@ -219,7 +223,7 @@ def pipeline_chunk_execute(*, run_id: int, stage: str, index: int) -> int:
 
 
 # Imported on first use: scikit-learn and scipy take seconds to import, and a features
-# worker never needs them.
+# worker never needs them. (It also breaks a cycle: each of these imports this module.)
 _SERVICES = {
     Stage.FEATURES: ("personalization.services.features", "features_compute"),
     Stage.SEGMENTS_FIT: ("personalization.services.segments", "segmentation_fit"),
@@ -231,8 +235,6 @@ _SERVICES = {
 
 
 def _service(stage: str) -> Callable:
-    from importlib import import_module
-
     module, name = _SERVICES[stage]
     return getattr(import_module(module), name)
 
@@ -249,8 +251,6 @@ def pipeline_run_finish(*, run_id: int) -> bool:
     beyond the newest two (the previous one is kept for comparison, pruned to people who
     still allow analytics). Logs counts only.
     """
-    from personalization.services.cleanup import derived_data_retire
-
     run = PipelineRun.objects.select_for_update().get(id=run_id)
     if run.status != RunStatus.RUNNING or run.stage != Stage.DONE:
         return False
@@ -277,8 +277,6 @@ def served_tables_analyze() -> None:
 
 def pipeline_run_fail(*, run_id: int, stage: str, code: str, message: str, chunk_index: int | None = None) -> None:
     """Mark the run failed (nothing of it is served) and drop what it wrote."""
-    from personalization.services.cleanup import derived_data_of_run_delete
-
     with transaction.atomic():
         run = PipelineRun.objects.select_for_update().filter(id=run_id).first()
         if run is None:
@@ -314,8 +312,6 @@ def pipeline_dead_letter_record(*, task_name: str, task_id: str, arguments: dict
 def error_message(error: BaseException) -> str:
     """Our own errors carry safe sentences; anything else is named by type only, because a
     database error's text can quote the row it choked on."""
-    from cdp.core.errors import ApplicationError
-
     if isinstance(error, ApplicationError):
         return error.message[:500]
     return type(error).__name__

@@ -48,7 +48,9 @@ from personalization.services.pipeline import (
     pipeline_chunk_start,
     pipeline_chunks,
     pipeline_counts_add,
+    pipeline_warning_add,
 )
+from personalization.services.recommender_adapter import HybridAdapter
 
 logger = logging.getLogger(__name__)
 PURPOSE = "personalization"
@@ -86,8 +88,6 @@ def recommender_fit(*, run_id: int) -> None:
     run = PipelineRun.objects.get(id=run_id)
     data = training_data_load(run_id=run_id)
     if data.interactions.nnz == 0:
-        from personalization.services.pipeline import pipeline_warning_add
-
         # Nobody allowing personalization has a catalogue interaction: nothing to learn.
         pipeline_warning_add(run_id=run_id, stage="recommender_fit", code="no_interactions",
                              message="No personalization-allowed profile has item interactions.")
@@ -204,8 +204,6 @@ def _flat(attributes) -> dict[str, str]:
 
 def model_fit(data: TrainingData, *, seed: int):
     """Fit personalization.recommender's HybridRecommender (see its adapter below)."""
-    from personalization.services.recommender_adapter import HybridAdapter
-
     return HybridAdapter.fit(data, seed=seed)
 
 

@@ -7,20 +7,13 @@ change there changes only this file. Pure numpy/scipy; no database.
 
 from __future__ import annotations
 
-from cdp.core.errors import ApplicationError
-from personalization.errors import PersonalizationErrorCode
 from personalization.explanations import Scored
+from personalization.recommender import HybridRecommender, RecommenderConfig
 
 # How much of the model's explanation a stored recommendation keeps: the person's top own
 # items and matched attributes are what a sentence (and a reader) can take in.
 MAX_BECAUSE = 3
 MAX_ATTRIBUTES = 3
-
-
-class RecommenderUnavailable(ApplicationError):
-    code = PersonalizationErrorCode.RECOMMENDER_UNAVAILABLE.value
-    status = 503
-    title = "Recommender unavailable"
 
 
 class HybridAdapter:
@@ -34,10 +27,6 @@ class HybridAdapter:
 
     @classmethod
     def fit(cls, data, *, seed: int, config=None) -> HybridAdapter:
-        try:
-            from personalization.recommender import HybridRecommender, RecommenderConfig
-        except ImportError:
-            raise RecommenderUnavailable("The recommender model package is not installed.") from None
         config = config or RecommenderConfig(seed=seed)
         model = HybridRecommender(config).fit(
             data.interactions,

@@ -18,6 +18,7 @@ from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, pairwise_
 from cdp.importers.common import Rejected
 from cdp.importers.transactions import read_transactions
 from personalization import dp_mechanisms, segmentation
+from personalization.privacy import EPSILON
 
 DAY = 86_400.0
 
@@ -85,8 +86,6 @@ def private_segmentation_evaluate(matrix: np.ndarray, *, labels: np.ndarray, k: 
     silhouette and Davies–Bouldin of its segments in the same space as the non-private fit's,
     agreement with that fit (ARI), and the RFM profile of each private segment (first seed).
     The noisy fits spend no budget: the file is the operator's, inside the boundary."""
-    from personalization.privacy import EPSILON
-
     epsilon = EPSILON["segment_definition"]
     plan = dp_mechanisms.dp_lloyd_plan(k=k, epsilon=epsilon)
     scaled = segmentation.standardized(matrix)

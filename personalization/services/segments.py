@@ -18,10 +18,11 @@ from django.db.models import F, FloatField
 from django.db.models.functions import Cast
 
 from consent import policy
-from personalization import segmentation
+from personalization import privacy, segmentation
 from personalization.db import rows_write
+from personalization.errors import BudgetExceeded
 from personalization.locks import derived_data_write_lock
-from personalization.models import ProfileFeatures, Segment, Segmentation, SegmentMembership, Stage
+from personalization.models import PipelineRun, ProfileFeatures, Segment, Segmentation, SegmentMembership, Stage
 from personalization.services.pipeline import (
     pipeline_chunk_claim_write,
     pipeline_chunk_finish,
@@ -58,10 +59,6 @@ def segmentation_fit(*, run_id: int) -> Segmentation | None:
     existing = Segmentation.objects.filter(run_id=run_id).first()
     if existing is not None:
         return existing
-    from personalization import privacy
-    from personalization.errors import BudgetExceeded
-    from personalization.models import PipelineRun
-
     params = PipelineRun.objects.values_list("params", flat=True).get(id=run_id)
     ids, matrix = features_matrix(run_id=run_id)
     still = policy.allowed(ids, PURPOSE)

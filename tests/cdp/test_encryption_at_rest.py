@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client
 
 from cdp import crypto
-from cdp.core.crypto import DecryptionError, KeyUnavailable
+from cdp.core.crypto_primitives import DecryptionError, KeyUnavailable
 from cdp.core.models import OutboxMessage
 from cdp.models import AttributeValue, DataKey, Identity, MergeConflict, Profile, Source, SourceRecord
 from cdp.selectors import profile_unified_view

@@ -13,11 +13,11 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from cdp.api.services.api_keys import api_key_create
-from cdp.api.services.corrections import profile_correct
 from cdp.core.errors import Conflict
 from cdp.models import AttributeValue, Event, Identity, Profile, SourceRecord
 from cdp.segment.models import IngestionError
 from cdp.segment.services import segment_messages_ingest
+from cdp.services.corrections import profile_correct
 from cdp.services.events import events_ingest
 from cdp.services.imports import movielens_import
 from cdp.services.resolution import profiles_ingest

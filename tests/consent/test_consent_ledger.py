@@ -282,15 +282,17 @@ def test_appends_for_different_people_do_not_wait_for_each_other(postgres):
 
 
 def test_a_legacy_checkpoint_macd_with_the_ledger_key_is_still_read_and_its_mac_checked(tmp_path, settings):
-    from consent import ledger
+    from consent.checkpoint_signature import heads_digest
+    from consent.ledger.chain import ledger_mac
+    from consent.ledger.checkpoints import CHECKPOINT_LABEL
 
     settings.TESSERA_LEDGER_CHECKPOINT_DIR = str(tmp_path)
     profile_id = uuid.uuid4()
     events = history(profile_id)
     line = json.dumps({"s": str(profile_id), "n": 4, "l": events[-1].link}, separators=(",", ":"))
-    digest = ledger.heads_digest([line])
+    digest = heads_digest([line])
     created = "2026-01-01T00:00:00.000000Z"
-    mac = ledger._mac(settings.TESSERA_LEDGER_KEY, ledger._CHECKPOINT_LABEL, created, 1, 4, digest)
+    mac = ledger_mac(settings.TESSERA_LEDGER_KEY, CHECKPOINT_LABEL, created, 1, 4, digest)
     header = json.dumps({"format": "tessera-ledger-checkpoint/1", "created_at": created, "subjects": 1, "events": 4,
                          "digest": digest, "mac": mac}, separators=(",", ":"))
     legacy = tmp_path / "checkpoint-20260101T000000000000Z.jsonl"

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from personalization.explanations import PersonContext, explanation_build
 from personalization.recommender import (
     GLOBAL_FALLBACK,
     SEGMENT_FALLBACK,
     HybridRecommender,
     RecommenderConfig,
-    explanation_dict,
-    explanation_text,
     tune,
 )
 from personalization.recommender.itemitem import gram_factors, sparse_weights
+from personalization.services.recommender_adapter import HybridAdapter
 
 N_USERS, N_ITEMS, N_CLUSTERS = 150, 60, 4
 TOLERANCE = 1e-6
@@ -109,7 +109,14 @@ def test_cold_start_gets_segment_popularity_with_the_fallback_named(shop, model)
     counts = np.asarray((interactions[members] != 0).sum(axis=0)).ravel()
     assert [rec.item for rec in recs] == sorted(range(N_ITEMS), key=lambda i: (-counts[i], i))[:5]
     assert all(rec.score == rec.parts["popularity"] and not rec.contributing_items for rec in recs)
-    assert "segment" in explanation_text(recs[0], segment_name="Garden lovers")
+    [[scored]] = HybridAdapter(model, [f"sku-{i}" for i in range(N_ITEMS)]).recommend(
+        rows=[None], segments=[segment], exclude=[set()], k=1)
+    person = PersonContext(item_actions={}, item_sources={}, sources={"shop"},
+                           segment={"id": segment, "name": "Garden lovers"})
+    explanation = explanation_build(scored, person=person, titles={}, model_version=model.model_version)
+    assert "“Garden lovers” segment" in explanation["text"]
+    assert explanation["segment"]["name"] == "Garden lovers" and explanation["purposes"] == [
+        "personalization", "analytics"]
 
 
 def test_cold_start_without_a_usable_segment_gets_everyones_popularity(shop, model):
@@ -192,18 +199,23 @@ def test_neighbours_bound_the_model_size(shop):
     assert B.diagonal().max() == 0.0
 
 
-def test_explanation_dict_stays_exact_when_shortened(shop, model):
-    _, texts, _, _ = shop
-    rec = model.recommend([3], k=1)[0][0]
+def test_the_stored_explanation_stays_exact_when_shortened(shop, model):
+    """The one explanation builder lists a few own items; with the rest summed, they add up to the personal parts."""
+    interactions, texts, _, _ = shop
     ids = [f"sku-{i}" for i in range(N_ITEMS)]
-    stored = explanation_dict(rec, item_ids=ids, item_titles=texts, top=1)
-    assert len(stored["contributing_items"]) <= 1
-    listed = sum(item["contribution"] for item in stored["contributing_items"]) + stored["other_items_contribution"]
-    assert listed == pytest.approx(stored["parts"]["collaborative"], abs=TOLERANCE)
-    attributes = sum(a["contribution"] for a in stored["matched_attributes"]) + stored["other_attributes_contribution"]
-    assert attributes == pytest.approx(stored["parts"]["content"], abs=TOLERANCE)
-    assert stored["contributing_items"][0]["item_id"].startswith("sku-")
-    assert stored["text"].startswith("Recommended because") and stored["text"].endswith(".")
+    rec = model.recommend([3], k=1, segments=[-1])[0][0]
+    [[scored]] = HybridAdapter(model, ids).recommend(rows=[3], segments=[None], exclude=[set()], k=1)
+    assert scored.item_id == ids[rec.item] and scored.score == pytest.approx(rec.score)
+    own = {ids[j]: {"purchase"} for j in interactions[3].indices}
+    person = PersonContext(item_actions=own, item_sources={i: {"shop"} for i in own}, sources={"shop"})
+    stored = explanation_build(scored, person=person, titles=dict(zip(ids, texts, strict=True)),
+                               model_version=model.model_version)
+    listed = sum(item["contribution"] for item in stored["because_of"]) + stored["other_items_contribution"]
+    personal = rec.parts["collaborative"] + rec.parts["content"]
+    assert listed == pytest.approx(personal, abs=TOLERANCE)
+    assert 1 <= len(stored["because_of"]) < len(own)
+    assert stored["because_of"][0]["item_id"] in own and stored["data_sources"] == ["shop"]
+    assert stored["text"].startswith("Recommended because you bought “") and stored["text"].endswith(".")
 
 
 def test_changed_histories_are_scored_without_refitting(shop, model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import template
+from django.contrib.auth import get_user_model
 
 register = template.Library()
 
@@ -25,8 +26,6 @@ def actor(context, value) -> str:
         return text
     names = context.render_context.get("web_staff_names")
     if names is None:
-        from django.contrib.auth import get_user_model
-
         names = {str(pk): name for pk, name in get_user_model().objects.values_list("pk", "username")}
         context.render_context["web_staff_names"] = names
     key = text.removeprefix("staff:")

@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 
 from cdp.demo.loader import DEMO_STAFF
 from cdp.management.base import TesseraCommand
+from consent.services.signin import demo_sign_in_links
 
 
 class Command(TesseraCommand):
@@ -32,9 +33,5 @@ class Command(TesseraCommand):
         self.stdout.write("\n".join(lines) + "\n")
 
     def customer_links(self, base: str) -> list[str]:
-        try:
-            from consent.services.signin import demo_sign_in_links
-        except ImportError:
-            return ["  (customer preference center not built yet: no sign-in links)"]
         links = demo_sign_in_links(base_url=base, count=3)
         return ["Demo customers' sign-in links:"] + [f"  {link}" for link in links]

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from cdp.core.broker import task_named
 from cdp.core.changes import changes_high_water, changes_stamp
 from cdp.core.models import OutboxConsumer, OutboxMessage
 from cdp.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
@@ -31,6 +32,7 @@ CONSUMER = "webhooks"
 BATCH_SIZE = 500
 MAX_BATCHES = 20  # per run; the next wake-up or sweep continues
 ENQUEUE_LIMIT = 1000
+WEBHOOK_DELIVER_TASK = "webhooks.webhook_deliver"  # cdp.webhooks.tasks.webhook_deliver
 # A delivery queued this long ago whose task never ran (lost message) is queued again.
 ENQUEUE_GRACE = timedelta(minutes=2)
 
@@ -113,8 +115,6 @@ def deliveries_fan_out(*, batch_size: int = BATCH_SIZE, now: datetime | None = N
 
 def deliveries_queue_due(*, now: datetime | None = None, limit: int = ENQUEUE_LIMIT) -> int:
     """Queue a delivery task for each pending delivery whose time has come."""
-    from cdp.webhooks.tasks import webhook_deliver as webhook_deliver_task
-
     now = now or timezone.now()
     with transaction.atomic():
         due = list(
@@ -126,5 +126,5 @@ def deliveries_queue_due(*, now: datetime | None = None, limit: int = ENQUEUE_LI
         WebhookDelivery.objects.filter(id__in=due).update(enqueued_at=now)
     # After the commit above, so a worker that picks a task up sees the delivery's state.
     for delivery_id in due:
-        webhook_deliver_task.delay(str(delivery_id))
+        task_named(WEBHOOK_DELIVER_TASK).delay(str(delivery_id))
     return len(due)

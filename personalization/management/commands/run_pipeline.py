@@ -12,6 +12,7 @@ import time
 from django.conf import settings
 from django.core.management.base import CommandError
 
+from cdp.celery import app
 from cdp.management.base import TesseraCommand
 from personalization.models import RunStatus
 from personalization.services.pipeline import (
@@ -20,6 +21,7 @@ from personalization.services.pipeline import (
     pipeline_run_fail,
     pipeline_run_sync,
 )
+from personalization.tasks import pipeline_run_plan
 
 POLL_SECONDS = 0.5
 
@@ -70,8 +72,6 @@ class Command(TesseraCommand):
                 return  # the run is marked failed with the reason; reported by handle()
 
     def _wait_for_worker(self, timeout: float) -> None:
-        from cdp.celery import app
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -83,8 +83,6 @@ class Command(TesseraCommand):
                            "start one with `celery -A cdp worker` or use --sync.")
 
     def _run_in_workers(self, run_id: int, timeout: float) -> None:
-        from personalization.tasks import pipeline_run_plan
-
         pipeline_run_plan.delay(run_id=run_id)
         picked_up_by = time.monotonic() + timeout
         done = 0

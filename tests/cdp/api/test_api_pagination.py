@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.http import QueryDict
 
-from cdp.core.http import pagination
 from cdp.core.errors import ApplicationError
+from cdp.core.http import pagination
 from cdp.core.http.errors import ApiErrorCode
 from cdp.core.http.pagination import cursor_encode, paginate
 from consent.events import operator_action_event

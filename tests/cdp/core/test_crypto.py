@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdp.core import crypto
-from cdp.core.crypto import DecryptionError, KeyRing, KeyUnavailable
+from cdp.core import crypto_primitives as crypto
+from cdp.core.crypto_primitives import DecryptionError, KeyRing, KeyUnavailable
 from cdp.core.errors import ConfigurationError
 
 OWNER = "0b9e3c1e-8f43-4a0a-9d55-2f1f2c7c9a10"
@@ -306,3 +308,9 @@ def test_advisory_lock_key_of_a_real_blind_index_fits_bigint():
 def test_advisory_lock_key_rejects_short_input():
     with pytest.raises(ValueError):
         crypto.advisory_lock_key("abcd")
+
+
+@given(key=st.binary(min_size=32, max_size=32), message=st.binary(max_size=300))
+def test_the_cached_hmac_pads_compute_the_standard_hmac(key, message):
+    """The hand-kept pads (kept for speed, bench/hmac_pads.py) must be exactly RFC 2104's HMAC-SHA256."""
+    assert crypto._hmac_sha256_hex(key, message) == hmac.new(key, message, hashlib.sha256).hexdigest()

@@ -8,7 +8,9 @@ import pytest
 from django.db import transaction
 
 from cdp.core import outbox
+from cdp.core.models import OutboxMessage
 from cdp.core.outbox import outbox_put
+from cdp.models import Profile
 from cdp.services.resolution import profiles_ingest
 
 pytestmark = pytest.mark.django_db
@@ -49,13 +51,43 @@ def test_a_committed_ingest_reaches_the_receiver_without_a_sweep(receiver, subsc
     assert request.event["data"] == {"profile_id": result.profile_id}
 
 
-def test_a_failing_wake_up_does_not_fail_the_committed_change(monkeypatch, django_capture_on_commit_callbacks):
+def test_a_failing_wake_up_does_not_fail_the_committed_change(monkeypatch, caplog, receiver, subscribe,
+                                                              source_factory, django_capture_on_commit_callbacks):
+    """A wake-up that raises (the broker down) is logged; the change stays committed, the other
+    listeners still run, and the sweep delivers what the failed wake-up did not."""
+    from cdp.webhooks import tasks
+
     def broken():
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(outbox, "_listeners", [broken])
+    subscribe(receiver.url, events=["profile.created"])
+    shop = source_factory("shop")
+    monkeypatch.setattr(outbox, "_listeners", [broken])  # nobody else hears of the commit
     with django_capture_on_commit_callbacks(execute=True):
-        outbox_put(topic="profile.updated", payload={"profile_id": str(uuid.uuid4())})
+        [first] = profiles_ingest(source=shop, records=[{"external_id": "o-1",
+                                                         "identifiers": {"email": "a@example.com"}}])
+    assert Profile.objects.filter(id=first.profile_id).exists()
+    assert OutboxMessage.objects.filter(topic="profile.created").count() == 1
+    assert [r.message for r in caplog.records if r.levelname == "WARNING"] == ["outbox_wake_failed"]
+    assert receiver.requests == []
+    tasks.relay_sweep()  # beat's sweep: nothing was lost
+    assert [r.event["data"] for r in receiver.requests] == [{"profile_id": first.profile_id}]
+
+
+def test_a_failing_listener_does_not_starve_the_wake_ups_behind_it(monkeypatch, receiver, subscribe, source_factory,
+                                                                   django_capture_on_commit_callbacks):
+    from cdp.webhooks import tasks
+
+    def broken():
+        raise ConnectionError("broker down")
+
+    subscribe(receiver.url, events=["profile.created"])
+    shop = source_factory("shop")
+    monkeypatch.setattr(outbox, "_listeners", [broken, tasks.relay_wake])
+    with django_capture_on_commit_callbacks(execute=True):
+        [result] = profiles_ingest(source=shop, records=[{"external_id": "o-1",
+                                                          "identifiers": {"email": "a@example.com"}}])
+    assert [r.event["data"] for r in receiver.requests] == [{"profile_id": result.profile_id}]
 
 
 def test_a_burst_of_wake_ups_queues_one_relay_run_until_it_starts(monkeypatch, subscribe):

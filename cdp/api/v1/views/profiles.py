@@ -7,7 +7,6 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from cdp.api.selectors import profiles_lookup
-from cdp.api.services.corrections import profile_correct
 from cdp.api.v1.serializers import (
     BatchErrorSerializer,
     IdentifiersSerializer,
@@ -31,6 +30,7 @@ from cdp.core.http.views import ApiView, batch_limit, uuid_or_404, validated
 from cdp.core.identifiers import IDENTIFIER_KINDS, SOURCE_SCOPED_KINDS
 from cdp.errors import CdpErrorCode
 from cdp.selectors import profile_read
+from cdp.services.corrections import profile_correct
 from cdp.services.resolution import profiles_ingest
 from consent.services.gpc import accessor_of
 

@@ -1,4 +1,4 @@
-"""Operator corrections of a profile (PATCH /api/v1/profiles/{id}).
+"""Operator corrections and rectification of a profile (PATCH /api/v1/profiles/{id}; a DSR rectification).
 
 A correction is stored like any source's record: a SourceRecord of the `operator`
 source (first party, trust 1000, created on first use) encrypted under the profile's
@@ -37,7 +37,7 @@ from cdp.services.records import (
     parse_identifiers,
     phone_region,
 )
-from cdp.services.source_records import record_payload_write
+from cdp.services.source_records import record_payload_read, record_payload_write
 
 OPERATOR_SOURCE_KEY = "operator"
 OPERATOR_TRUST = 1000
@@ -93,6 +93,38 @@ def profile_correct(*, profile_id, attributes: dict, identifiers: dict,
     outbox_put(topic="profile.updated", payload={"profile_id": str(profile.id)})
     version = Profile.objects.values_list("version", flat=True).get(pk=profile.id)
     return CorrectionResult(str(profile.id), "updated", version)
+
+
+def profile_rectify(*, profile_id, attributes: dict, identifiers: dict) -> dict:
+    """A rectification (a data-subject request): set or remove attributes, add identifiers.
+
+    Values set are recorded like an operator correction (highest trust, with lineage); a
+    removed attribute is deleted from the unified view and from every stored record of
+    the person, so no rebuild brings it back."""
+    to_set = {name: value for name, value in attributes.items() if value is not None}
+    to_remove = sorted(name for name, value in attributes.items() if value is None)
+    summary = {"attributes_set": 0, "attributes_removed": 0, "identifiers_added": 0}
+    if to_set or identifiers:
+        result = profile_correct(profile_id=profile_id, attributes=to_set, identifiers=identifiers,
+                                 expected_versions=None)
+        if result.status == "updated":
+            summary["attributes_set"], summary["identifiers_added"] = len(to_set), len(identifiers)
+    if to_remove:
+        profile = Profile.objects.select_related("data_key").get(pk=profile_id)
+        dek = profile_dek(profile)
+        summary["attributes_removed"] = AttributeValue.objects.filter(
+            profile=profile, name__in=to_remove).delete()[0]
+        for record in SourceRecord.objects.filter(profile=profile):
+            payload = record_payload_read(record, dek=dek)
+            present = [name for name in to_remove if name in payload.get("attributes", {})]
+            if present:
+                for name in present:
+                    payload["attributes"].pop(name)
+                record_payload_write(record, payload, dek=dek)
+                record.save(update_fields=["payload"])
+        profiles_touch([profile.id])
+        outbox_put(topic="profile.updated", payload={"profile_id": str(profile.id)})
+    return summary
 
 
 def _parse(attributes: dict, identifiers: dict) -> list:
