@@ -18,6 +18,8 @@ from consent import policy
 from personalization.models import (
     DpRelease,
     PipelineRun,
+    Prediction,
+    PredictionModel,
     PrivacyBudget,
     PrivacyBudgetChange,
     Recommendation,
@@ -95,6 +97,44 @@ def _recommendations_body(rows: list[dict]) -> dict:
         "generated_at": rows[0]["created_at"].isoformat(),
         "model_version": rows[0]["model_version"],
     }
+
+
+def prediction_for_profile(*, profile_id: UUID) -> Prediction | None:
+    """The person's prediction from the newest succeeded run that made one."""
+    return (Prediction.objects.filter(profile_id=profile_id, run__status=RunStatus.SUCCEEDED)
+            .order_by("-run_id").first())
+
+
+def prediction_as_dict(prediction: Prediction) -> dict:
+    """The contract's shape of GET /profiles/{id}/predictions (also the export's)."""
+    return {"p_alive": prediction.p_alive, "expected_purchases_90d": prediction.expected_purchases_90d,
+            "expected_value": float(prediction.expected_value), "churn_risk": prediction.churn_risk,
+            "explanation": prediction.explanation, "model_version": prediction.model_version,
+            "generated_at": prediction.created_at.isoformat()}
+
+
+def prediction_model_latest() -> PredictionModel | None:
+    return (PredictionModel.objects.filter(run__status=RunStatus.SUCCEEDED).order_by("-run_id")
+            .select_related("run").first())
+
+
+def profiles_by_prediction(*, churn_risk: list[str] | None = None, min_expected_value: float | None = None,
+                           max_expected_value: float | None = None, purpose: str = "analytics") -> set[UUID]:
+    """Audience rule on predictions: profiles of the newest predictions with a churn band in
+    `churn_risk` and an expected 90-day value in the range, that allow `purpose` too."""
+    run_id = (Prediction.objects.filter(run__status=RunStatus.SUCCEEDED).order_by("-run_id")
+              .values_list("run_id", flat=True).first())
+    if run_id is None:
+        return set()
+    queryset = Prediction.objects.filter(run_id=run_id)
+    if churn_risk:
+        queryset = queryset.filter(churn_risk__in=churn_risk)
+    if min_expected_value is not None:
+        queryset = queryset.filter(expected_value__gte=min_expected_value)
+    if max_expected_value is not None:
+        queryset = queryset.filter(expected_value__lte=max_expected_value)
+    ids = list(queryset.values_list("profile_id", flat=True))
+    return policy.allowed(ids, purpose) & policy.allowed(ids, "analytics")
 
 
 def segmentation_latest() -> Segmentation | None:

@@ -3,7 +3,7 @@
     pipeline_run ─► pipeline_run_plan ─► chord[features_compute × N ranges]
         └► segmentation_fit ─► chord[segments_assign × N]
             └► recommender_fit ─► chord[recommendations_compute × N]
-                └► statistics_release ─► (finish: status, timings, retire old rows)
+                └► predictions_compute ─► statistics_release ─► (finish: status, timings, retire old rows)
 
 Each stage task dispatches the next one after moving the run's stage with a
 compare-and-set, so a duplicate chord callback (possible when a redelivered chunk counts
@@ -145,9 +145,14 @@ def recommender_fit(self, run_id: int) -> None:
     _global_stage(self, run_id, Stage.RECOMMENDER_FIT, after=Stage.SEGMENTS_ASSIGN)
 
 
+@_task("predictions_compute", Stage.PREDICTIONS, STAGE_LIMITS, ignore_result=True)
+def predictions_compute(self, run_id: int) -> None:
+    _global_stage(self, run_id, Stage.PREDICTIONS, after=Stage.RECOMMENDATIONS)
+
+
 @_task("statistics_release", Stage.RELEASES, STAGE_LIMITS, ignore_result=True)
 def statistics_release(self, run_id: int) -> None:
-    _global_stage(self, run_id, Stage.RELEASES, after=Stage.RECOMMENDATIONS)
+    _global_stage(self, run_id, Stage.RELEASES, after=None)
 
 
 @_task("pipeline_run_finish", Stage.DONE, STAGE_LIMITS, ignore_result=True)
@@ -157,14 +162,16 @@ def pipeline_run_finish(self, run_id: int) -> None:
     finish(run_id=run_id)
 
 
-def _global_stage(task: Task, run_id: int, stage: str, *, after: str) -> None:
+def _global_stage(task: Task, run_id: int, stage: str, *, after: str | None) -> None:
+    """Run a global stage: as the chord callback of the fan-out stage `after`, or (`after`
+    None, or dispatched directly) when the run has already reached it."""
     from personalization.models import PipelineRun, RunStatus
     from personalization.services import pipeline
 
     run = PipelineRun.objects.filter(id=run_id).values("status", "stage").first()
     if run is None or run["status"] != RunStatus.RUNNING:
         return
-    if run["stage"] == after:
+    if after is not None and run["stage"] == after:
         if not pipeline.pipeline_stage_ready(run_id=run_id, stage=after):
             raise task.retry(countdown=GATE_COUNTDOWN, max_retries=GATE_MAX_WAITS)
         if not pipeline.pipeline_stage_advance(run_id=run_id, stage=after):
@@ -181,10 +188,10 @@ def _global_stage(task: Task, run_id: int, stage: str, *, after: str) -> None:
 CHUNK_TASKS = {Stage.FEATURES: features_compute, Stage.SEGMENTS_ASSIGN: segments_assign,
                Stage.RECOMMENDATIONS: recommendations_compute}
 STAGE_TASKS = {Stage.SEGMENTS_FIT: segmentation_fit, Stage.RECOMMENDER_FIT: recommender_fit,
-               Stage.RELEASES: statistics_release, Stage.DONE: pipeline_run_finish,
-               Stage.PLANNED: pipeline_run_plan}
+               Stage.PREDICTIONS: predictions_compute, Stage.RELEASES: statistics_release,
+               Stage.DONE: pipeline_run_finish, Stage.PLANNED: pipeline_run_plan}
 CALLBACK_OF = {Stage.FEATURES: segmentation_fit, Stage.SEGMENTS_ASSIGN: recommender_fit,
-               Stage.RECOMMENDATIONS: statistics_release}
+               Stage.RECOMMENDATIONS: predictions_compute}
 
 
 def pipeline_dispatch(run_id: int) -> None:
