@@ -159,7 +159,6 @@ class ProfileFeatures(models.Model):
     distinct_items = models.PositiveIntegerField(default=0)
     active_days = models.PositiveIntegerField(default=0)
     last_event_at = models.DateTimeField()
-    purchase_days = models.PositiveIntegerField(default=0, help_text="Distinct days (UTC) with a purchase.")
     first_purchase_days = models.FloatField(null=True, blank=True, help_text="Days since the first purchase.")
 
     class Meta:
@@ -380,7 +379,7 @@ class Prediction(models.Model):
     run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="+")
     profile_id = models.UUIDField()
     p_alive = models.FloatField()
-    expected_purchases_90d = models.FloatField()
+    expected_purchases_90d = models.FloatField(help_text="Expected orders in the next 90 days.")
     expected_value = models.DecimalField(max_digits=14, decimal_places=2, help_text="Expected spend in 90 days.")
     churn_risk = models.CharField(max_length=8, choices=ChurnRisk.choices)
     explanation = models.JSONField(help_text="{text, ...}: the figures the sentence is made of.")

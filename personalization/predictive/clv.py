@@ -7,7 +7,7 @@ purchase as well, so a one-time buyer of long ago is no longer certainly alive (
 every customer without a repeat purchase P(alive) = 1). Gamma-Gamma (Fader, Hardie and
 Lee, 2005b) shrinks each customer's average spend towards the population's.
 
-Inputs per customer, in days: `x` repeat purchases (purchase days after the first), `t_x`
+Inputs per customer, in days: `x` repeat purchases (orders after the first), `t_x`
 the age at the last purchase, `T` the age at the end of observation. Fitting maximises the
 vectorised log-likelihood over log-parameters with L-BFGS-B; identical (x, t_x, T) rows are
 collapsed with weights first, so a fit costs little more for 100,000 customers than for 10,000.

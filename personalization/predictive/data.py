@@ -1,7 +1,9 @@
 """Purchase logs as arrays, and the per-customer summaries the models read.
 
-A purchase day is the unit of transaction (several lines or orders of one customer on one
-day count once, as is usual for BG/NBD); a day's spend is the sum of its lines.
+The unit of transaction is the order: a customer's lines sharing one time stamp (an
+invoice's lines do; the `purchases` shape has dates only, so there an order is a
+customer's day). An order's spend is the sum of its lines. Times are days since
+1970-01-01 UTC, with fractions.
 """
 
 from __future__ import annotations
@@ -21,38 +23,37 @@ FORMATS = ("transactions", "purchases")
 
 @dataclass
 class PurchaseLog:
-    """One row per (customer, purchase day): customer index, day number, spend that day."""
+    """One row per order: customer index, time (days), spend."""
 
     customer_ids: list[str]
     customer: np.ndarray
-    day: np.ndarray
+    time: np.ndarray
     spend: np.ndarray
 
     @property
-    def last_day(self) -> int:
-        return int(self.day.max()) if len(self.day) else 0
+    def end(self) -> float:
+        """The end of the last day with an order."""
+        return float(np.floor(self.time.max()) + 1) if len(self.time) else 0.0
 
 
 @dataclass
 class Summary:
-    """Per customer with a purchase on or before `end`: the models' inputs in days."""
+    """Per customer with an order before `end`: the models' inputs in days."""
 
     customer: np.ndarray      # index into PurchaseLog.customer_ids
-    x: np.ndarray             # repeat purchase days
-    t_x: np.ndarray           # first purchase → last purchase
-    T: np.ndarray             # first purchase → end
-    days: np.ndarray          # purchase days (x + 1)
-    mean_spend: np.ndarray    # spend per purchase day
+    x: np.ndarray             # repeat orders
+    t_x: np.ndarray           # first order → last order
+    T: np.ndarray             # first order → end
+    orders: np.ndarray        # x + 1
+    mean_spend: np.ndarray    # spend per order
 
 
-def day_number(value: date | datetime) -> int:
-    if isinstance(value, datetime):
-        value = value.astimezone(UTC).date()
+def day_number(value: date) -> int:
     return (value - EPOCH).days
 
 
-def day_date(number: int) -> date:
-    return date.fromordinal(EPOCH.toordinal() + int(number))
+def time_number(value: datetime) -> float:
+    return (value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() / 86_400
 
 
 def purchase_log_read(*, fmt: str, path: str, timezone: str = transactions.DEFAULT_TIMEZONE,
@@ -73,7 +74,7 @@ def purchase_log_read(*, fmt: str, path: str, timezone: str = transactions.DEFAU
 def purchase_log_build(rows: Iterable[tuple | None], *, on_progress=None) -> PurchaseLog:
     """From (customer id, when, spend) tuples (None for a skipped line)."""
     index: dict[str, int] = {}
-    customers, days, spends = [], [], []
+    customers, seconds, spends = [], [], []
     for row in rows:
         if on_progress:
             on_progress(1)
@@ -81,43 +82,41 @@ def purchase_log_build(rows: Iterable[tuple | None], *, on_progress=None) -> Pur
             continue
         customer_id, when, spend = row
         customers.append(index.setdefault(customer_id, len(index)))
-        days.append(day_number(when))
+        seconds.append(int(when.timestamp()))
         spends.append(spend)
     customer = np.asarray(customers, dtype=np.int64)
-    day = np.asarray(days, dtype=np.int64)
+    second = np.asarray(seconds, dtype=np.int64)
     spend = np.asarray(spends, dtype=float)
-    # Collapse to one row per (customer, day), spend summed.
-    keys = customer * 1_000_000 + (day - (day.min() if len(day) else 0))
-    unique, inverse = np.unique(keys, return_inverse=True)
-    first = np.zeros(len(unique), dtype=np.int64)
-    first[inverse] = np.arange(len(keys))
-    return PurchaseLog(customer_ids=list(index), customer=customer[first], day=day[first],
-                       spend=np.bincount(inverse, weights=spend, minlength=len(unique)))
+    # One row per (customer, time stamp): an order, its lines' spend summed.
+    pairs, inverse = np.unique(np.column_stack([customer, second]), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    return PurchaseLog(customer_ids=list(index), customer=pairs[:, 0], time=pairs[:, 1] / 86_400,
+                       spend=np.bincount(inverse, weights=spend, minlength=len(pairs)))
 
 
-def summarise(log: PurchaseLog, *, end: int) -> Summary:
-    """BG/NBD and Gamma-Gamma inputs as of the end of day `end` (purchases on days ≤ end)."""
-    keep = log.day <= end
-    customer, day, spend = log.customer[keep], log.day[keep], log.spend[keep]
+def summarise(log: PurchaseLog, *, end: float) -> Summary:
+    """BG/NBD and Gamma-Gamma inputs as of `end` (orders before it)."""
+    keep = log.time < end
+    customer, time, spend = log.customer[keep], log.time[keep], log.spend[keep]
     if not len(customer):
         empty = np.zeros(0)
         return Summary(np.zeros(0, dtype=np.int64), empty, empty, empty, empty, empty)
     ids, inverse = np.unique(customer, return_inverse=True)
     n = len(ids)
-    first = np.full(n, np.iinfo(np.int64).max)
-    last = np.full(n, np.iinfo(np.int64).min)
-    np.minimum.at(first, inverse, day)
-    np.maximum.at(last, inverse, day)
-    days = np.bincount(inverse, minlength=n).astype(float)
+    first = np.full(n, np.inf)
+    last = np.full(n, -np.inf)
+    np.minimum.at(first, inverse, time)
+    np.maximum.at(last, inverse, time)
+    orders = np.bincount(inverse, minlength=n).astype(float)
     total = np.bincount(inverse, weights=spend, minlength=n)
-    return Summary(customer=ids, x=days - 1, t_x=(last - first).astype(float), T=(end - first).astype(float),
-                   days=days, mean_spend=total / days)
+    return Summary(customer=ids, x=orders - 1, t_x=last - first, T=end - first, orders=orders,
+                   mean_spend=total / orders)
 
 
-def holdout(log: PurchaseLog, customers: np.ndarray, *, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-    """(purchase days, spend) of each given customer in the days start < day ≤ end."""
+def holdout(log: PurchaseLog, customers: np.ndarray, *, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+    """(orders, spend) of each given customer in start ≤ time < end."""
     size = len(log.customer_ids)
-    keep = (log.day > start) & (log.day <= end)
+    keep = (log.time >= start) & (log.time < end)
     count = np.bincount(log.customer[keep], minlength=size).astype(float)
     spend = np.bincount(log.customer[keep], weights=log.spend[keep], minlength=size)
     return count[customers], spend[customers]

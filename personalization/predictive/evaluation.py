@@ -1,11 +1,12 @@
 """Calibration/holdout evaluation of the CLV models against two baselines (`evaluate_clv`).
 
-The models see purchases up to the calibration end; each customer seen by then is scored
-on the holdout that follows: MAE and RMSE of per-customer purchase days, aggregate bias
+The models see orders up to the end of the calibration end's day (UTC); each customer seen
+by then is scored on the holdout that follows: MAE and RMSE of per-customer orders, aggregate bias
 ((forecast − actual) / actual), normalized Gini of predicted value against actual holdout
 spend, and decile calibration (customers in tenths by predicted value, mean predicted and
 actual purchases and spend in each). Baselines: `baseline_rate`, each customer's repeat
-rate over the calibration period extrapolated; `baseline_rfm`, the mean future purchases of
+orders per day since their first order extrapolated (at least a day of observation: a
+customer first seen on the last day has no rate to speak of); `baseline_rfm`, the mean future purchases of
 the customer's recency × frequency quintile cell, learnt on the last `horizon` days of the
 calibration period (so it never sees the holdout).
 """
@@ -31,10 +32,10 @@ class EvaluationError(ValueError):
 
 def clv_evaluate(log: PurchaseLog, *, calibration_end: date, horizon_days: int | None = None,
                  dataset: str = "") -> dict:
-    end = day_number(calibration_end)
-    if not len(log.day):
+    end = float(day_number(calibration_end) + 1)  # the calibration end's day is in
+    if not len(log.time):
         raise EvaluationError("The file holds no usable purchases.")
-    horizon = horizon_days if horizon_days is not None else log.last_day - end
+    horizon = horizon_days if horizon_days is not None else int(round(log.end - end))
     if horizon <= 0:
         raise EvaluationError("The calibration end leaves no holdout: choose an earlier date or a positive "
                               "--horizon-days.")
@@ -42,6 +43,8 @@ def clv_evaluate(log: PurchaseLog, *, calibration_end: date, horizon_days: int |
     if len(summary.x) < 10:
         raise EvaluationError("Fewer than 10 customers bought before the calibration end.")
     actual, actual_spend = holdout(log, summary.customer, start=end, end=end + horizon)
+    if not actual.sum():
+        raise EvaluationError("No customer of the calibration period bought in the holdout.")
     models: dict[str, dict] = {}
     for name, predict in _predictors(log, summary, end, horizon).items():
         started = time.perf_counter()
@@ -55,17 +58,17 @@ def clv_evaluate(log: PurchaseLog, *, calibration_end: date, horizon_days: int |
             "customers": int(len(summary.x)), "models": models}
 
 
-def _predictors(log: PurchaseLog, s: Summary, end: int, horizon: int) -> dict[str, Callable]:
+def _predictors(log: PurchaseLog, s: Summary, end: float, horizon: int) -> dict[str, Callable]:
     def model(variant: str) -> Callable:
         def predict():
             fitted = clv.transactions_fit(s.x, s.t_x, s.T, variant=variant)
-            spend = clv.spend_fit(s.days, s.mean_spend)
+            spend = clv.spend_fit(s.orders, s.mean_spend)
             purchases = clv.expected_purchases(fitted, s.x, s.t_x, s.T, horizon)
-            return purchases, purchases * clv.expected_spend(spend, s.days, s.mean_spend)
+            return purchases, purchases * clv.expected_spend(spend, s.orders, s.mean_spend)
         return predict
 
     def rate():
-        purchases = np.divide(s.x, s.T, out=np.zeros_like(s.x), where=s.T > 0) * horizon
+        purchases = s.x / np.maximum(s.T, 1.0) * horizon
         return purchases, purchases * s.mean_spend
 
     def rfm():
@@ -76,7 +79,7 @@ def _predictors(log: PurchaseLog, s: Summary, end: int, horizon: int) -> dict[st
             "baseline_rate": rate, "baseline_rfm": rfm}
 
 
-def rfm_cell_forecast(log: PurchaseLog, s: Summary, end: int, horizon: int) -> np.ndarray:
+def rfm_cell_forecast(log: PurchaseLog, s: Summary, end: float, horizon: int) -> np.ndarray:
     """Mean purchases in the next `horizon` days of customers in the same recency × frequency
     quintile cell, learnt from the window (end − horizon, end]; a cell never seen there
     takes its recency quintile's mean, then the overall mean."""

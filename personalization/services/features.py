@@ -68,8 +68,6 @@ def features_aggregate(*, profile_ids: list) -> list[dict]:
             last_at=Max("occurred_at"),
             last_purchase_at=Max("occurred_at", filter=_PURCHASE),
             first_purchase_at=Min("occurred_at", filter=_PURCHASE),
-            # Purchase days: the transaction unit of the churn/CLV models (predictive/).
-            purchase_days=Count(TruncDate("occurred_at"), filter=_PURCHASE, distinct=True),
             # Lines of one order share its time: distinct purchase times count orders.
             orders=Count("occurred_at", filter=_PURCHASE, distinct=True),
             purchases=Count("id", filter=_PURCHASE),
@@ -86,7 +84,7 @@ def features_aggregate(*, profile_ids: list) -> list[dict]:
 
 
 FIELDS = ("run_id", "profile_id", "recency_days", "frequency", "monetary", "tenure_days", "purchases", "views",
-          "carts", "ratings", "average_rating", "distinct_items", "active_days", "last_event_at", "purchase_days",
+          "carts", "ratings", "average_rating", "distinct_items", "active_days", "last_event_at",
           "first_purchase_days")
 
 
@@ -100,6 +98,5 @@ def _features(run_id: int, row: dict, as_of: datetime) -> tuple:
         (row["monetary"] or Decimal("0")).quantize(Decimal("0.01")),
         max(0.0, (as_of - row["first_at"]).total_seconds() / DAY), row["purchases"], row["views"], row["carts"],
         row["ratings"], row["average_rating"], row["distinct_items"], row["active_days"], row["last_at"],
-        row["purchase_days"],
         max(0.0, (as_of - row["first_purchase_at"]).total_seconds() / DAY) if row["first_purchase_at"] else None,
     )

@@ -1,7 +1,7 @@
 """Churn risk and 90-day expected value of analytics-allowed profiles (the `predictions` stage).
 
-Reads the run's ProfileFeatures (written only for people allowing `analytics`): purchase
-days, days since the first and the last purchase, total spend. Fits MBG/NBD and
+Reads the run's ProfileFeatures (written only for people allowing `analytics`): orders,
+days since the first and the last purchase, total spend. Fits MBG/NBD and
 Gamma-Gamma on them (personalization.predictive.clv), then writes one Prediction per
 profile with at least one purchase, re-checking `analytics` under the derived-data lock
 so a withdrawal since the features were computed is honoured, and one PredictionModel row
@@ -41,23 +41,23 @@ def predictions_compute(*, run_id: int) -> int:
 
     if PredictionModel.objects.filter(run_id=run_id).exists():
         return 0
-    rows = list(ProfileFeatures.objects.filter(run_id=run_id, purchase_days__gt=0).order_by("profile_id")
-                .values_list("profile_id", "purchase_days", "first_purchase_days", "recency_days", "monetary"))
+    rows = list(ProfileFeatures.objects.filter(run_id=run_id, frequency__gt=0, first_purchase_days__isnull=False)
+                .order_by("profile_id")
+                .values_list("profile_id", "frequency", "first_purchase_days", "recency_days", "monetary"))
     if not rows:
         pipeline_warning_add(run_id=run_id, stage="predictions", code="no_purchases",
                              message="No analytics-allowed profile has a purchase: nothing to predict.")
         return 0
-    ids, days, first, recency, monetary = zip(*rows)
-    days = np.asarray(days, dtype=float)
-    # Whole days: the unit of the models, and identical histories collapse in the fit.
-    T = np.floor(np.asarray(first, dtype=float))
-    t_x = np.clip(np.floor(np.asarray(first, dtype=float) - np.asarray(recency, dtype=float)), 0, T)
-    x = days - 1
-    mean_spend = np.asarray([float(m) for m in monetary]) / days
+    ids, orders, first, recency, monetary = zip(*rows)
+    orders = np.asarray(orders, dtype=float)
+    T = np.asarray(first, dtype=float)
+    t_x = np.clip(T - np.asarray(recency, dtype=float), 0, T)
+    x = orders - 1
+    mean_spend = np.asarray([float(m) for m in monetary]) / orders
     started = time.perf_counter()
     try:
         transactions = clv.transactions_fit(x, t_x, T, variant=VARIANT)
-        spend = clv.spend_fit(days, mean_spend)
+        spend = clv.spend_fit(orders, mean_spend)
     except clv.FitError as error:
         pipeline_warning_add(run_id=run_id, stage="predictions", code="not_enough_data", message=str(error))
         return 0
@@ -65,7 +65,7 @@ def predictions_compute(*, run_id: int) -> int:
     alive = clv.p_alive(transactions, x, t_x, T)
     purchases = clv.expected_purchases(transactions, x, t_x, T, HORIZON_DAYS)
     quiet = clv.p_no_purchase(transactions, x, t_x, T, HORIZON_DAYS)
-    per_purchase = clv.expected_spend(spend, days, mean_spend)
+    per_purchase = clv.expected_spend(spend, orders, mean_spend)
     version = f"clv-{VARIANT}-gg/run-{run_id}"
     now = timezone.now()
     out = [
@@ -111,7 +111,7 @@ def explanation_build(*, x, t_x, T, p_alive, purchases, quiet, per_purchase) -> 
         habit = f"Bought once, {_ago(since_last)}."
     text = (f"{habit} {p_alive:.0%} likely to still be a customer; about {purchases:.1f} purchases expected in "
             f"the next {HORIZON_DAYS} days ({quiet:.0%} chance of none).")
-    return {"text": text, "purchase_days": int(x) + 1, "typical_interval_days": interval,
+    return {"text": text, "orders": int(x) + 1, "typical_interval_days": interval,
             "days_since_last_purchase": since_last, "p_no_purchase_90d": round(float(quiet), 4),
             "expected_spend_per_purchase": round(float(per_purchase), 2), "horizon_days": HORIZON_DAYS}
 

@@ -28,7 +28,7 @@ class ProfilePredictionsApi(ApiView):
     class OutputSerializer(serializers.Serializer):
         class ExplanationSerializer(serializers.Serializer):
             text = serializers.CharField(help_text="One sentence: buying habit, last purchase, the figures.")
-            purchase_days = serializers.IntegerField()
+            orders = serializers.IntegerField(help_text="Orders so far.")
             typical_interval_days = serializers.IntegerField(allow_null=True)
             days_since_last_purchase = serializers.IntegerField()
             p_no_purchase_90d = serializers.FloatField()
@@ -36,7 +36,7 @@ class ProfilePredictionsApi(ApiView):
             horizon_days = serializers.IntegerField()
 
         p_alive = serializers.FloatField(help_text="Probability the person is still a customer (MBG/NBD).")
-        expected_purchases_90d = serializers.FloatField(help_text="Expected purchase days in the next 90 days.")
+        expected_purchases_90d = serializers.FloatField(help_text="Expected orders in the next 90 days.")
         expected_value = serializers.FloatField(help_text="Expected spend in the next 90 days (Gamma-Gamma).")
         churn_risk = serializers.ChoiceField(choices=["low", "medium", "high"],
                                              help_text="From the chance of no purchase in the next 90 days.")
