@@ -145,3 +145,15 @@ def test_audience_rules_on_churn_band_and_expected_value(ran):
     assert at_risk == {pid for pid, band, _ in rows if band == "high"}
     consent_set(profile_id=rows[0][0], purpose="marketing", granted=False)
     assert rows[0][0] not in profiles_by_prediction(purpose="marketing")
+
+
+def test_the_run_releases_the_prediction_distribution_with_differential_privacy(ran):
+    from personalization.models import DpRelease
+
+    _, run = ran
+    release = DpRelease.objects.get(statistic="predictions", run=run)
+
+    assert release.epsilon == pytest.approx(0.1) and release.contribution_bound == 3
+    assert set(release.values) == {"churn_risk", "expected_value", "repeat_orders"}
+    assert set(release.values["churn_risk"]) == {"low", "medium", "high"}
+    assert list(release.values["repeat_orders"])[-1] == "7+"
