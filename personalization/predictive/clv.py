@@ -98,11 +98,14 @@ def transactions_fit(x, t_x, T, *, variant: str = BGNBD) -> TransactionModel:
         return -float(np.dot(weights, value)) / total
 
     best = None
-    # Two starts: the surface is flat in (a, b) when few customers drop out.
+    # A second start only when the first stopped badly: the surface is flat in (a, b) when
+    # few customers drop out, and a fit may stall at a bound.
     for start in (_START, _START + np.log([1.0, 1.0, 0.3, 3.0])):
         result = optimize.minimize(negative, start, method="L-BFGS-B", bounds=[(-9, 9)] * 4)
         if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
             best = result
+        if best is not None and best.success and np.all(np.abs(best.x) < 8.5):
+            break
     if best is None:
         raise FitError("The likelihood could not be evaluated on these data.")
     r, alpha, a, b = np.exp(best.x)
