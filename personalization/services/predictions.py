@@ -106,7 +106,8 @@ def explanation_build(*, x, t_x, T, p_alive, purchases, quiet, per_purchase) -> 
     since_last = int(round(T - t_x))
     interval = int(round(t_x / x)) if x >= 1 else None
     if interval is not None:
-        habit = f"Usually buys every ~{max(interval, 1)} days; last purchase {_ago(since_last)}."
+        rhythm = "about daily" if interval <= 1 else f"every ~{interval} days"
+        habit = f"Usually buys {rhythm}; last purchase {_ago(since_last)}."
     else:
         habit = f"Bought once, {_ago(since_last)}."
     text = (f"{habit} {p_alive:.0%} likely to still be a customer; about {purchases:.1f} purchases expected in "

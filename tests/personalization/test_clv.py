@@ -90,3 +90,15 @@ def test_too_little_data_is_a_fit_error():
         clv.transactions_fit([0] * 50, [0] * 50, [30] * 50)
     with pytest.raises(clv.FitError):
         clv.spend_fit([1, 2], [10.0, 20.0])
+
+
+def test_the_explanation_reads_as_a_sentence_with_its_figures():
+    from personalization.services.predictions import churn_band, explanation_build
+
+    regular = explanation_build(x=4, t_x=80, T=173, p_alive=0.64, purchases=0.8, quiet=0.52, per_purchase=31.5)
+    assert regular["text"] == ("Usually buys every ~20 days; last purchase 93 days ago. 64% likely to still be a "
+                               "customer; about 0.8 purchases expected in the next 90 days (52% chance of none).")
+    assert regular["typical_interval_days"] == 20 and regular["orders"] == 5
+    once = explanation_build(x=0, t_x=0, T=1, p_alive=0.9, purchases=0.1, quiet=0.9, per_purchase=10)
+    assert once["text"].startswith("Bought once, 1 day ago.") and once["typical_interval_days"] is None
+    assert [churn_band(p) for p in (0.1, 0.5, 0.79, 0.8, 1.0)] == ["low", "medium", "medium", "high", "high"]
