@@ -35,7 +35,7 @@ from setup_django import production_env
 ROOT = Path(__file__).resolve().parent.parent
 MOVIELENS = Path("/work/shared/data/movielens-100k")
 SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-DB_PREFIX = "tessera_bench_pipeline_"
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "tessera_bench_pipeline_")  # one per person benchmarking
 HTTP_PORT = 8799
 
 
@@ -231,6 +231,8 @@ def run_pipeline(label: str, chunk_size: int) -> dict:
     for stage, seconds, peak in stages:
         print(f"  {stage:<18}{seconds:>9.2f}{peak:>13.0f}")
     print(f"  {'finish':<18}{total - sum(s for _, s, _ in stages):>9.2f}")
+    predictions = sum(seconds for stage, seconds, _ in stages if stage == "predictions")
+    print(f"  predictions stage: {predictions:.2f} s, {predictions / total:.1%} of the run (target < 10%)")
     print(f"  counts: {json.dumps({k: v for k, v in run.counts.items() if k != 'dp_releases'})}")
     return {"total_s": round(total, 1), "stages": {s: round(t, 2) for s, t, _ in stages},
             "peak_rss_mb": {s: round(p) for s, _, p in stages}, "run": run.id}
@@ -281,7 +283,8 @@ def run_pipeline_in_workers(label: str, *, chunk_size: int, concurrency: int, br
     print(f"\n{label}: pipeline run {run.id} {run.status} in {total:.1f} s through Celery "
           f"({concurrency} worker processes); peak RSS of a worker process {sampler.peak:.0f} MB")
     print(f"  {'stage':<18}{'seconds':>9}")
-    order = ["features", "segments_fit", "segments_assign", "recommender_fit", "recommendations", "releases"]
+    order = ["features", "segments_fit", "segments_assign", "recommender_fit", "recommendations", "predictions",
+             "releases"]
     for stage, seconds in sorted(run.timings.items(), key=lambda t: order.index(t[0]) if t[0] in order else 99):
         print(f"  {stage:<18}{seconds:>9.2f}")
     print(f"  counts: {json.dumps({k: v for k, v in run.counts.items() if k != 'dp_releases'})}")

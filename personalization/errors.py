@@ -15,6 +15,7 @@ class PersonalizationErrorCode(StrEnum):
     NOT_ENOUGH_DATA = "not_enough_data"
     UNKNOWN_PURPOSE = "unknown_purpose"
     PROFILE_ERASED = "erased"
+    NO_PREDICTION = "no_prediction"
     PROFILE_MERGED = "merged"
 
 

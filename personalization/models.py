@@ -30,6 +30,7 @@ class Stage(models.TextChoices):
     SEGMENTS_ASSIGN = "segments_assign", "Segment memberships (fan-out)"
     RECOMMENDER_FIT = "recommender_fit", "Recommender fit"
     RECOMMENDATIONS = "recommendations", "Recommendations (fan-out)"
+    PREDICTIONS = "predictions", "Churn and lifetime value"
     RELEASES = "releases", "Differentially private releases"
     DONE = "done", "Done"
 
@@ -158,6 +159,7 @@ class ProfileFeatures(models.Model):
     distinct_items = models.PositiveIntegerField(default=0)
     active_days = models.PositiveIntegerField(default=0)
     last_event_at = models.DateTimeField()
+    first_purchase_days = models.FloatField(null=True, blank=True, help_text="Days since the first purchase.")
 
     class Meta:
         verbose_name_plural = "profile features"
@@ -345,6 +347,48 @@ class DpRelease(models.Model):
 
     def __str__(self) -> str:
         return f"release {self.id} {self.statistic}"
+
+
+class ChurnRisk(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class PredictionModel(models.Model):
+    """One run's fitted churn/CLV models: parameters and fit figures, no person."""
+
+    run = models.OneToOneField(PipelineRun, on_delete=models.CASCADE, related_name="prediction_model")
+    model_version = models.CharField(max_length=64)
+    transactions = models.JSONField(help_text="BG/NBD-family parameters (TransactionModel.as_dict).")
+    spend = models.JSONField(help_text="Gamma-Gamma parameters (SpendModel.as_dict).")
+    fit_seconds = models.FloatField()
+    # Expected vs observed customers by repeat purchases: internal (exact counts), shown
+    # to operators only as a DP release (personalization.privacy).
+    fit_check = models.JSONField(default=dict, help_text="{expected: [...], observed: [...]} by repeat count.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"prediction model of run {self.run_id}"
+
+
+class Prediction(models.Model):
+    """Churn risk and expected value of one analytics-allowed profile, per run."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="+")
+    profile_id = models.UUIDField()
+    p_alive = models.FloatField()
+    expected_purchases_90d = models.FloatField(help_text="Expected orders in the next 90 days.")
+    expected_value = models.DecimalField(max_digits=14, decimal_places=2, help_text="Expected spend in 90 days.")
+    churn_risk = models.CharField(max_length=8, choices=ChurnRisk.choices)
+    explanation = models.JSONField(help_text="{text, ...}: the figures the sentence is made of.")
+    model_version = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "profile_id"], name="prediction_unique")]
+        indexes = [models.Index(fields=["profile_id"], name="prediction_profile_idx")]
 
 
 class RecommenderEvaluation(models.Model):

@@ -49,6 +49,7 @@ from personalization.dp_mechanisms import clamped_sum_measurement, clamped_sum_t
 from personalization.errors import BudgetExceeded
 from personalization.models import (
     DpRelease,
+    Prediction,
     PrivacyBudget,
     PrivacyBudgetChange,
     PrivacyBudgetPeriod,
@@ -69,7 +70,8 @@ DATASET = "customers"
 # recorded (privacy_budget_limits_change).
 DEFAULT_EPSILON_LIMIT = Decimal("10")
 DEFAULT_PERIOD_EPSILON_LIMIT = Decimal("1")
-EPSILON = {"segment_definition": 0.4, "segment_sizes": 0.1, "segment_total_spend": 0.2, "consent_rates": 0.1}
+EPSILON = {"segment_definition": 0.4, "segment_sizes": 0.1, "segment_total_spend": 0.2, "consent_rates": 0.1,
+           "predictions": 0.1}
 # One person's spend counts at most this much (in cents) towards a segment's total.
 SPEND_UPPER_CENTS = 2_000_00
 ALPHA = 0.05  # error bounds hold with probability 1 − ALPHA
@@ -456,6 +458,10 @@ def statistics_release_for_run(*, run_id: int) -> dict:
         steps += [("segment_sizes", lambda: segment_sizes_release(segmentation=segmentation, run_id=run_id)),
                   ("segment_total_spend", lambda: segment_spend_release(segmentation=segmentation, run_id=run_id))]
     steps.append(("consent_rates", lambda: consent_rates_release(run_id=run_id)))
+    if Prediction.objects.filter(run_id=run_id).exists():
+        from personalization.predictive.releases import predictions_release
+
+        steps.append(("predictions", lambda: predictions_release(run_id=run_id)))
     made: dict[str, DpRelease] = {}
     for name, release in steps:
         try:

@@ -23,6 +23,8 @@ from personalization.errors import ConsentRequired, PersonalizationErrorCode
 from personalization.models import (
     DpRelease,
     PipelineRun,
+    Prediction,
+    PredictionModel,
     PrivacyBudget,
     PrivacyBudgetChange,
     Recommendation,
@@ -101,6 +103,44 @@ def _recommendations_body(rows: list[dict]) -> dict:
     }
 
 
+def prediction_for_profile(*, profile_id: UUID) -> Prediction | None:
+    """The person's prediction from the newest succeeded run that made one."""
+    return (Prediction.objects.filter(profile_id=profile_id, run__status=RunStatus.SUCCEEDED)
+            .order_by("-run_id").first())
+
+
+def prediction_as_dict(prediction: Prediction) -> dict:
+    """The contract's shape of GET /profiles/{id}/predictions (also the export's)."""
+    return {"p_alive": prediction.p_alive, "expected_purchases_90d": prediction.expected_purchases_90d,
+            "expected_value": float(prediction.expected_value), "churn_risk": prediction.churn_risk,
+            "explanation": prediction.explanation, "model_version": prediction.model_version,
+            "generated_at": prediction.created_at.isoformat()}
+
+
+def prediction_model_latest() -> PredictionModel | None:
+    return (PredictionModel.objects.filter(run__status=RunStatus.SUCCEEDED).order_by("-run_id")
+            .select_related("run").first())
+
+
+def profiles_by_prediction(*, churn_risk: list[str] | None = None, min_expected_value: float | None = None,
+                           max_expected_value: float | None = None, purpose: str = "analytics") -> set[UUID]:
+    """Audience rule on predictions: profiles of the newest predictions with a churn band in
+    `churn_risk` and an expected 90-day value in the range, that allow `purpose` too."""
+    run_id = (Prediction.objects.filter(run__status=RunStatus.SUCCEEDED).order_by("-run_id")
+              .values_list("run_id", flat=True).first())
+    if run_id is None:
+        return set()
+    queryset = Prediction.objects.filter(run_id=run_id)
+    if churn_risk:
+        queryset = queryset.filter(churn_risk__in=churn_risk)
+    if min_expected_value is not None:
+        queryset = queryset.filter(expected_value__gte=min_expected_value)
+    if max_expected_value is not None:
+        queryset = queryset.filter(expected_value__lte=max_expected_value)
+    ids = list(queryset.values_list("profile_id", flat=True))
+    return policy.allowed(ids, purpose) & policy.allowed(ids, "analytics")
+
+
 def segmentation_latest() -> Segmentation | None:
     return (Segmentation.objects.filter(run__status=RunStatus.SUCCEEDED).order_by("-created_at").first())
 
@@ -176,6 +216,21 @@ def profile_recommendations_read(*, profile_id: UUID, limit: int, accessor: Acce
         personal_data_read(accessor=accessor, profile_ids=[profile_id], fields=["recommendations"],
                            purpose="personalization")
     return body
+
+
+def profile_predictions_read(*, profile_id: UUID, accessor: Accessor) -> dict:
+    """The person's latest predictions for `accessor`: 404 unknown or none yet, 410 erased,
+    409 merged, 403 without `analytics` consent. Honours the request's GPC signal; logged."""
+    profile_live_check(Profile.objects.filter(pk=profile_id).values("status", "merged_into_id").first())
+    if not policy.is_allowed(profile_id, "analytics"):
+        raise ConsentRequired("The person has not allowed analytics.")
+    subject_signals_honour(accessor=accessor, profile_id=profile_id)
+    prediction = prediction_for_profile(profile_id=profile_id)
+    if prediction is None:
+        raise NotFound("No prediction has been made for this profile yet.",
+                       code=PersonalizationErrorCode.NO_PREDICTION)
+    personal_data_read(accessor=accessor, profile_ids=[profile_id], fields=["predictions"], purpose="analytics")
+    return prediction_as_dict(prediction)
 
 
 def profile_live_check(profile: dict | None) -> None:

@@ -3,7 +3,7 @@
     pipeline_run ─► pipeline_run_plan ─► chord[features_compute × N ranges]
         └► segmentation_fit ─► chord[segments_assign × N]
             └► recommender_fit ─► chord[recommendations_compute × N]
-                └► statistics_release ─► (finish: status, timings, retire old rows)
+                └► predictions_compute ─► statistics_release ─► (finish: status, timings, retire old rows)
 
 Each stage task dispatches the next one after moving the run's stage with a
 compare-and-set, so a duplicate chord callback (possible when a redelivered chunk counts
@@ -134,6 +134,11 @@ def recommender_fit(self, run_id: int) -> None:
     _global_stage(self, run_id, Stage.RECOMMENDER_FIT)
 
 
+@_task("predictions_compute", Stage.PREDICTIONS, STAGE_LIMITS, ignore_result=True)
+def predictions_compute(self, run_id: int) -> None:
+    _global_stage(self, run_id, Stage.PREDICTIONS)
+
+
 @_task("statistics_release", Stage.RELEASES, STAGE_LIMITS, ignore_result=True)
 def statistics_release(self, run_id: int) -> None:
     _global_stage(self, run_id, Stage.RELEASES)
@@ -145,11 +150,13 @@ def pipeline_run_finish(self, run_id: int) -> None:
 
 
 def _global_stage(task: Task, run_id: int, stage: str) -> None:
-    after = pipeline.PREVIOUS[stage]  # the fan-out this stage is the chord callback of
+    # A stage after a fan-out is that fan-out's chord callback; one after a global stage is
+    # dispatched directly once the run has reached it.
+    after = pipeline.PREVIOUS[stage] if pipeline.PREVIOUS[stage] in pipeline.FANOUT else None
     run = PipelineRun.objects.filter(id=run_id).values("status", "stage").first()
     if run is None or run["status"] != RunStatus.RUNNING:
         return
-    if run["stage"] == after:
+    if after is not None and run["stage"] == after:
         if not pipeline.pipeline_stage_ready(run_id=run_id, stage=after):
             raise task.retry(countdown=GATE_COUNTDOWN, max_retries=GATE_MAX_WAITS)
         if not pipeline.pipeline_stage_advance(run_id=run_id, stage=after):
@@ -167,8 +174,8 @@ def _global_stage(task: Task, run_id: int, stage: str) -> None:
 CHUNK_TASKS = {Stage.FEATURES: features_compute, Stage.SEGMENTS_ASSIGN: segments_assign,
                Stage.RECOMMENDATIONS: recommendations_compute}
 STAGE_TASKS = {Stage.SEGMENTS_FIT: segmentation_fit, Stage.RECOMMENDER_FIT: recommender_fit,
-               Stage.RELEASES: statistics_release, Stage.DONE: pipeline_run_finish,
-               Stage.PLANNED: pipeline_run_plan}
+               Stage.PREDICTIONS: predictions_compute, Stage.RELEASES: statistics_release,
+               Stage.DONE: pipeline_run_finish, Stage.PLANNED: pipeline_run_plan}
 
 
 def pipeline_dispatch(run_id: int) -> None:

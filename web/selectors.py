@@ -242,6 +242,36 @@ def segments_overview() -> dict:
     return {"segmentation": segmentation, "segments": segments, "definition": segmentation.definition}
 
 
+def predictions_overview() -> dict | None:
+    """The latest prediction model and its run's DP release of the prediction distribution.
+
+    The model's fit check (expected customers by repeat orders) is shown as shares, beside
+    the released (noisy) counts turned into shares: no exact count of people reaches the page.
+    """
+    from personalization.models import DpRelease
+    from personalization.selectors import prediction_model_latest
+
+    model = prediction_model_latest()
+    if model is None:
+        return None
+    release = DpRelease.objects.filter(statistic="predictions", run_id=model.run_id).first()
+    expected = model.fit_check.get("expected") or []
+    total = sum(expected) or 1.0
+    observed = dict(release.values["repeat_orders"]) if release else {}
+    released_total = sum(observed.values()) or None
+    labels = list(observed) or [str(i) for i in range(len(expected))]
+    expected_shares = [v / total for v in expected]
+    observed_shares = [v / released_total for v in observed.values()] if released_total else []
+    return {
+        "model": model, "release": release, "repeat_labels": labels,
+        "expected_shares": expected_shares, "observed_shares": observed_shares,
+        "observed_error": release.error_bound_95 / released_total if released_total else None,
+        "rows": [{"label": label, "expected": expected_shares[i] if i < len(expected_shares) else None,
+                  "observed": observed_shares[i] if i < len(observed_shares) else None}
+                 for i, label in enumerate(labels)],
+    }
+
+
 def recommender_evaluation() -> dict | None:
     """The newest stored offline evaluation: each model's mean metrics, and NDCG@k per model
     and per part of the hybrid alone (the ablation) with its spread across seeds."""

@@ -77,6 +77,20 @@ class ImportSummary:
         return self.loaded_total + self.rejected_total
 
 
+def input_files(path: Path | str, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files to read: the file itself, or a directory's files with one of the suffixes,
+    sorted by name."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ImportFormatError(f"{path} is neither a file nor a directory.")
+    files = sorted(child for child in path.iterdir() if child.is_file() and child.suffix.lower() in suffixes)
+    if not files:
+        raise ImportFormatError(f"{path} contains no {', '.join(suffixes)} files.")
+    return files
+
+
 def is_blank(line: str) -> bool:
     return not line.strip()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cdp.importers.common import ImportFormatError, Rejected, Row, count_lines, decoded_lines
+from cdp.importers.common import ImportFormatError, Rejected, Row, count_lines, decoded_lines, input_files
 
 DEFAULT_TIMEZONE = "Europe/London"  # the UCI retailer is UK-based
 COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
@@ -67,15 +67,7 @@ class _RowError(Exception):
 
 def transaction_files(path: Path | str) -> list[Path]:
     """The CSV files to read: the file itself, or a directory's *.csv sorted by name."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise ImportFormatError(f"{path} is neither a file nor a directory.")
-    files = sorted(child for child in path.glob("*.csv") if child.is_file())
-    if not files:
-        raise ImportFormatError(f"{path} contains no .csv files.")
-    return files
+    return input_files(path, (".csv",))
 
 
 def data_line_count(path: Path | str) -> int:

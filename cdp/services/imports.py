@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 
-from cdp.importers import movielens, transactions
+from cdp.importers import movielens, purchases, transactions
 from cdp.importers.common import ImportSummary, Rejected
 from cdp.models import Source
 from cdp.services.events import events_ingest
@@ -20,6 +21,7 @@ from cdp.services.sources import source_create
 
 EVENT_BATCH = 5000
 PROFILE_BATCH = 1000
+UNSPECIFIED_ITEM = "purchases-unspecified"
 
 
 @dataclass
@@ -139,6 +141,29 @@ def transactions_import(*, path: str, source_key: str = "retail", timezone: str 
                     "message_id": f"retail:{row.invoice}:{row.stock_code}:{line}"})
     if pending_items:
         report.count(report.items, items_upsert(items=pending_items))
+    sink.flush()
+    return report
+
+
+def purchases_import(*, path: str, source_key: str = "purchases",
+                     on_progress: Callable[[int], None] | None = None) -> ImportReport:
+    """The `purchases` shape: each customer a profile (user_id); each line a purchase whose
+    price is the line's amount over its quantity (to the cent, as events store prices). The
+    shape names no product: purchases need an item id, so each names UNSPECIFIED_ITEM (never
+    in the catalogue, so never recommended)."""
+    rows = purchases.read_purchases(path)  # validates the path now
+    source = source_get_or_create(source_key, name="Purchases")
+    report = ImportReport(source=source.key)
+    sink = _EventSink(source, report)
+    for line, row in enumerate(_progress(report.summary.track(rows), on_progress), start=1):
+        if isinstance(row, Rejected):
+            continue
+        price = (row.amount / row.quantity).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        sink.person(row.customer_id)
+        sink.event({"profile": {"user_id": row.customer_id}, "type": "purchase", "item_id": UNSPECIFIED_ITEM,
+                    "quantity": row.quantity,
+                    "price": str(price), "occurred_at": row.occurred_at.isoformat(),
+                    "message_id": f"purchases:{row.customer_id}:{row.occurred_at.date().isoformat()}:{line}"})
     sink.flush()
     return report
 

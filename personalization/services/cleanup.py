@@ -16,12 +16,14 @@ from personalization import db  # noqa: F401 (registers the __in_array lookup)
 from personalization.locks import derived_data_delete_lock
 from personalization.models import (
     PipelineArtifact,
+    Prediction,
     ProfileFeatures,
     Recommendation,
     RunStatus,
     Segmentation,
     SegmentMembership,
 )
+from personalization.selectors import prediction_as_dict
 
 logger = logging.getLogger(__name__)
 MEMBERSHIP_VERSIONS_KEPT = 2
@@ -37,6 +39,7 @@ def personalization_withdrawal_handle(*, profile_id, purpose: str) -> None:
         deleted["recommendations"] = Recommendation.objects.filter(profile_id=profile_id).delete()[0]
     else:
         deleted["features"] = ProfileFeatures.objects.filter(profile_id=profile_id).delete()[0]
+        deleted["predictions"] = Prediction.objects.filter(profile_id=profile_id).delete()[0]
         deleted["memberships"] = SegmentMembership.objects.filter(profile_id=profile_id).delete()[0]
         # A segment-based recommendation was made from analytics data too.
         used = [pk for pk, explanation in Recommendation.objects.filter(profile_id=profile_id)
@@ -63,6 +66,7 @@ def _derived_data_delete(profile_ids: list) -> dict:
         "recommendations": Recommendation.objects.filter(profile_id__in_array=profile_ids).delete()[0],
         "segment_memberships": SegmentMembership.objects.filter(profile_id__in_array=profile_ids).delete()[0],
         "features": ProfileFeatures.objects.filter(profile_id__in_array=profile_ids).delete()[0],
+        "predictions": Prediction.objects.filter(profile_id__in_array=profile_ids).delete()[0],
     }
 
 
@@ -71,12 +75,14 @@ def personalization_profile_export(*, profile_id, aliases=()) -> dict:
     memberships = (SegmentMembership.objects.filter(profile_id__in=ids)
                    .select_related("segment", "segmentation").order_by("-segmentation__created_at"))
     recommendations = Recommendation.objects.filter(profile_id__in=ids).order_by("-run_id", "rank")
+    predictions = Prediction.objects.filter(profile_id__in=ids).order_by("-run_id")
     return {"personalization": {
         "segments": [{"segment": m.segment.name, "rfm_score": m.rfm_score,
                       "segmented_at": m.segmentation.created_at.isoformat()} for m in memberships],
         "recommendations": [{"item_id": r.item_id, "title": r.title, "rank": r.rank, "score": r.score,
                              "explanation": r.explanation, "generated_at": r.created_at.isoformat()}
                             for r in recommendations],
+        "predictions": [prediction_as_dict(p) for p in predictions],
     }}
 
 
@@ -85,6 +91,9 @@ def derived_data_retire(*, current_run_id: int) -> None:
     memberships are kept for the newest two segmentations only."""
     Recommendation.objects.exclude(run_id=current_run_id).delete()
     ProfileFeatures.objects.exclude(run_id=current_run_id).delete()
+    # A run that could not predict (too little data) leaves the previous predictions served.
+    if Prediction.objects.filter(run_id=current_run_id).exists():
+        Prediction.objects.exclude(run_id=current_run_id).delete()
     PipelineArtifact.objects.filter(run_id=current_run_id).delete()
     kept = list(Segmentation.objects.filter(run__status=RunStatus.SUCCEEDED).order_by("-created_at")
                 .values_list("id", flat=True)[:MEMBERSHIP_VERSIONS_KEPT])
@@ -106,5 +115,6 @@ def derived_data_of_run_delete(*, run_id: int) -> None:
     """A failed run serves nothing: drop its rows (its segmentation's figures stay for audit)."""
     Recommendation.objects.filter(run_id=run_id).delete()
     ProfileFeatures.objects.filter(run_id=run_id).delete()
+    Prediction.objects.filter(run_id=run_id).delete()
     PipelineArtifact.objects.filter(run_id=run_id).delete()
     SegmentMembership.objects.filter(segmentation__run_id=run_id).delete()

@@ -67,6 +67,7 @@ def features_aggregate(*, profile_ids: list) -> list[dict]:
             first_at=Min("occurred_at"),
             last_at=Max("occurred_at"),
             last_purchase_at=Max("occurred_at", filter=_PURCHASE),
+            first_purchase_at=Min("occurred_at", filter=_PURCHASE),
             # Lines of one order share its time: distinct purchase times count orders.
             orders=Count("occurred_at", filter=_PURCHASE, distinct=True),
             purchases=Count("id", filter=_PURCHASE),
@@ -83,7 +84,8 @@ def features_aggregate(*, profile_ids: list) -> list[dict]:
 
 
 FIELDS = ("run_id", "profile_id", "recency_days", "frequency", "monetary", "tenure_days", "purchases", "views",
-          "carts", "ratings", "average_rating", "distinct_items", "active_days", "last_event_at")
+          "carts", "ratings", "average_rating", "distinct_items", "active_days", "last_event_at",
+          "first_purchase_days")
 
 
 def _features(run_id: int, row: dict, as_of: datetime) -> tuple:
@@ -96,4 +98,5 @@ def _features(run_id: int, row: dict, as_of: datetime) -> tuple:
         (row["monetary"] or Decimal("0")).quantize(Decimal("0.01")),
         max(0.0, (as_of - row["first_at"]).total_seconds() / DAY), row["purchases"], row["views"], row["carts"],
         row["ratings"], row["average_rating"], row["distinct_items"], row["active_days"], row["last_at"],
+        max(0.0, (as_of - row["first_purchase_at"]).total_seconds() / DAY) if row["first_purchase_at"] else None,
     )

@@ -38,11 +38,11 @@ from personalization.services.cleanup import derived_data_of_run_delete, derived
 logger = logging.getLogger(__name__)
 
 ORDER = (Stage.FEATURES, Stage.SEGMENTS_FIT, Stage.SEGMENTS_ASSIGN, Stage.RECOMMENDER_FIT,
-         Stage.RECOMMENDATIONS, Stage.RELEASES, Stage.DONE)
+         Stage.RECOMMENDATIONS, Stage.PREDICTIONS, Stage.RELEASES, Stage.DONE)
 NEXT = dict(zip(ORDER, ORDER[1:]))
 PREVIOUS = dict(zip(ORDER[1:], ORDER))
 FANOUT = (Stage.FEATURES, Stage.SEGMENTS_ASSIGN, Stage.RECOMMENDATIONS)
-GLOBAL = (Stage.SEGMENTS_FIT, Stage.RECOMMENDER_FIT, Stage.RELEASES)
+GLOBAL = (Stage.SEGMENTS_FIT, Stage.RECOMMENDER_FIT, Stage.PREDICTIONS, Stage.RELEASES)
 COUNT_NAMES = {Stage.FEATURES: "featured", Stage.SEGMENTS_ASSIGN: "segmented", Stage.RECOMMENDATIONS: "scored"}
 
 DEFAULT_PARAMS = {
@@ -230,6 +230,7 @@ _SERVICES = {
     Stage.SEGMENTS_ASSIGN: ("personalization.services.segments", "segments_assign"),
     Stage.RECOMMENDER_FIT: ("personalization.services.recommendations", "recommender_fit"),
     Stage.RECOMMENDATIONS: ("personalization.services.recommendations", "recommendations_compute"),
+    Stage.PREDICTIONS: ("personalization.services.predictions", "predictions_compute"),
     Stage.RELEASES: ("personalization.privacy", "statistics_release_for_run"),
 }
 

@@ -143,6 +143,20 @@ def test_import_transactions_handles_the_retail_mess(tmp_path):
         run("import_transactions", "--path", str(path), "--timezone", "Mars/Olympus")
 
 
+def test_import_transactions_reads_the_purchases_shape(tmp_path):
+    path = tmp_path / "cdnow.txt"
+    path.write_bytes(b"   00001 19970101  1   11.77\r\n   00001 19970118  3   10.00\r\n   00002 1997-01-12  0   2\r\n")
+    out, _ = run("import_transactions", "--format", "purchases", "--path", str(path), "--json")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["source"] == "purchases" and summary["rows_loaded"] == 2
+    assert summary["rejected_by_reason"] == {"non_positive_quantity": 1}
+    assert summary["events"] == {"accepted": 2} and summary["profiles"] == {"created": 1}
+    later = Event.objects.get(occurred_at__date="1997-01-18")
+    assert later.quantity == 3 and str(later.price) == "3.33"  # 10.00 over 3, to the cent
+    out, _ = run("import_transactions", "--format", "purchases", "--path", str(path), "--json")
+    assert json.loads(out.strip().splitlines()[-1])["events"] == {"duplicate": 2}
+
+
 def test_demo_info_prints_urls_and_staff_log_ins(settings):
     settings.DEBUG = True
     run("load_demo", "--customers", "20", "--seed", "1")

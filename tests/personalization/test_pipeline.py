@@ -13,6 +13,7 @@ from personalization.models import (
     PipelineChunk,
     PipelineDeadLetter,
     PipelineRun,
+    Prediction,
     ProfileFeatures,
     Recommendation,
     RunStatus,
@@ -162,6 +163,20 @@ def test_the_task_graph_runs_through_eager_celery(shop, fake_model, settings):
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.errors
     assert Recommendation.objects.filter(run=run).values("profile_id").distinct().count() == len(shop.personalization)
+    assert Prediction.objects.filter(run=run).exists() and "predictions" in run.timings
+
+
+def test_a_stray_release_task_does_not_jump_the_predictions_stage(shop, fake_model):
+    from personalization.models import DpRelease
+
+    run = pipeline.pipeline_run_create(params={"chunk_size": 16})
+    pipeline.pipeline_run_plan(run_id=run.id)
+    PipelineRun.objects.filter(id=run.id).update(stage=Stage.PREDICTIONS)
+
+    tasks.statistics_release.apply(kwargs={"run_id": run.id}, throw=True)
+
+    assert PipelineRun.objects.get(id=run.id).stage == Stage.PREDICTIONS
+    assert not DpRelease.objects.filter(run_id=run.id).exists()
 
 
 def test_an_early_chord_callback_waits_and_a_duplicate_does_nothing(shop, fake_model):

@@ -57,11 +57,44 @@ def segment_charts(overview: dict) -> dict:
 def overview(request):
     segments = selectors.segments_overview()
     evaluation = selectors.recommender_evaluation()
+    predictions = selectors.predictions_overview()
     return render(request, "web/ops/overview.html", {
         "runs": selectors.pipeline_runs(), "segments": segments, "charts": segment_charts(segments),
+        "predictions": predictions, "prediction_charts": prediction_charts(predictions) if predictions else {},
         "evaluation": evaluation,
         "evaluation_chart": evaluation_chart(evaluation) if evaluation else None,
         "recommender_runs": selectors.recommender_runs(), "section": "overview"})
+
+
+def prediction_charts(overview: dict) -> dict:
+    """Churn bands and value brackets (DP counts), and the model's fit check as shares."""
+    release = overview["release"]
+    result = {}
+    if release is not None:
+        error = release.error_bound_95
+        result["bands"] = charts.bar_chart(
+            [charts.Bar(band, value, error) for band, value in release.values["churn_risk"].items()],
+            chart_id="churn-bands", title="Customers by churn risk (differentially private)",
+            description="Predicted customers per churn-risk band (chance of no order in the next 90 days: high "
+                        "at least 80%, medium at least 50%), as released with differential privacy; error bars "
+                        "show the 95% error bound.")
+        result["values"] = charts.bar_chart(
+            [charts.Bar(label, value, error) for label, value in release.values["expected_value"].items()],
+            chart_id="value-brackets", title="Customers by expected 90-day value (differentially private)",
+            description="Predicted customers per bracket of expected spend in the next 90 days; error bars show "
+                        "the 95% error bound.")
+    series = [charts.Series("Model (expected)", overview["expected_shares"], [None] * len(overview["expected_shares"]))]
+    if overview["observed_shares"]:
+        series.append(charts.Series("Observed (differentially private)", overview["observed_shares"],
+                                    [overview["observed_error"]] * len(overview["observed_shares"])))
+    top = max([*overview["expected_shares"], *overview["observed_shares"], 0.1])
+    result["calibration"] = charts.line_chart(
+        overview["repeat_labels"], series, chart_id="clv-calibration", y_max=min(1.0, top * 1.15),
+        title="Model fit: share of customers by repeat orders",
+        description="For each number of repeat orders (0 to 7 or more), the share of customers the fitted model "
+                    "expects over each customer's own history, against the observed share (released with "
+                    "differential privacy, error bars the 95% bound). Close lines mean a well-calibrated model.")
+    return result
 
 
 def evaluation_chart(evaluation: dict):

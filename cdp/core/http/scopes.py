@@ -24,6 +24,8 @@ class Scope(StrEnum):
     # Segment membership listings are personal data: a scope apart from segments:read,
     # whose figures are differentially private.
     SEGMENTS_MEMBERS = "segments:members"
+    # A person's churn risk and expected value (personal data, under `analytics`).
+    PREDICTIONS_READ = "predictions:read"
 
 
 SCOPES: tuple[str, ...] = tuple(scope.value for scope in Scope)

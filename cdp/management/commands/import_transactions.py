@@ -1,27 +1,35 @@
 from django.core.management.base import CommandError
 
-from cdp.importers import transactions
+from cdp.importers import purchases, transactions
 from cdp.importers.common import ImportFormatError
 from cdp.management.base import TesseraCommand
 from cdp.management.commands.import_movielens import print_report
-from cdp.services.imports import transactions_import
+from cdp.services.imports import purchases_import, transactions_import
 
 
 class Command(TesseraCommand):
-    help = "Import UCI Online Retail-shaped CSV file(s): customers as profiles, lines as purchases."
+    help = ("Import UCI Online Retail-shaped CSV file(s), or the `purchases` shape (customer_id date quantity "
+            "amount): customers as profiles, lines as purchases.")
 
     def add_arguments(self, parser):
         parser.add_argument("--path", required=True, help="A CSV file or a directory of them.")
-        parser.add_argument("--source", default="retail", help="Source key (created if missing).")
+        parser.add_argument("--format", default="transactions", choices=["transactions", "purchases"])
+        parser.add_argument("--source", default=None,
+                            help="Source key (created if missing; default retail, or purchases).")
         parser.add_argument("--timezone", default="Europe/London", help="Time zone of InvoiceDate.")
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
 
     def handle(self, *args, path, source, timezone, json: bool, **options):
         try:
-            total = transactions.data_line_count(path)
-            with self.progress(total=total, unit="line", desc="Importing transactions") as bar:
-                report = transactions_import(path=path, source_key=source, timezone=timezone,
-                                             on_progress=bar.update)
+            if options["format"] == "purchases":
+                with self.progress(total=purchases.data_line_count(path), unit="line",
+                                   desc="Importing purchases") as bar:
+                    report = purchases_import(path=path, source_key=source or "purchases", on_progress=bar.update)
+            else:
+                with self.progress(total=transactions.data_line_count(path), unit="line",
+                                   desc="Importing transactions") as bar:
+                    report = transactions_import(path=path, source_key=source or "retail", timezone=timezone,
+                                                 on_progress=bar.update)
         except (ImportFormatError, OSError) as error:
             raise CommandError(str(error)) from None
         print_report(self, report.as_dict(), as_json=json)

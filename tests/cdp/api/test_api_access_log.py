@@ -25,6 +25,7 @@ from consent.models import AccessKind, AccessLog, ConsentEvent
 from consent.services import consent_set
 from personalization.models import (
     PipelineRun,
+    Prediction,
     Recommendation,
     RunStatus,
     Segment,
@@ -86,6 +87,9 @@ def world(source_factory) -> World:
     Recommendation.objects.create(run=run, profile_id=pid, rank=1, item_id="sku-1", title="A thing", score=0.5,
                                   explanation={"text": "Because."}, model_version="test",
                                   created_at=timezone.now() - timedelta(minutes=1))
+    Prediction.objects.create(run=run, profile_id=pid, p_alive=0.8, expected_purchases_90d=1.5, expected_value=42,
+                              churn_risk="low", explanation={"text": "Usually buys every ~20 days."},
+                              model_version="test", created_at=timezone.now())
     segmentation = Segmentation.objects.create(k=1, seed=1, model={})
     segment = Segment.objects.create(segmentation=segmentation, index=0, name="Everyone", centroid={})
     SegmentMembership.objects.create(segmentation=segmentation, segment=segment, profile_id=pid,
@@ -115,6 +119,8 @@ PERSONAL = {
     "GET api/v1/dsr/<str:request_id>": _dsr_read,
     "GET api/v1/profiles/<str:profile_id>/recommendations":
         lambda c, w, _: c.get(f"/api/v1/profiles/{w.profile_id}/recommendations"),
+    "GET api/v1/profiles/<str:profile_id>/predictions":
+        lambda c, w, _: c.get(f"/api/v1/profiles/{w.profile_id}/predictions"),
     "GET api/v1/segments/<str:segment_id>/members":
         lambda c, w, _: c.get(f"/api/v1/segments/{w.segment_id}/members"),
 }

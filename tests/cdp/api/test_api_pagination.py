@@ -1,4 +1,4 @@
-"""The one cursor pager (cdp.api.pagination.paginate), its `keep` filter and its error codes.
+"""The one cursor pager (cdp.core.http.pagination.paginate), its `keep` filter and its error codes.
 
 Every cursor-paginated list of the API goes through it (the change feed, whose cursor is a
 position that never ends, is the contract's exception), so bad cursors and limits answer
