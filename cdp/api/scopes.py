@@ -24,6 +24,8 @@ class Scope(StrEnum):
     # Segment membership listings are personal data: a scope apart from segments:read,
     # whose figures are differentially private.
     SEGMENTS_MEMBERS = "segments:members"
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_WRITE = "campaigns:write"
 
 
 SCOPES: tuple[str, ...] = tuple(scope.value for scope in Scope)
