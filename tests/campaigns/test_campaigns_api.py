@@ -161,3 +161,23 @@ def test_a_release_past_the_months_pace_is_refused_cleanly(source_factory, monke
     with pytest.raises(BudgetExceeded):
         campaign_results_release(campaign_id=campaign.id)
     assert not DpRelease.objects.exists()
+
+
+def test_campaign_analyze_prints_exact_figures(source_factory, capsys):
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    shop = source_factory("shop")
+    ids = people(shop, 40)
+    campaign = campaign_create(key="an", name="a", actor="t", metric={"event": "purchase"}, variants=BODY["variants"])
+    for p in ids:
+        assignment_get(campaign=campaign, profile_id=p)
+    _purchases(shop, ids, {0: 0.3, 1: 0.6}, campaign, np.random.default_rng(4))
+    call_command("campaign_analyze", "an")
+    body = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert body["participants"] == 40 and set(body["off_policy"]) == {"only:control", "only:discount", "uniform",
+                                                                      "current"}
+    assert body["off_policy"]["only:control"]["snips"] == pytest.approx(body["arms"][0]["mean"], abs=1e-6)
+    with pytest.raises(CommandError):
+        call_command("campaign_analyze", "missing")
