@@ -9,7 +9,9 @@ most one release a day per campaign; asking again that day returns the stored on
 its always-valid interval, the SRM p-value and the probability of being best are computed
 from the released values only (post-processing, no further cost). A revenue metric's
 variance is not released: its interval uses the largest variance a value in [0, cap] with
-that mean can have (Bhatia–Davis), which keeps it valid and wider.
+that mean can have (Bhatia–Davis), which keeps it valid and wider. Every interval also
+carries the release's noise (its variance added to the estimator's), and an arm whose noisy
+mean is not above zero gets no lift.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from personalization import privacy
 from personalization.dp_mechanisms import clamped_sum_measurement, histogram_measurement
 from personalization.models import DpRelease
 
-EPSILON = {"counts": 0.05, "value": 0.05}
-VALUE_UPPER_CENTS = 1_000_00  # one participant's value counts at most this much in a release
+EPSILON = {"counts": 0.05, "value": 0.1}
+# One participant's value counts at most this much in a release: the noise on an arm's mean is
+# about VALUE_UPPER / (ε · participants), so 100.00 at ε = 0.1 is ±0.1 a person at 10,000 people.
+VALUE_UPPER_CENTS = 100_00
 
 
 def _day_key(campaign: Campaign, what: str, day: str) -> str:
@@ -71,6 +75,15 @@ def _latest(campaign: Campaign, what: str) -> DpRelease | None:
             .order_by("-created_at", "-id").first())
 
 
+def _noise_variance(release: DpRelease | None, n, *, parts: int = 1):
+    """The release's noise as a per-participant variance: Laplace noise of scale b on a total
+    (here the sum of `parts` noisy counts) adds 2·parts·b² / n² to the mean's variance, which is
+    n times that per participant."""
+    if release is None or not release.noise_scale:
+        return 0.0
+    return 2.0 * parts * release.noise_scale ** 2 / np.maximum(n, 1)
+
+
 def expected_shares(campaign: Campaign) -> np.ndarray:
     """Each arm's expected share of participants under the allocations they were drawn with."""
     weights = {s.version: s.weights for s in AllocationSnapshot.objects.filter(campaign=campaign)}
@@ -100,18 +113,18 @@ def campaign_results(*, campaign: Campaign) -> dict:
         with np.errstate(divide="ignore", invalid="ignore"):
             means = np.where(n > 0, sums / np.maximum(n, 1), 0.0)
         cap = VALUE_UPPER_CENTS / 100
-        variances = np.clip(means * (cap - means), 1e-12, None)
+        variances = np.clip(means * (cap - means), 1e-12, None) + _noise_variance(value_release, n)
         draws = posterior_draws(None, n, means=means, variances=variances, rng=np.random.default_rng(counts_release.id))
     else:
         sums = conversions
         means = np.where(n > 0, np.minimum(conversions, n) / np.maximum(n, 1), 0.0)
-        variances = means * (1 - means)
+        variances = means * (1 - means) + _noise_variance(counts_release, n, parts=2)
         draws = posterior_draws(np.minimum(conversions, n), n, rng=np.random.default_rng(counts_release.id))
     estimate, low, high = sequential.relative_lift(means, variances, n, means[0], variances[0], n[0])
     best = probability_best(draws)
     srm = srm_p_value(n, expected_shares(campaign))
     for arm, variant in enumerate(campaign.variants):
-        lift = None if arm == 0 or not np.isfinite(estimate[arm]) else {
+        lift = None if arm == 0 or not np.isfinite(estimate[arm]) or means[arm] <= 0 else {
             "estimate": round(float(estimate[arm]), 4), "ci": [round(float(low[arm]), 4), round(float(high[arm]), 4)]}
         body["arms"].append({"variant": variant["key"], "participants": int(n[arm]),
                              "conversions": int(min(conversions[arm], n[arm])), "value": round(float(sums[arm]), 2),
