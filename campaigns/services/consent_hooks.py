@@ -31,3 +31,13 @@ def campaigns_profile_export(*, profile_id: UUID, aliases: list[UUID]) -> dict:
         "propensity": row.propensity,
         "withdrawn_at": row.withdrawn_at.isoformat() if row.withdrawn_at else None,
     } for row in rows]}
+
+
+def campaigns_profiles_merged(*, pairs: list[tuple[UUID, UUID]]) -> None:
+    """A merged-away profile's assignments move to the survivor, except in campaigns where
+    the survivor already takes part: there the survivor's arm stands (sticky) and the
+    absorbed one's row goes, so one person is never counted twice."""
+    for survivor, absorbed in pairs:
+        taken = set(Assignment.objects.filter(profile_id=survivor).values_list("campaign_id", flat=True))
+        Assignment.objects.filter(profile_id=absorbed, campaign_id__in=taken).delete()
+        Assignment.objects.filter(profile_id=absorbed).update(profile_id=survivor)

@@ -181,3 +181,25 @@ def test_campaign_analyze_prints_exact_figures(source_factory, capsys):
     assert body["off_policy"]["only:control"]["snips"] == pytest.approx(body["arms"][0]["mean"], abs=1e-6)
     with pytest.raises(CommandError):
         call_command("campaign_analyze", "missing")
+
+
+def test_a_merge_keeps_one_assignment_per_person(source_factory):
+    from cdp.services.resolution import profiles_ingest
+
+    shop = source_factory("shop")
+    first, second = people(shop, 2)
+    one = campaign_create(key="m1", name="m", actor="t", metric={"event": "purchase"}, variants=BODY["variants"])
+    two = campaign_create(key="m2", name="m", actor="t", metric={"event": "purchase"}, variants=BODY["variants"])
+    kept = assignment_get(campaign=one, profile_id=first)["variant"]
+    assignment_get(campaign=one, profile_id=second)
+    assignment_get(campaign=two, profile_id=second)
+    # The same CRM id given with each person's address merges them.
+    results = profiles_ingest(source=shop, records=[
+        {"external_id": "crm-a", "identifiers": {"email": "c0@example.com", "crm_id": "42"}},
+        {"external_id": "crm-b", "identifiers": {"email": "c1@example.com", "crm_id": "42"}}])
+    assert results[1].status == "merged", results[1]
+    survivor = uuid.UUID(str(results[1].profile_id))
+    rows = Assignment.objects.filter(profile_id__in=[first, second])
+    assert {(r.campaign.key, r.profile_id) for r in rows} == {("m1", survivor), ("m2", survivor)}
+    if survivor == first:
+        assert rows.get(campaign=one).campaign.variants[rows.get(campaign=one).variant]["key"] == kept
