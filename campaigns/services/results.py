@@ -122,7 +122,8 @@ def campaign_results(*, campaign: Campaign) -> dict:
         draws = posterior_draws(np.minimum(conversions, n), n, rng=np.random.default_rng(counts_release.id))
     estimate, low, high = sequential.relative_lift(means, variances, n, means[0], variances[0], n[0])
     best = probability_best(draws)
-    srm = srm_p_value(n, expected_shares(campaign))
+    # An arm's released count is the sum of two noisy counts (converted or not).
+    srm = srm_p_value(n, expected_shares(campaign), noise_variance=4.0 * (counts_release.noise_scale or 0) ** 2)
     for arm, variant in enumerate(campaign.variants):
         lift = None if arm == 0 or not np.isfinite(estimate[arm]) or means[arm] <= 0 else {
             "estimate": round(float(estimate[arm]), 4), "ci": [round(float(low[arm]), 4), round(float(high[arm]), 4)]}

@@ -9,9 +9,13 @@ from scipy import stats
 SRM_THRESHOLD = 0.001  # below this p-value the split is not what was asked for (GrowthBook's default)
 
 
-def srm_p_value(observed, expected_shares) -> float | None:
+def srm_p_value(observed, expected_shares, *, noise_variance: float = 0.0) -> float | None:
     """Chi-square goodness of fit of participants per arm against the shares they were
-    assigned with (for an adaptive campaign: the sum of each arm's logged propensities)."""
+    assigned with (for an adaptive campaign: the allocations each was drawn under).
+
+    Counts released with noise vary more than multinomial counts: `noise_variance` (per arm)
+    is added to each cell's expected variance, so the noise alone does not raise the alarm.
+    """
     observed = np.asarray(observed, dtype=float)
     shares = np.asarray(expected_shares, dtype=float)
     total = observed.sum()
@@ -19,7 +23,8 @@ def srm_p_value(observed, expected_shares) -> float | None:
     if total <= 0 or keep.sum() < 2:
         return None
     expected = shares[keep] / shares[keep].sum() * total
-    return float(stats.chisquare(observed[keep], expected).pvalue)
+    statistic = float(np.sum((observed[keep] - expected) ** 2 / (expected + noise_variance)))
+    return float(stats.chi2.sf(statistic, keep.sum() - 1))
 
 
 def cuped_adjust(y, x):

@@ -36,6 +36,12 @@ def test_srm_flags_a_skewed_split():
     assert srm_p_value([5000, 5000], [0.5, 0.5]) > 0.5
     assert srm_p_value([5000, 4600], [0.5, 0.5]) < 0.001
     assert srm_p_value([900, 100], [0.9, 0.1]) > 0.5
+    # Counts with Laplace noise (scale 20 a count, two counts an arm) do not raise the alarm by themselves.
+    rng = np.random.default_rng(5)
+    noisy = rng.multinomial(2000, [0.5, 0.5], size=2000) + rng.laplace(0, 20, (2000, 2, 2)).sum(axis=2)
+    alarms = np.mean([srm_p_value(row, [0.5, 0.5], noise_variance=4 * 20 ** 2) < 0.05 for row in noisy])
+    plain = np.mean([srm_p_value(row, [0.5, 0.5]) < 0.05 for row in noisy])
+    assert alarms <= 0.07 < plain
 
 
 def test_cuped_reduces_variance_with_a_correlated_covariate():
