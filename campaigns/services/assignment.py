@@ -110,13 +110,18 @@ def _draw(campaign: Campaign, profile_id: UUID, now) -> Assignment:
         return Assignment.objects.get(campaign=campaign, profile_id=profile_id)
 
 
-def assignment_get(*, campaign: Campaign, profile_id: UUID) -> dict:
-    """One person's answer (the single-person path: one consent round trip on PostgreSQL)."""
+_UNREAD = object()
+
+
+def assignment_get(*, campaign: Campaign, profile_id: UUID, existing=_UNREAD) -> dict:
+    """One person's answer (the single-person path: one consent round trip on PostgreSQL).
+    `existing`: their assignment when the caller read it already (None: none)."""
     now = timezone.now()
     profile_id = _uuid(profile_id)
     if not campaign.running(now):
         return _control(campaign, "not_running")
-    existing = Assignment.objects.filter(campaign=campaign, profile_id=profile_id).first()
+    if existing is _UNREAD:
+        existing = Assignment.objects.filter(campaign=campaign, profile_id=profile_id).first()
     if existing is not None and existing.withdrawn_at is not None:
         return _control(campaign, "withdrawn")
     if not policy.is_allowed(profile_id, campaign.purpose):

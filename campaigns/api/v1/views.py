@@ -7,6 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from campaigns.models import Allocation, MetricKind
+from campaigns.selectors import campaign_for_person
 from campaigns.services.assignment import assignment_get, assignments_get
 from campaigns.services.campaigns import campaign_as_dict, campaign_create, campaign_get, campaign_stop
 from campaigns.services.results import campaign_results
@@ -118,9 +119,9 @@ class ProfileCampaignApi(ApiView):
     def get(self, request, profile_id: str, key: str):
         pid = uuid_or_404(profile_id, message="No profile has this id.")
         profile_visible_check(api_key=request.auth, profile_id=pid)
-        campaign = campaign_get(key=key)
-        profile_live_check(Profile.objects.filter(pk=pid).values("status", "merged_into_id").first())
-        return Response(assignment_get(campaign=campaign, profile_id=pid), headers=NO_STORE)
+        campaign, person, existing = campaign_for_person(key=key, profile_id=pid)
+        profile_live_check(person)
+        return Response(assignment_get(campaign=campaign, profile_id=pid, existing=existing), headers=NO_STORE)
 
 
 class CampaignAssignmentsApi(ApiView):
