@@ -224,8 +224,10 @@ def http_main(args, ids: list) -> None:
     try:
         _wait_http()
         # The fixed campaigns' people are assigned already (sticky reads); "fresh" draws new ones.
+        from campaigns.models import Campaign
         from campaigns.services.campaigns import campaign_create
 
+        Campaign.objects.filter(key="fresh").delete()  # first draws again on every run
         campaign_create(key="fresh", name="fresh", actor="bench", metric={"event": "purchase"},
                         variants=[{"key": "a"}, {"key": "b"}])
         for campaign in ("lift", "fresh"):
@@ -236,7 +238,7 @@ def http_main(args, ids: list) -> None:
                   f"gunicorn {args.workers} sync workers, load average {os.getloadavg()[0]:.1f} (target p95 < 10 ms)")
             print(f"  {'offered/s':>9}{'achieved/s':>11}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'errors':>8}")
             with CpuMeter(server.pid) as cpu:
-                result = _offered(paths[200:], key, rate=100, seconds=args.http_seconds)
+                result = _offered(paths[200:], key, rate=args.rate, seconds=args.http_seconds)
             _print_row(result)
             print(f"  CPU per request: gunicorn {cpu.used['workers'] / result['total'] * 1000:.2f} ms, "
                   f"PostgreSQL {cpu.used['backends'] / result['total'] * 1000:.2f} ms")
@@ -255,15 +257,36 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=3000, help="profiles for the services part")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--http-seconds", type=int, default=30)
+    parser.add_argument("--rate", type=int, default=100, help="offered requests a second (default 100)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     parts = args.only or ["simulate", "services", "http"]
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     if "simulate" in parts:
         simulate_main(args)
-    ids = services_main(args) if {"services", "http"} & set(parts) else []
+    if "services" in parts:
+        ids = services_main(args)
+    elif "http" in parts:
+        ids = _existing_people()
     if "http" in parts:
         http_main(args, ids)
+
+
+def _existing_people() -> list:
+    """`--only http` after an earlier services run: the same database, not rebuilt."""
+    server = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+    os.environ["DATABASE_URL"] = f"{server}/tessera_bench_campaigns{os.environ.get('BENCH_DB_SUFFIX', '')}"
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
+    import django
+
+    django.setup()
+    from campaigns.models import Assignment
+
+    ids = [str(p) for p in Assignment.objects.filter(campaign__key="lift").values_list("profile_id", flat=True)]
+    if not ids:
+        raise SystemExit("Run the services part first: python bench/campaigns.py --only services")
+    return ids
 
 
 if __name__ == "__main__":
