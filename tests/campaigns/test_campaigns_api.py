@@ -203,3 +203,7 @@ def test_a_merge_keeps_one_assignment_per_person(source_factory):
     assert {(r.campaign.key, r.profile_id) for r in rows} == {("m1", survivor), ("m2", survivor)}
     if survivor == first:
         assert rows.get(campaign=one).campaign.variants[rows.get(campaign=one).variant]["key"] == kept
+    absorbed = second if survivor == first else first
+    answer = client_with("campaigns:read").get(f"/api/v1/profiles/{absorbed}/campaigns/m1")
+    assert answer.status_code == 409 and answer.json()["code"] == "merged"
+    assert uuid.UUID(answer.json()["merged_into"]) == survivor
