@@ -207,3 +207,18 @@ def test_a_merge_keeps_one_assignment_per_person(source_factory):
     answer = client_with("campaigns:read").get(f"/api/v1/profiles/{absorbed}/campaigns/m1")
     assert answer.status_code == 409 and answer.json()["code"] == "merged"
     assert uuid.UUID(answer.json()["merged_into"]) == survivor
+
+
+def test_frequency_cap_counts_exposures_in_the_window(source_factory):
+    shop = source_factory("shop")
+    [pid] = people(shop, 1)
+    campaign = campaign_create(key="cap", name="c", actor="t", metric={"event": "purchase"},
+                               variants=BODY["variants"], frequency_cap={"exposures": 2, "hours": 24})
+    assert assignment_get(campaign=campaign, profile_id=pid)["capped"] is False
+    exposure = {"profile_id": str(pid), "type": "custom", "name": "Experiment Viewed", "item_id": "cap"}
+    events_ingest(source=shop, events=[{**exposure, "message_id": "e1"},
+                                       {**exposure, "item_id": "other", "message_id": "e2"}])
+    assert assignment_get(campaign=campaign, profile_id=pid)["capped"] is False  # another campaign's
+    events_ingest(source=shop, events=[{**exposure, "message_id": "e3"}])
+    answer = assignment_get(campaign=campaign, profile_id=pid)
+    assert answer["capped"] is True and answer["in_experiment"] is True
