@@ -99,13 +99,18 @@ def _capped(campaign: Campaign, profile_id: UUID, now) -> bool:
     return seen >= campaign.frequency_cap
 
 
-def _draw(campaign: Campaign, profile_id: UUID, now) -> Assignment:
+def _row(campaign: Campaign, profile_id: UUID, now) -> Assignment:
     index = arm_for(bucket(campaign.salt, profile_id), campaign.weights)
+    return Assignment(campaign=campaign, profile_id=profile_id, variant=index, propensity=campaign.weights[index],
+                      weights_version=campaign.weights_version, assigned_at=now)
+
+
+def _draw(campaign: Campaign, profile_id: UUID, now) -> Assignment:
+    row = _row(campaign, profile_id, now)
     try:
         with transaction.atomic():
-            return Assignment.objects.create(campaign=campaign, profile_id=profile_id, variant=index,
-                                             propensity=campaign.weights[index],
-                                             weights_version=campaign.weights_version, assigned_at=now)
+            row.save(force_insert=True)
+            return row
     except IntegrityError:  # a concurrent request drew it first: theirs stands
         return Assignment.objects.get(campaign=campaign, profile_id=profile_id)
 
@@ -146,6 +151,10 @@ def assignments_get(*, campaign: Campaign, profile_ids: list[UUID]) -> dict[UUID
     allowed = policy.allowed(profile_ids, campaign.purpose)
     new = [pid for pid in profile_ids if pid not in existing and pid in allowed]
     members = audience_members(campaign, new) if new else set()
+    drawn = [pid for pid in new if pid in members]
+    if drawn:  # one statement for the whole send; a concurrent request's draw stands
+        Assignment.objects.bulk_create([_row(campaign, pid, now) for pid in drawn], ignore_conflicts=True)
+        existing.update({a.profile_id: a for a in Assignment.objects.filter(campaign=campaign, profile_id__in=drawn)})
     answers = {}
     for pid in profile_ids:
         row = existing.get(pid)
@@ -153,9 +162,8 @@ def assignments_get(*, campaign: Campaign, profile_ids: list[UUID]) -> dict[UUID
             answers[pid] = _control(campaign, "withdrawn")
         elif pid not in allowed:
             answers[pid] = _control(campaign, "no_consent")
-        elif row is None and pid not in members:
+        elif row is None:
             answers[pid] = _control(campaign, "not_in_audience")
         else:
-            row = row or _draw(campaign, pid, now)
             answers[pid] = _answer(campaign, row.variant, in_experiment=True, propensity=row.propensity, reason=None)
     return answers
