@@ -59,4 +59,6 @@ def relative_lift(mean_t, var_t, n_t, mean_c, var_c, n_c, *, alpha: float = DEFA
             width = norm.ppf(1 - alpha / 2) * se
     bad = (mean_c <= 0) | (n_t < 2) | (n_c < 2) | ~np.isfinite(width)
     nan = np.full(np.shape(estimate), np.nan)
-    return (np.where(bad, nan, estimate), np.where(bad, nan, estimate - width), np.where(bad, nan, estimate + width))
+    with np.errstate(invalid="ignore"):  # inf − inf where an arm is empty: masked as nan below
+        low, high = estimate - width, estimate + width
+    return np.where(bad, nan, estimate), np.where(bad, nan, low), np.where(bad, nan, high)
