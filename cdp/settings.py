@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "cdp",
     "consent",
     "personalization",
+    "campaigns",  # experiments and bandits over consented people (issue 18)
     "cdp.segment",
     "cdp.api",
     "cdp.webhooks",
@@ -268,6 +269,12 @@ CELERY_BEAT_SCHEDULE.update({
     "personalization-pipeline-watchdog": {"task": "personalization.pipeline_watchdog",
                                           "schedule": float(env_int("TESSERA_PIPELINE_WATCHDOG_SECONDS", 300,
                                                                     minimum=1))},
+})
+# --- Campaigns: bandit weights and the daily DP release of results ----------------------
+CELERY_BEAT_SCHEDULE.update({
+    "campaigns-weights": {"task": "campaigns.campaign_weights_recompute_all",
+                          "schedule": float(env_int("TESSERA_CAMPAIGN_WEIGHTS_SECONDS", 3600, minimum=10))},
+    "campaigns-results": {"task": "campaigns.campaign_results_release_all", "schedule": crontab(hour=3, minute=15)},
 })
 # A run with no progress for this long is re-dispatched by the watchdog.
 TESSERA_PIPELINE_STALL_SECONDS = env_int("TESSERA_PIPELINE_STALL_SECONDS", 20 * 60, minimum=5)

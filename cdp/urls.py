@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("consent.api.v1.urls")),
     path("api/v1/", include("cdp.webhooks.api.v1.urls")),
     path("api/v1/", include("personalization.api.v1.urls")),
+    path("api/v1/", include("campaigns.api.v1.urls")),
     path("v1/", include("cdp.segment.urls")),
     path("", include("web.urls")),
 ]

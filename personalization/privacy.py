@@ -155,8 +155,9 @@ def _refusal(budget: PrivacyBudget, period: PrivacyBudgetPeriod, epsilon: Decima
         return (f"the lifetime δ of {budget.dataset} cannot pay δ={delta.normalize()} "
                 f"({budget.delta_spent.normalize()} of {budget.delta_limit.normalize()} spent)")
     if period.epsilon_spent + epsilon > budget.period_epsilon_limit:
+        spent = Decimal(period.epsilon_spent)  # an int on a period row just created
         return (f"{period.period}'s pace for {budget.dataset} cannot pay ε={epsilon.normalize()} "
-                f"({period.epsilon_spent.normalize()} of {budget.period_epsilon_limit.normalize()} this month)")
+                f"({spent.normalize()} of {budget.period_epsilon_limit.normalize()} this month)")
     return None
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("cdp", "consent", "personalization", "web")
+PACKAGES = ("campaigns", "cdp", "consent", "personalization", "web")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
@@ -71,6 +71,8 @@ WRONG_IMPORTS = [
     ("cdp/core/http/wrong.py", "from cdp.selectors import profiles_contributed_by_source", "Layers"),
     ("cdp/core/wrong.py", "from consent import policy", "Layers"),
     ("personalization/wrong.py", "from web import selectors", "Layers"),
+    ("personalization/wrong.py", "from campaigns.models import Campaign", "Layers"),
+    ("consent/wrong.py", "import campaigns.selectors", "consent imports nothing of ours"),
     ("cdp/services/wrong.py", "from personalization.models import Segment", "Layers"),
     ("web/wrong.py", "from consent.models import ChainHead", "reach consent only through"),
     ("cdp/wrong.py", "from consent.ledger import ledger_append", "reach consent only through"),

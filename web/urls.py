@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from web.views import compliance, me, ops, staff
+from web.views import campaigns, compliance, me, ops, staff
 
 app_name = "web"
 
@@ -44,4 +44,7 @@ urlpatterns = [
     path("ops/merges/<uuid:merge_id>/unmerge/", ops.unmerge, name="ops-unmerge"),
     path("ops/webhooks/", ops.webhooks, name="ops-webhooks"),
     path("ops/ingestion/", ops.ingestion, name="ops-ingestion"),
+    path("ops/campaigns/", campaigns.campaigns, name="ops-campaigns"),
+    path("ops/campaigns/<slug:key>/", campaigns.campaign, name="ops-campaign"),
+    path("ops/campaigns/<slug:key>/<str:action>/", campaigns.campaign_action, name="ops-campaign-action"),
 ]

@@ -28,7 +28,9 @@ Choices (also in cdp/segment/README.md):
   else `id`; price and quantity as sent), `Order Completed` with `products[]` → one
   purchase per product (quantity defaults to 1) whose message id is `{messageId}:{index}`
   so a re-sent order is de-duplicated product by product. Other events (and Order
-  Completed without products) → custom with `name` = the event name. Properties, context
+  Completed without products) → custom with `name` = the event name. `Experiment
+  Viewed` (a campaign exposure) → custom `Experiment Viewed` with `properties.experiment_id`
+  (the campaign key) as its item id. Properties, context
   (IP, user agent, page URL) and integrations are not stored: events hold no personal
   fields.
 - page → custom `Page Viewed`, screen → custom `Screen Viewed`, group → custom `Group`
@@ -286,7 +288,25 @@ def _track_events(message: dict, base: dict, message_id: str | None) -> tuple[li
     products = properties.get("products")
     if key in _ORDER_COMPLETED and products:
         return _purchases(name.strip(), products, base, message_id)
+    if key == _EXPERIMENT_VIEWED:
+        # A campaign exposure: the experiment (campaign key) travels as the item, so campaigns
+        # can count exposures and frequency caps without storing properties.
+        experiment = _experiment_id(properties)
+        if experiment is None:
+            raise MessageInvalid(["missing_experiment_id"])
+        return [{**base, "type": "custom", "name": "Experiment Viewed", "item_id": experiment,
+                 "message_id": message_id}], []
     return [{**base, "type": "custom", "name": name.strip(), "message_id": message_id}], []
+
+
+_EXPERIMENT_VIEWED = "experiment viewed"
+
+
+def _experiment_id(properties: dict) -> str | None:
+    value = properties.get("experiment_id")
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+        return str(value).strip()[:128]
+    return None
 
 
 def _purchases(name: str, products, base: dict, message_id: str | None) -> tuple[list[dict], list[str]]:

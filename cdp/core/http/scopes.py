@@ -26,6 +26,8 @@ class Scope(StrEnum):
     SEGMENTS_MEMBERS = "segments:members"
     # A person's churn risk and expected value (personal data, under `analytics`).
     PREDICTIONS_READ = "predictions:read"
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_WRITE = "campaigns:write"
 
 
 SCOPES: tuple[str, ...] = tuple(scope.value for scope in Scope)

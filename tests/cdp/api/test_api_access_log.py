@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from campaigns.services.campaigns import campaign_create
 from cdp.core.http.scopes import SCOPES
 from cdp.services.resolution import profiles_ingest
 from consent.models import AccessKind, AccessLog, ConsentEvent
@@ -36,6 +37,7 @@ from personalization.models import (
 pytestmark = pytest.mark.django_db
 
 EMAIL = "reader-test@example.com"
+CAMPAIGN = "reader-test"
 
 NOT_PERSONAL = {
     "GET api/v1/merge-conflicts": "pseudonymous ids, reasons and statuses of refused merges",
@@ -43,6 +45,8 @@ NOT_PERSONAL = {
     "GET api/v1/webhooks": "the key's own subscriptions",
     "GET api/v1/notices": "notice texts, the same for everyone",
     "GET api/v1/segments": "differentially private releases only",
+    "GET api/v1/campaigns/<str:key>": "a campaign's definition and allocation, no person",
+    "GET api/v1/campaigns/<str:key>/results": "differentially private releases only",
 }
 
 
@@ -94,6 +98,8 @@ def world(source_factory) -> World:
     segment = Segment.objects.create(segmentation=segmentation, index=0, name="Everyone", centroid={})
     SegmentMembership.objects.create(segmentation=segmentation, segment=segment, profile_id=pid,
                                      r_score=5, f_score=4, m_score=3)
+    campaign_create(key=CAMPAIGN, name="Reader test", actor="test", metric={"event": "purchase"},
+                    variants=[{"key": "control"}, {"key": "discount"}])
     event = ConsentEvent.objects.filter(profile_id=pid).order_by("seq").first()
     return World(profile_id=pid, event_id=event.id, segment_id=segment.id)
 
@@ -121,6 +127,11 @@ PERSONAL = {
         lambda c, w, _: c.get(f"/api/v1/profiles/{w.profile_id}/recommendations"),
     "GET api/v1/profiles/<str:profile_id>/predictions":
         lambda c, w, _: c.get(f"/api/v1/profiles/{w.profile_id}/predictions"),
+    "GET api/v1/profiles/<str:profile_id>/campaigns/<str:key>":
+        lambda c, w, _: c.get(f"/api/v1/profiles/{w.profile_id}/campaigns/{CAMPAIGN}"),
+    "POST api/v1/campaigns/<str:key>/assignments":
+        lambda c, w, _: c.post(f"/api/v1/campaigns/{CAMPAIGN}/assignments", {"profile_ids": [str(w.profile_id)]},
+                               format="json"),
     "GET api/v1/segments/<str:segment_id>/members":
         lambda c, w, _: c.get(f"/api/v1/segments/{w.segment_id}/members"),
 }
