@@ -104,7 +104,7 @@ def _parse_event(raw, *, index: int, source: Source, cache: dict | None = None) 
     if event_type == EventType.RATING and rating is None:
         errors.append(error("rating", "required", "A rating event needs rating."))
     try:
-        occurred_at = parse_observed_at(raw.get("occurred_at"), "occurred_at")
+        occurred_at = parse_observed_at(raw.get("occurred_at"), "occurred_at", zone=source.zone)
     except RecordRejected as exc:
         errors.extend(exc.errors)
         occurred_at = None

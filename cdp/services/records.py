@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from django.conf import settings
 from django.utils import timezone
@@ -150,10 +150,11 @@ def _identifier_outcome(kind: str, value, *, source_key: str, region: str | None
                                                              normalized_value=normalized), normalized)
 
 
-def parse_observed_at(raw, path: str = "observed_at") -> datetime:
+def parse_observed_at(raw, path: str = "observed_at", zone: tzinfo = UTC) -> datetime:
+    """`zone`: where a value without an offset is read (its source's time zone, else UTC)."""
     if raw is None:
         return timezone.now()
-    parsed = parse_timestamp(raw)
+    parsed = parse_timestamp(raw, default_zone=zone)
     if parsed is None:
         raise RecordRejected([error(path, "invalid_datetime", "Use an RFC 3339 date-time (an offset is optional: "
                                                               "UTC without one) or a date.")])
@@ -167,10 +168,10 @@ def phone_region(attributes: dict) -> str | None:
     return settings.TESSERA_DEFAULT_PHONE_REGION
 
 
-def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None) -> ParsedRecord:
+def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None, zone: tzinfo = UTC) -> ParsedRecord:
     """Validate one record of a profiles batch; raises RecordRejected with all errors.
 
-    `cache`: see parse_identifiers (one batch of one source).
+    `cache`: see parse_identifiers (one batch of one source); `zone`: see parse_observed_at.
     """
     if not isinstance(raw, dict):
         raise RecordRejected([error("record", "wrong_type", "A record must be an object.")])
@@ -201,7 +202,7 @@ def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None)
                                             region=phone_region(attributes), cache=cache)
         errors.extend(id_errors)
     try:
-        observed_at = parse_observed_at(raw.get("observed_at"))
+        observed_at = parse_observed_at(raw.get("observed_at"), zone=zone)
     except RecordRejected as exc:
         errors.extend(exc.errors)
         observed_at = None

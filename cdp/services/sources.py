@@ -6,9 +6,11 @@ import hashlib
 import re
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from cdp.core.errors import ApplicationError, Conflict
+from cdp.core.timestamps import time_zone_validate
 from cdp.models import Assurance, AttributeValue, Event, Identity, Source, SourceKind, SourceRecord
 from cdp.services import identity_rules
 
@@ -21,11 +23,12 @@ def write_key_hash(write_key: str) -> str:
 
 @transaction.atomic
 def source_create(*, key: str, name: str, kind: str, trust: int,
-                  assurance: str = Assurance.ASSERTED) -> tuple[Source, str]:
+                  assurance: str = Assurance.ASSERTED, time_zone: str = "") -> tuple[Source, str]:
     """A new source and its write key (returned once, stored only as a hash).
 
     `assurance` says how far its identifiers are trusted (cdp.services.identity_rules):
-    `client` for a source whose write key is used from browsers or apps.
+    `client` for a source whose write key is used from browsers or apps. `time_zone` (IANA
+    name): how its timestamps without an offset are read (empty: UTC).
     """
     if not SOURCE_KEY.match(key or ""):
         raise ApplicationError("A source key is 1-64 lower-case letters, digits, '-' or '_'.", code="invalid_key")
@@ -33,15 +36,24 @@ def source_create(*, key: str, name: str, kind: str, trust: int,
         raise ApplicationError("kind must be first_party or third_party.", code="invalid_kind")
     if assurance not in Assurance.values:
         raise ApplicationError("assurance must be verified, asserted or client.", code="invalid_assurance")
+    time_zone_check(time_zone)
     if Source.objects.filter(key=key).exists():
         raise Conflict(f"A source with key '{key}' already exists.", code="source_exists")
     write_key = "wk_" + secrets.token_urlsafe(24)
     try:
         source = Source.objects.create(key=key, name=name or key, kind=kind, trust=int(trust), assurance=assurance,
-                                       write_key_hash=write_key_hash(write_key), write_key_prefix=write_key[:8])
+                                       time_zone=time_zone, write_key_hash=write_key_hash(write_key),
+                                       write_key_prefix=write_key[:8])
     except IntegrityError:
         raise Conflict(f"A source with key '{key}' already exists.", code="source_exists") from None
     return source, write_key
+
+
+def time_zone_check(time_zone: str) -> None:
+    try:
+        time_zone_validate(time_zone)
+    except ValidationError as exc:
+        raise ApplicationError(exc.messages[0], code="invalid_time_zone") from None
 
 
 @transaction.atomic
