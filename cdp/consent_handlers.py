@@ -31,7 +31,7 @@ from cdp.models import (
 from cdp.services import identity_rules
 from cdp.services.attributes import attribute_value_read
 from cdp.services.profiles import identity_value_read, profile_dek, profiles_touch
-from cdp.services.records import parse_identifiers
+from cdp.services.records import identifiers_and_region, parse_identifiers
 from cdp.services.source_records import record_payload_read, record_payload_write
 from consent import registry
 
@@ -44,9 +44,13 @@ def _iso(value):
 
 
 def resolve(*, identifiers: dict, source: str | None = None) -> list[UUID]:
-    """Active profiles holding any of these identifiers (normally one)."""
+    """Active profiles holding any of these identifiers (normally one); a `country` member
+    says how a phone without "+" is read (else TESSERA_DEFAULT_PHONE_REGION)."""
     namespace_source = source or ""
-    keys, errors = parse_identifiers(identifiers, source_key=namespace_source, region=None)
+    identifiers, region, errors = identifiers_and_region(identifiers, field_prefix="identifiers")
+    if errors:
+        raise ValueError(errors[0]["code"])
+    keys, errors = parse_identifiers(identifiers, source_key=namespace_source, region=region)
     if errors:
         raise ValueError(errors[0]["code"])
     if not keys:

@@ -86,18 +86,19 @@ def profiles_contributed_by_source(*, profile_ids, source_id) -> set[UUID]:
     return {pid for pid, owner in holder.items() if owner in contributed}
 
 
-def profile_ids_by_identifier(*, kind: str, value, source_key: str | None = None) -> list:
-    """Active profiles holding this identifier (at most one, by the uniqueness rule)."""
-    found = profile_ids_by_identifiers([(kind, value)], source_key=source_key)
+def profile_ids_by_identifier(*, kind: str, value, source_key: str | None = None, region: str | None = None) -> list:
+    """Active profiles holding this identifier (at most one, by the uniqueness rule).
+    `region`: how a phone without "+" is read (records.phone_region)."""
+    found = profile_ids_by_identifiers([(kind, value)], source_key=source_key, region=region)
     return [found[(kind, value)]] if (kind, value) in found else []
 
 
-def profile_ids_by_identifiers(pairs, *, source_key: str | None = None) -> dict:
+def profile_ids_by_identifiers(pairs, *, source_key: str | None = None, region: str | None = None) -> dict:
     """{(kind, value): active profile id} for the pairs that name someone, in one query."""
     wanted: dict[tuple, tuple] = {}
     for kind, value in pairs:
         namespace_source = "" if kind in GLOBAL_KINDS else (source_key or "")
-        keys, errors = parse_identifiers({kind: value}, source_key=namespace_source, region=None)
+        keys, errors = parse_identifiers({kind: value}, source_key=namespace_source, region=region)
         if keys and not errors:
             key: IdentifierKey = keys[0]
             wanted[key.key] = (kind, value)

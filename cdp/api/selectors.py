@@ -7,18 +7,24 @@ from collections.abc import Callable, Iterable
 
 from django.db.models import QuerySet
 
+from cdp.api.errors import InvalidInput
 from cdp.core.errors import ApplicationError
 from cdp.models import ConflictStatus, Merge, MergeConflict
 from cdp.selectors import profile_ids_by_identifier, profile_unified_view
+from cdp.services.records import parse_identifiers
 
 CONFLICT_FILTERS = (*ConflictStatus.values, "all")
 
 
-def profiles_lookup(*, kind: str, value, source_key: str | None,
+def profiles_lookup(*, kind: str, value, source_key: str | None, region: str | None,
                     visible: Callable[[Iterable], set] | None) -> list[dict]:
     """Unified views of the active profiles holding this identifier (at most one) that
-    `visible` (the caller's key boundary; None: everyone) keeps; the others are never decrypted."""
-    ids = profile_ids_by_identifier(kind=kind, value=value, source_key=source_key)
+    `visible` (the caller's key boundary; None: everyone) keeps; the others are never decrypted.
+    A malformed identifier raises InvalidInput naming it (a junk one matches nobody)."""
+    _, errors = parse_identifiers({kind: value}, source_key=source_key or "", region=region, field_prefix="")
+    if errors:
+        raise InvalidInput(f"The {kind} is not valid.", errors=[{**e, "field": kind} for e in errors])
+    ids = profile_ids_by_identifier(kind=kind, value=value, source_key=source_key, region=region)
     shown = set(ids) if visible is None or not ids else visible(ids)
     return [profile_unified_view(profile_id=pid) for pid in ids if pid in shown]
 

@@ -21,7 +21,7 @@ from cdp.models import ConflictStatus, Identity, MergeConflict, Profile, Profile
 from cdp.services import identity_rules
 from cdp.services.merges import identities_trim_to_caps, profile_merge
 from cdp.services.profiles import identities_add, profile_dek, profile_get_live, profiles_touch
-from cdp.services.records import parse_identifiers
+from cdp.services.records import parse_identifiers, phone_region
 from cdp.services.source_records import record_payload_read
 from consent.events import operator_action_event
 
@@ -92,7 +92,8 @@ def _attach_held_contacts(conflict: MergeConflict) -> None:
     payload = record_payload_read(record, dek=dek)
     contacts = {kind: value for kind, value in payload.get("identifiers", {}).items()
                 if kind in identity_rules.CONTACT_KINDS}
-    keys, _ = parse_identifiers(contacts, source_key=source.key, region=None)
+    region = phone_region(payload.get("attributes") or {})  # as the record was read when it came
+    keys, _ = parse_identifiers(contacts, source_key=source.key, region=region)
     advisory_locks(sorted(k.blind_index for k in keys))
     profile = profile_get_live(record.profile_id, for_update=True)
     taken = {(kind, index) for kind, index in Identity.objects.filter(

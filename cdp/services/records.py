@@ -162,10 +162,23 @@ def parse_observed_at(raw, path: str = "observed_at", zone: tzinfo = UTC) -> dat
 
 
 def phone_region(attributes: dict) -> str | None:
+    """How a phone without "+" is read: the record's `country` (ISO 3166 alpha-2), else
+    TESSERA_DEFAULT_PHONE_REGION, else only international numbers are accepted."""
     country = attributes.get("country") if isinstance(attributes, dict) else None
     if isinstance(country, str) and COUNTRY_CODE.match(country.strip()):
         return country.strip().upper()
     return settings.TESSERA_DEFAULT_PHONE_REGION
+
+
+def identifiers_and_region(raw: dict, *, field_prefix: str) -> tuple[dict, str | None, list[dict]]:
+    """A person-naming object (`{"email": ..., "phone": ..., "country"?: "FR"}`) split into its
+    identifiers and the region its phone is read in, with an error for a malformed country."""
+    identifiers = {kind: value for kind, value in raw.items() if kind != "country"}
+    country = raw.get("country")
+    if country is not None and not (isinstance(country, str) and COUNTRY_CODE.match(country.strip())):
+        return identifiers, None, [error(f"{field_prefix}.country", "invalid_country",
+                                         "country is an ISO 3166 alpha-2 code, e.g. FR.")]
+    return identifiers, phone_region(raw), []
 
 
 def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None, zone: tzinfo = UTC) -> ParsedRecord:

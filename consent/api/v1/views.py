@@ -256,7 +256,7 @@ def _record_profile(raw: dict, source: str | None, errors: list) -> UUID | None:
     if not isinstance(identifiers, dict) or not identifiers:
         errors.append(_error("profile", "required", "Name the person with profile or profile_id."))
         return None
-    unknown = [k for k in identifiers if k not in IDENTIFIER_KINDS]
+    unknown = [k for k in identifiers if k not in IDENTIFIER_KINDS and k != "country"]  # country: phone region
     if unknown:
         errors.append(_error("profile", "unknown_identifier", "Unknown identifier kind."))
         return None
@@ -484,6 +484,8 @@ class DsrIdentifiersSerializer(serializers.Serializer):
     crm_id = serializers.CharField(required=False)
     anonymous_id = serializers.CharField(required=False)
     user_id = serializers.CharField(required=False)
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False,
+                                     help_text="ISO 3166 alpha-2: how a phone without + is read.")
 
 
 class DsrChangesSerializer(serializers.Serializer):
@@ -513,7 +515,7 @@ class DsrCreateApi(ApiView):
 
         def validate(self, attrs):
             identifiers = {k: v for k, v in attrs["identifiers"].items() if v}
-            if not identifiers:
+            if not set(identifiers) - {"country"}:
                 raise serializers.ValidationError({"identifiers": "Name at least one identifier."},
                                                   code="no_usable_identifier")
             if any(k in SCOPED_KINDS for k in identifiers) and not attrs.get("source"):

@@ -31,6 +31,7 @@ from cdp.api.v1.serializers import (
 from cdp.api.v1.views.base import ApiView, batch_limit, uuid_or_404, validated
 from cdp.core.identifiers import IDENTIFIER_KINDS, SOURCE_SCOPED_KINDS
 from cdp.selectors import profile_unified_view
+from cdp.services.records import phone_region
 from cdp.services.resolution import profiles_ingest
 from consent.gpc import gpc_apply
 
@@ -100,6 +101,10 @@ class ProfilesLookupApi(ApiView):
         anonymous_id = serializers.CharField(required=False)
         source = serializers.CharField(required=False, max_length=64,
                                        help_text="Required with crm_id or user_id (they are scoped to a source).")
+        country = serializers.RegexField(
+            r"^[A-Za-z]{2}$", required=False,
+            help_text="ISO 3166 alpha-2 code: how a phone without + is read (default: "
+                      "TESSERA_DEFAULT_PHONE_REGION; with neither, only international numbers are understood).")
 
         def validate(self, attrs):
             kinds = [kind for kind in IDENTIFIER_KINDS if kind in attrs]
@@ -120,7 +125,8 @@ class ProfilesLookupApi(ApiView):
         responses={200: OutputSerializer, **problems(400, 422)},
         description="Scope `profiles:read`. Find a profile by one identifier (a POST, so no personal data "
                     "appears in URLs). `results` is empty when nobody matches, and, for a key bound to a "
-                    "source, when the person matched is not one that source contributed.",
+                    "source, when the person matched is not one that source contributed. A malformed identifier "
+                    "(a phone that is no number in its region, an address without a domain) is a 400 naming it.",
     )
     def post(self, request):
         data = validated(self.InputSerializer, request.data)
@@ -129,7 +135,7 @@ class ProfilesLookupApi(ApiView):
             source_known(data["source"])  # an unknown source is a 422, not an empty answer
         profiles = [profile_representation(view) for view in profiles_lookup(
             kind=kind, value=data[kind], source_key=data.get("source"),
-            visible=key_boundary(request.auth))]
+            region=phone_region({"country": data.get("country")}), visible=key_boundary(request.auth))]
         for profile in profiles:
             record_personal_data_access(actor=self.actor(), profile_ids=[profile["id"]],
                                         fields=profile_fields(profile), purpose="api_profile_lookup")
