@@ -31,6 +31,7 @@ from cdp.api.v1.serializers import (
 from cdp.api.v1.views.base import ApiView, batch_limit, uuid_or_404, validated
 from cdp.core.identifiers import IDENTIFIER_KINDS, SOURCE_SCOPED_KINDS
 from cdp.selectors import profile_unified_view
+from cdp.services.conflicts import conflict_results_describe
 from cdp.services.records import phone_region
 from cdp.services.resolution import profiles_ingest
 from consent.gpc import gpc_apply
@@ -57,6 +58,10 @@ class ProfileRecordResultSerializer(serializers.Serializer):
                                               "rejected", "suppressed"])
     profile_id = serializers.UUIDField(allow_null=True)
     errors = BatchErrorSerializer(many=True)
+    reason = serializers.CharField(required=False, help_text="Only with `conflict`: why the link was refused, as "
+                                   "in GET /merge-conflicts (e.g. `conflicting_source_ids`).")
+    record_id = serializers.UUIDField(required=False, help_text="Only with `conflict`: the stored record.")
+    conflict_id = serializers.UUIDField(required=False, help_text="Only with `conflict`: the merge conflict.")
 
 
 class ProfilesBatchApi(ApiView):
@@ -84,8 +89,10 @@ class ProfilesBatchApi(ApiView):
         source = source_for_write(api_key=request.auth, source_key=data["source"])
 
         def run() -> StoredResponse:
-            results = profiles_ingest(source=source, records=data["records"])
-            return StoredResponse(200, {"results": safe_batch_results([r.as_dict() for r in results])})
+            results = conflict_results_describe(source_key=source.key, records=data["records"],
+                                                results=[r.as_dict() for r in profiles_ingest(
+                                                    source=source, records=data["records"])])
+            return StoredResponse(200, {"results": safe_batch_results(results)})
 
         return self.idempotent(run)
 
