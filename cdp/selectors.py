@@ -11,7 +11,7 @@ from uuid import UUID
 
 from cdp.core.errors import Gone, NotFound
 from cdp.core.identifiers import GLOBAL_KINDS
-from cdp.models import AttributeValue, Identity, Profile, ProfileStatus, SourceKind, SourceRecord
+from cdp.models import AttributeValue, Event, Identity, Profile, ProfileStatus, SourceKind, SourceRecord
 from cdp.services.attributes import attribute_value_read
 from cdp.services.profiles import identity_value_read, profile_dek
 from cdp.services.records import IdentifierKey, parse_identifiers
@@ -39,6 +39,19 @@ def profile_unified_view(*, profile_id) -> dict:
         "updated_at": profile.updated_at.isoformat(),
         "version": profile.version,
     }
+
+
+def profile_events(*, profile_id):
+    """A person's events (a queryset, for the caller to order and page); a merged-away id
+    reads its survivor's, which hold the absorbed profile's events since the merge."""
+    row = Profile.objects.filter(pk=profile_id).values_list("status", "merged_into_id").first()
+    if row is None:
+        raise NotFound("No profile has this id.")
+    status, merged_into = row
+    if status == ProfileStatus.ERASED:
+        raise Gone("The profile was erased.", code="erased")
+    holder = merged_into if status == ProfileStatus.MERGED and merged_into else profile_id
+    return Event.objects.filter(profile_id=holder).select_related("source")
 
 
 def unified_attributes(profile: Profile, *, dek: bytes) -> dict:
