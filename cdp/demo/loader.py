@@ -82,10 +82,17 @@ def _step(on_progress) -> None:
         on_progress(1)
 
 
+def demo_write_key(source_key: str) -> str:
+    """The fixed Segment write key of a demo source in development (printed by demo_info,
+    like the demo staff log-ins); demo sources made with DEBUG off get random keys."""
+    return f"wk_demo_{source_key.replace('-', '_')}_write_key"
+
+
 def _source(spec: dict, report: DemoReport) -> Source:
     source = Source.objects.filter(key=spec["key"]).first()
     if source is None:
-        source, _ = source_create(key=spec["key"], name=spec["name"], kind=spec["kind"], trust=spec["trust"])
+        source, _ = source_create(key=spec["key"], name=spec["name"], kind=spec["kind"], trust=spec["trust"],
+                                  write_key=demo_write_key(spec["key"]) if settings.DEBUG else None)
         report.sources_created += 1
     return source
 

@@ -23,12 +23,14 @@ def write_key_hash(write_key: str) -> str:
 
 @transaction.atomic
 def source_create(*, key: str, name: str, kind: str, trust: int,
-                  assurance: str = Assurance.ASSERTED, time_zone: str = "") -> tuple[Source, str]:
+                  assurance: str = Assurance.ASSERTED, time_zone: str = "",
+                  write_key: str | None = None) -> tuple[Source, str]:
     """A new source and its write key (returned once, stored only as a hash).
 
     `assurance` says how far its identifiers are trusted (cdp.services.identity_rules):
     `client` for a source whose write key is used from browsers or apps. `time_zone` (IANA
-    name): how its timestamps without an offset are read (empty: UTC).
+    name): how its timestamps without an offset are read (empty: UTC). `write_key`: only the
+    development demo's fixed keys (cdp.demo.loader); otherwise a random one.
     """
     if not SOURCE_KEY.match(key or ""):
         raise ApplicationError("A source key is 1-64 lower-case letters, digits, '-' or '_'.", code="invalid_key")
@@ -39,7 +41,7 @@ def source_create(*, key: str, name: str, kind: str, trust: int,
     time_zone_check(time_zone)
     if Source.objects.filter(key=key).exists():
         raise Conflict(f"A source with key '{key}' already exists.", code="source_exists")
-    write_key = "wk_" + secrets.token_urlsafe(24)
+    write_key = write_key or "wk_" + secrets.token_urlsafe(24)
     try:
         source = Source.objects.create(key=key, name=name or key, kind=kind, trust=int(trust), assurance=assurance,
                                        time_zone=time_zone, write_key_hash=write_key_hash(write_key),

@@ -41,6 +41,17 @@ def webhook_deliver(delivery_id: str) -> None:
     run(delivery_id=delivery_id)
 
 
+@shared_task(name="webhooks.webhook_deliver_batch", ignore_result=True, acks_late=True,
+             autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, retry_backoff_max=60, retry_jitter=True,
+             max_retries=5, soft_time_limit=60, time_limit=90)
+def webhook_deliver_batch(subscription_id: str) -> None:
+    from cdp.webhooks.services.batches import webhook_deliver_batch as run
+    from cdp.webhooks.services.relay import batch_task_unmark
+
+    batch_task_unmark(subscription_id)  # before claiming: a relay run from now on may queue another
+    run(subscription_id=subscription_id)
+
+
 def relay_wake() -> None:
     """Called after a commit that wrote outbox rows (registered in apps.py).
 
