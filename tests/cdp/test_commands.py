@@ -149,3 +149,25 @@ def test_demo_info_prints_urls_and_staff_log_ins(settings):
     out, _ = run("demo_info", "--port", "8123")
     assert "http://127.0.0.1:8123/api/docs/" in out
     assert "operator / demo-operator-pass" in out
+
+
+def test_importers_record_the_stated_consent_in_the_ledger_with_its_evidence(tmp_path):
+    from consent.models import ConsentEvent
+
+    write_movielens(tmp_path)
+    evidence = "MovieLens sign-up terms v2, 1998"
+    out, _ = run("import_movielens", "--path", str(tmp_path), "--json", "--consent", "analytics,personalization",
+                 "--evidence", evidence)
+    assert json.loads(out.strip().splitlines()[-1])["consents_recorded"] == 4
+    events = ConsentEvent.objects.all()
+    assert sorted(events.values_list("purpose", flat=True)) == ["analytics", "analytics", "personalization",
+                                                                "personalization"]
+    assert {(e.channel, e.source, e.actor, e.granted) for e in events} == {("import", "movielens",
+                                                                           f"import: {evidence}", True)}
+    again = run("import_movielens", "--path", str(tmp_path), "--json", "--consent", "analytics",
+                "--evidence", evidence)[0]
+    assert json.loads(again.strip().splitlines()[-1])["consents_recorded"] == 0  # nothing new
+    with pytest.raises(CommandError, match="--evidence"):
+        run("import_movielens", "--path", str(tmp_path), "--consent", "analytics")
+    with pytest.raises(CommandError, match="purposes among"):
+        run("import_transactions", "--path", str(tmp_path), "--consent", "everything", "--evidence", "x")
