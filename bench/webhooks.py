@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from setup_django import fresh_postgres  # noqa: E402
+from setup_django import backend_cpu_seconds, fresh_postgres  # noqa: E402
 
 
 class Receiver:
@@ -86,7 +86,7 @@ def drain(*, changes: int, batch_size: int) -> dict:
     receiver = Receiver()
     subscription = webhook_create(url=receiver.url, events=["profile.updated"], batch_size=batch_size).subscription
     backlog(changes)
-    started = time.perf_counter()
+    started, cpu, server = time.perf_counter(), time.process_time(), backend_cpu_seconds()
     first_at = None
     while True:
         webhooks_relay()
@@ -94,15 +94,18 @@ def drain(*, changes: int, batch_size: int) -> dict:
             first_at = time.perf_counter() - started
         pending = WebhookDelivery.objects.filter(subscription=subscription, status=DeliveryStatus.PENDING).count()
         done = WebhookDelivery.objects.filter(subscription=subscription).count() >= changes
-        print(f"\r  {receiver.changes:,}/{changes:,} delivered", end="", file=sys.stderr, flush=True)
+        if sys.stderr.isatty():
+            print(f"\r  {receiver.changes:,}/{changes:,} delivered", end="", file=sys.stderr, flush=True)
         if done and not pending:
             break
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    server = (backend_cpu_seconds() or 0) - (server or 0)
     print(file=sys.stderr)
     receiver.server.shutdown()
     subscription.deleted_at = timezone.now()  # the next run's receiver is another one
     subscription.save(update_fields=["deleted_at"])
-    return {"changes": receiver.changes, "posts": receiver.posts, "seconds": elapsed, "first": first_at}
+    return {"changes": receiver.changes, "posts": receiver.posts, "seconds": elapsed, "first": first_at,
+            "cpu": cpu, "server_cpu": server}
 
 
 def main() -> None:
@@ -120,7 +123,8 @@ def main() -> None:
         result = drain(changes=changes, batch_size=batch_size)
         print(f"{label:<12} batch_size {batch_size:>4}: {result['changes']:>8,} changes in {result['posts']:>7,} "
               f"POSTs, {result['seconds']:>6.1f} s ({result['changes'] / result['seconds']:>7,.0f} changes/s; "
-              f"first delivery after {result['first']:.2f} s)")
+              f"first delivery after {result['first']:.2f} s); CPU {result['cpu']:.1f} s relay + receiver, "
+              f"{result['server_cpu']:.1f} s PostgreSQL; load average {os.getloadavg()[0]:.1f}")
     print("target: 100,000 changes drained in < 120 s; before batching ~9 deliveries/s (one Celery worker)")
 
 
