@@ -35,6 +35,7 @@ class Receiver:
     def __init__(self):
         self.changes = 0
         self.posts = 0
+        self.first_at = None  # perf_counter() of the first POST
         self.lock = threading.Lock()
         receiver = self
 
@@ -42,6 +43,7 @@ class Receiver:
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 with receiver.lock:
+                    receiver.first_at = receiver.first_at or time.perf_counter()
                     receiver.posts += 1
                     receiver.changes += len(body["events"]) if "events" in body else 1
                 self.send_response(200)
@@ -87,11 +89,8 @@ def drain(*, changes: int, batch_size: int) -> dict:
     subscription = webhook_create(url=receiver.url, events=["profile.updated"], batch_size=batch_size).subscription
     backlog(changes)
     started, cpu, server = time.perf_counter(), time.process_time(), backend_cpu_seconds()
-    first_at = None
     while True:
         webhooks_relay()
-        if first_at is None and receiver.changes:
-            first_at = time.perf_counter() - started
         pending = WebhookDelivery.objects.filter(subscription=subscription, status=DeliveryStatus.PENDING).count()
         done = WebhookDelivery.objects.filter(subscription=subscription).count() >= changes
         if sys.stderr.isatty():
@@ -104,7 +103,7 @@ def drain(*, changes: int, batch_size: int) -> dict:
     receiver.server.shutdown()
     subscription.deleted_at = timezone.now()  # the next run's receiver is another one
     subscription.save(update_fields=["deleted_at"])
-    return {"changes": receiver.changes, "posts": receiver.posts, "seconds": elapsed, "first": first_at,
+    return {"changes": receiver.changes, "posts": receiver.posts, "seconds": elapsed, "first": receiver.first_at - started,
             "cpu": cpu, "server_cpu": server}
 
 
