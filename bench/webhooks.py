@@ -103,8 +103,8 @@ def drain(*, changes: int, batch_size: int) -> dict:
     receiver.server.shutdown()
     subscription.deleted_at = timezone.now()  # the next run's receiver is another one
     subscription.save(update_fields=["deleted_at"])
-    return {"changes": receiver.changes, "posts": receiver.posts, "seconds": elapsed, "first": receiver.first_at - started,
-            "cpu": cpu, "server_cpu": server}
+    return {"changes": receiver.changes, "posts": receiver.posts, "seconds": elapsed,
+            "first": receiver.first_at - started, "cpu": cpu, "server_cpu": server}
 
 
 def main() -> None:
