@@ -21,7 +21,7 @@ class SourceAdmin(admin.ModelAdmin):
     list_filter = ("kind", "assurance")
     search_fields = ("key", "name")
     readonly_fields = ("write_key_prefix", "created_at")
-    fields = ("key", "name", "kind", "trust", "assurance", "write_key_prefix", "created_at")
+    fields = ("key", "name", "kind", "trust", "assurance", "time_zone", "write_key_prefix", "created_at")
 
     def get_readonly_fields(self, request, obj=None):
         # The key names a source everywhere (lineage, namespaces): fixed once created.
@@ -48,7 +48,7 @@ class SourceAdmin(admin.ModelAdmin):
                 source_assurance_change(source=obj, assurance=assurance)
             return
         source, write_key = source_create(key=obj.key, name=obj.name, kind=obj.kind, trust=obj.trust,
-                                          assurance=obj.assurance)
+                                          assurance=obj.assurance, time_zone=obj.time_zone)
         obj.pk, obj.write_key_hash, obj.write_key_prefix = source.pk, source.write_key_hash, source.write_key_prefix
         obj._state.adding = False
         messages.warning(request, f"Write key for '{source.key}' (shown once, store it now): {write_key}")

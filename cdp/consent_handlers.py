@@ -37,7 +37,7 @@ from cdp.services.attributes import attribute_value_read
 from cdp.services.corrections import profile_rectify
 from cdp.services.erasure import profile_erase
 from cdp.services.profiles import identity_value_read, profile_dek, profiles_touch
-from cdp.services.records import parse_identifiers
+from cdp.services.records import identifiers_and_region, parse_identifiers
 from cdp.services.source_records import record_payload_read
 from consent import registry
 
@@ -50,10 +50,15 @@ def _iso(value):
 
 
 def resolve(*, identifiers: dict, source: str | None = None) -> list[UUID]:
-    """Active profiles holding any of these identifiers (normally one); ValueError(code) for a malformed one."""
+    """Active profiles holding any of these identifiers (normally one); ValueError(code) for a
+    malformed one. A `country` member says how a phone without "+" is read (else
+    TESSERA_DEFAULT_PHONE_REGION)."""
     if not isinstance(identifiers, dict):
         raise ValueError("wrong_type")
-    found = profile_ids_by_identifiers(identifiers.items(), source_key=source, strict=True)
+    identifiers, region, errors = identifiers_and_region(identifiers, field_prefix="identifiers")
+    if errors:
+        raise ValueError(errors[0]["code"])
+    found = profile_ids_by_identifiers(identifiers.items(), source_key=source, region=region, strict=True)
     return sorted(set(found.values()), key=str)
 
 

@@ -27,6 +27,7 @@ class CdpErrorCode(StrEnum):
     INVALID_SOURCE_KEY = "invalid_key"
     INVALID_KIND = "invalid_kind"
     INVALID_ASSURANCE = "invalid_assurance"
+    INVALID_TIME_ZONE = "invalid_time_zone"
     SOURCE_EXISTS = "source_exists"
     UNKNOWN_SOURCE = "unknown_source"
     # records, lookups and corrections

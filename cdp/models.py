@@ -17,9 +17,13 @@ still applies `on_delete` to them, and `cdp.integrity.dangling_references` (the
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, tzinfo
+from zoneinfo import ZoneInfo
 
 from django.db import models
 from django.db.models import Q
+
+from cdp.core.timestamps import time_zone_validate
 
 
 class SourceKind(models.TextChoices):
@@ -45,6 +49,9 @@ class Source(models.Model):
     assurance = models.CharField(max_length=8, choices=Assurance.choices, default=Assurance.ASSERTED,
                                  help_text="How far its identifiers are trusted: 'client' for write keys used "
                                            "in browsers and apps.")
+    time_zone = models.CharField(max_length=64, blank=True, default="", validators=[time_zone_validate],
+                                 help_text="IANA time zone in which this source's timestamps without an offset are "
+                                           "read (empty: UTC).")
     # Segment write key: only its SHA-256 is kept, the key is shown once at creation.
     write_key_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     write_key_prefix = models.CharField(max_length=12, blank=True, editable=False)
@@ -56,6 +63,11 @@ class Source(models.Model):
     @property
     def is_third_party(self) -> bool:
         return self.kind == SourceKind.THIRD_PARTY
+
+    @property
+    def zone(self) -> tzinfo:
+        """Where its timestamps without an offset are read: its time zone, else UTC."""
+        return ZoneInfo(self.time_zone) if self.time_zone else UTC
 
 
 class DataKey(models.Model):

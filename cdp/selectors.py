@@ -12,8 +12,10 @@ from collections import defaultdict
 from uuid import UUID
 
 from cdp.core.errors import NotFound
+from cdp.core.http.pagination import Page, paginate
+from cdp.core.identifiers import GLOBAL_KINDS
 from cdp.errors import ProfileErased
-from cdp.models import AttributeValue, Identity, Profile, ProfileStatus, Source, SourceKind, SourceRecord
+from cdp.models import AttributeValue, Event, Identity, Profile, ProfileStatus, Source, SourceKind, SourceRecord
 from cdp.services.attributes import attribute_value_read
 from cdp.services.profiles import identity_value_read, profile_dek
 from cdp.services.records import IdentifierKey, parse_identifiers
@@ -60,6 +62,27 @@ def profile_fields(view: dict) -> list[str]:
     fields = [f"identifiers.{kind}" for kind in view.get("identifiers", {})]
     fields += [f"attributes.{name}" for name in view.get("attributes", {})]
     return fields
+
+
+def profile_events_page(*, profile_id, query_params, accessor: Accessor) -> Page:
+    """A page of a person's events for `accessor`, oldest first (by occurred_at); the page
+    read is logged and honours the request's GPC signal."""
+    page = paginate(profile_events(profile_id=profile_id), query_params=query_params, ordering=("occurred_at", "id"))
+    subject_data_read(accessor=accessor, profile_id=profile_id, fields=["events"], purpose="api_events_read")
+    return page
+
+
+def profile_events(*, profile_id):
+    """A person's events (a queryset, for the caller to order and page); a merged-away id
+    reads its survivor's, which hold the absorbed profile's events since the merge."""
+    row = Profile.objects.filter(pk=profile_id).values_list("status", "merged_into_id").first()
+    if row is None:
+        raise NotFound("No profile has this id.")
+    status, merged_into = row
+    if status == ProfileStatus.ERASED:
+        raise ProfileErased()
+    holder = merged_into if status == ProfileStatus.MERGED and merged_into else profile_id
+    return Event.objects.filter(profile_id=holder).select_related("source")
 
 
 def unified_attributes(profile: Profile, *, dek: bytes) -> dict:
@@ -111,24 +134,28 @@ def profiles_contributed_by_source(*, profile_ids, source_id) -> set[UUID]:
     return {pid for pid, owner in holder.items() if owner in contributed}
 
 
-def profile_ids_by_identifier(*, kind: str, value, source_key: str | None = None) -> list:
-    """Active profiles holding this identifier (at most one, by the uniqueness rule)."""
-    found = profile_ids_by_identifiers([(kind, value)], source_key=source_key)
+def profile_ids_by_identifier(*, kind: str, value, source_key: str | None = None, region: str | None = None) -> list:
+    """Active profiles holding this identifier (at most one, by the uniqueness rule).
+    `region`: how a phone without "+" is read (records.phone_region)."""
+    found = profile_ids_by_identifiers([(kind, value)], source_key=source_key, region=region)
     return [found[(kind, value)]] if (kind, value) in found else []
 
 
-def profile_ids_by_identifiers(pairs, *, source_key: str | None = None, strict: bool = False) -> dict:
+def profile_ids_by_identifiers(pairs, *, source_key: str | None = None, region: str | None = None,
+                               strict: bool = False) -> dict:
     """{(kind, value): active profile id} for the pairs that name someone, in one query.
 
     The one identifier → profile lookup (API lookups, the console, data-subject requests,
     sign-in). Junk values (`"null"`, a blocked address) name nobody. A malformed value
     names nobody too, unless `strict`: then it raises ValueError with its error code, for
     callers that must tell the sender (a data-subject request filed by identifier).
-    `source_key` is the namespace of source-scoped kinds (crm_id, user_id).
+    `source_key` is the namespace of source-scoped kinds (crm_id, user_id); `region` says
+    how a phone without "+" is read (records.phone_region).
     """
     wanted: dict[tuple, tuple] = {}
     for kind, value in pairs:
-        keys, errors = parse_identifiers({kind: value}, source_key=source_key or "", region=None)
+        namespace_source = "" if kind in GLOBAL_KINDS else (source_key or "")
+        keys, errors = parse_identifiers({kind: value}, source_key=namespace_source, region=region)
         if errors and strict:
             raise ValueError(errors[0]["code"])
         if keys and not errors:

@@ -296,9 +296,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # `type` names several choice sets (events, changes, DSRs); the DSR one is used by two
-    # components, so it needs a name of its own rather than a hash suffix.
-    "ENUM_NAME_OVERRIDES": {"DsrTypeEnum": "consent.models.DsrType.values"},
+    # `type` names several choice sets (events, changes, DSRs); the DSR and event ones are
+    # each used by two components, so they need names of their own rather than hash suffixes.
+    "ENUM_NAME_OVERRIDES": {"DsrTypeEnum": "consent.models.DsrType.values",
+                            "EventTypeEnum": "cdp.models.EventType.values"},
 }
 
 # --- Cache (API throttling) -----------------------------------------------------------------

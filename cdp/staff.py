@@ -32,9 +32,12 @@ CONSENT_CONFIGURATION_EDIT = [
     ("consent", "add_dsrapprovalrule"), ("consent", "change_dsrapprovalrule"),
 ]
 
-# Operators manage sources, items and merge conflicts in the admin and read the consent
-# configuration; no one edits ciphertexts or identities by hand.
+# Operators manage sources, items and merge conflicts in the admin, read the Segment
+# ingestion-error log (each decrypted message they open is logged) and read the consent
+# configuration; no one edits ciphertexts or identities by hand. API keys are a superuser's:
+# a key can carry any scope.
 OPERATOR_PERMISSIONS = [
+    ("segment", "view_ingestionerror"),
     ("cdp", "view_source"), ("cdp", "add_source"), ("cdp", "change_source"),
     ("cdp", "view_item"), ("cdp", "add_item"), ("cdp", "change_item"),
     ("cdp", "view_profile"), ("cdp", "view_mergeconflict"), ("cdp", "change_mergeconflict"),

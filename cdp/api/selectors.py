@@ -8,21 +8,27 @@ from collections.abc import Callable, Iterable, Mapping
 from django.db.models import QuerySet
 
 from cdp.core.errors import ApplicationError
+from cdp.core.http.errors import InvalidInput
 from cdp.core.http.pagination import Page, paginate
 from cdp.errors import CdpErrorCode
 from cdp.models import ConflictStatus, Merge, MergeConflict
 from cdp.selectors import profile_fields, profile_ids_by_identifier, profile_unified_view
+from cdp.services.records import parse_identifiers
 from consent.services.access import Accessor, personal_data_read
 
 CONFLICT_FILTERS = (*ConflictStatus.values, "all")
 
 
-def profiles_lookup(*, kind: str, value, source_key: str | None, accessor: Accessor,
+def profiles_lookup(*, kind: str, value, source_key: str | None, region: str | None, accessor: Accessor,
                     visible: Callable[[Iterable], set] | None) -> list[dict]:
     """Unified views of the active profiles holding this identifier (at most one) that
     `visible` (the caller's key boundary; None: everyone) keeps; the others are never
-    decrypted. Each view handed out is logged (field names only)."""
-    ids = profile_ids_by_identifier(kind=kind, value=value, source_key=source_key)
+    decrypted. Each view handed out is logged (field names only). A malformed identifier
+    raises InvalidInput naming it (a junk one matches nobody)."""
+    _, errors = parse_identifiers({kind: value}, source_key=source_key or "", region=region, field_prefix="")
+    if errors:
+        raise InvalidInput(f"The {kind} is not valid.", errors=[{**e, "field": kind} for e in errors])
+    ids = profile_ids_by_identifier(kind=kind, value=value, source_key=source_key, region=region)
     shown = set(ids) if visible is None or not ids else visible(ids)
     views = [profile_unified_view(profile_id=pid) for pid in ids if pid in shown]
     for view in views:

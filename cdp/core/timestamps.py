@@ -10,7 +10,9 @@ answer with an error naming its field: never an exception.
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_datetime
 
 MAX_LENGTH = 64  # longer text is no timestamp: not worth parsing
@@ -26,3 +28,16 @@ def parse_timestamp(raw, *, default_zone: tzinfo = UTC) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo is not None else value.replace(tzinfo=default_zone)
+
+
+INVALID_TIME_ZONE = "invalid_time_zone"
+
+
+def time_zone_validate(name: str) -> None:
+    """A model field validator: an IANA time zone name (e.g. Europe/Paris), or empty."""
+    if not name:
+        return
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("Use an IANA time zone name such as Europe/Paris.", code=INVALID_TIME_ZONE) from None

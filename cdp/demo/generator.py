@@ -46,7 +46,7 @@ PURPOSES = ("analytics", "personalization", "marketing", "enrichment", "sale_sha
 SOURCES = (
     {"key": "shop", "name": "Online shop orders", "kind": "first_party", "trust": 80},
     {"key": "web", "name": "Website events", "kind": "first_party", "trust": 50},
-    {"key": "crm", "name": "CRM contacts", "kind": "first_party", "trust": 90},
+    {"key": "demo-crm", "name": "CRM contacts (demo)", "kind": "first_party", "trust": 90},
     {"key": "enrichment", "name": "Lumen Data Co. enrichment", "kind": "third_party", "trust": 20},
 )
 
@@ -913,12 +913,12 @@ def _iso_one(seconds: int) -> str:
 
 
 def _build_records(rng, population: _Population, activity: _Activity) -> dict[str, list[dict]]:
-    records: dict[str, list[dict]] = {"shop": [], "web": [], "crm": [], "enrichment": []}
+    records: dict[str, list[dict]] = {"shop": [], "web": [], "demo-crm": [], "enrichment": []}
     for i, person in enumerate(population.people):
         records["shop"].extend(_shop_records(rng, person, int(activity.first_purchase_second[i])))
         records["web"].extend(_web_records(person, int(population.first_visit[i])))
         if rng.random() < GROUPS[person.group].crm_rate:
-            records["crm"].append(_crm_record(rng, person, i, int(activity.spend_cents[i])))
+            records["demo-crm"].append(_crm_record(rng, person, i, int(activity.spend_cents[i])))
         if rng.random() < ENRICHMENT_COVERAGE:
             records["enrichment"].append(_enrichment_record(rng, person))
     records["shop"].extend(_test_order_records())

@@ -20,9 +20,10 @@ from cdp.services.items import items_upsert
 from cdp.services.resolution import profiles_ingest
 from cdp.services.sources import source_create
 from cdp.staff import COMPLIANCE, OPERATOR, staff_create
-from consent.services import consent_set
+from consent.services import ConsentChange, consents_record_many
 
 BATCH = 1000
+CONSENT_BATCH = 500
 # Development-only log-ins, printed by `demo_info`; never created when DEBUG is false.
 DEMO_STAFF = [
     {"username": "compliance", "password": "demo-compliance-pass", "role": COMPLIANCE},
@@ -82,10 +83,17 @@ def _step(on_progress) -> None:
         on_progress(1)
 
 
+def demo_write_key(source_key: str) -> str:
+    """The fixed Segment write key of a demo source in development (printed by demo_info,
+    like the demo staff log-ins); demo sources made with DEBUG off get random keys."""
+    return f"wk_demo_{source_key.replace('-', '_')}_write_key"
+
+
 def _source(spec: dict, report: DemoReport) -> Source:
     source = Source.objects.filter(key=spec["key"]).first()
     if source is None:
-        source, _ = source_create(key=spec["key"], name=spec["name"], kind=spec["kind"], trust=spec["trust"])
+        source, _ = source_create(key=spec["key"], name=spec["name"], kind=spec["kind"], trust=spec["trust"],
+                                  write_key=demo_write_key(spec["key"]) if settings.DEBUG else None)
         report.sources_created += 1
     return source
 
@@ -100,12 +108,18 @@ def _apply_consents(consents: list[dict]) -> int:
         identifier = tuple(sorted(change["profile"].items()))
         latest[(identifier, change["purpose"])] = change
     owners = profile_ids_by_identifiers([identifier[0] for identifier, _ in latest])
-    changed = 0
+    people: dict = {}
     for (identifier, purpose), change in latest.items():
         profile_id = owners.get(identifier[0])
         if profile_id is not None:
-            changed += consent_set(profile_id=profile_id, purpose=purpose, granted=change["granted"],
-                                   channel="import", actor="load_demo")
+            people.setdefault(profile_id, []).append(ConsentChange(purpose, change["granted"]))
+    # In batches of people, one transaction each (a transaction a decision was most of the
+    # load's time); a decision that changes nothing is skipped, so a rerun records nothing.
+    changed = 0
+    batch = list(people.items())
+    for start in range(0, len(batch), CONSENT_BATCH):
+        results = consents_record_many(batch[start:start + CONSENT_BATCH], channel="import", actor="load_demo")
+        changed += sum(1 for person in results for result in person if result.status == "recorded")
     return changed
 
 

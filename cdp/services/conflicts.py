@@ -22,7 +22,7 @@ from cdp.models import ConflictStatus, Identity, MergeConflict, Profile, Profile
 from cdp.services import identity_rules
 from cdp.services.merges import identities_trim_to_caps, profile_merge
 from cdp.services.profiles import identities_add, profile_dek, profile_get_live, profiles_touch
-from cdp.services.records import parse_identifiers
+from cdp.services.records import external_key_for, parse_identifiers, phone_region
 from cdp.services.source_records import record_payload_read
 from consent.services.access import operator_action_event
 
@@ -93,7 +93,8 @@ def _attach_held_contacts(conflict: MergeConflict) -> None:
     payload = record_payload_read(record, dek=dek)
     contacts = {kind: value for kind, value in payload.get("identifiers", {}).items()
                 if kind in identity_rules.CONTACT_KINDS}
-    keys, _ = parse_identifiers(contacts, source_key=source.key, region=None)
+    region = phone_region(payload.get("attributes") or {})  # as the record was read when it came
+    keys, _ = parse_identifiers(contacts, source_key=source.key, region=region)
     advisory_locks(sorted(k.blind_index for k in keys))
     profile = profile_get_live(record.profile_id, for_update=True)
     taken = {(kind, index) for kind, index in Identity.objects.filter(
@@ -103,3 +104,28 @@ def _attach_held_contacts(conflict: MergeConflict) -> None:
     identities_trim_to_caps(profile_id=profile.id)
     profiles_touch([profile.id])
     outbox_put(topic="profile.updated", payload={"profile_id": str(profile.id)})
+
+
+def conflict_results_describe(*, source_key: str, records: list, results: list[dict]) -> list[dict]:
+    """Batch results whose `conflict` names what was refused: `reason` (as in
+    GET /merge-conflicts), `record_id` (the stored record) and `conflict_id`.
+
+    Read after the batch is stored, for its conflict results only (normally none).
+    """
+    wanted = {}
+    for result in results:
+        if result["status"] == "conflict":
+            external_id = str(records[result["index"]]["external_id"]).strip()
+            wanted[external_key_for(source_key=source_key, external_id=external_id)] = result
+    if not wanted:
+        return results
+    record_ids = dict(SourceRecord.objects.filter(source__key=source_key, external_key__in=wanted, is_current=True)
+                      .values_list("external_key", "id"))
+    latest = {}
+    for conflict in MergeConflict.objects.filter(record_id__in=record_ids.values()).order_by("created_at"):
+        latest[conflict.record_id] = conflict  # the newest conflict of each record wins
+    for external_key, result in wanted.items():
+        conflict = latest.get(record_ids.get(external_key))
+        if conflict is not None:
+            result.update(conflict_id=str(conflict.id), reason=conflict.reason, record_id=str(conflict.record_id))
+    return results

@@ -24,7 +24,13 @@ from django.utils import timezone
 from cdp.core.bulk import insert_rows, rows_any_of
 from cdp.core.ids import new_uuid4
 from cdp.models import Event, EventType, Identity, Profile, ProfileStatus, Source, Suppression
-from cdp.services.records import RecordRejected, error, parse_identifiers, parse_observed_at, phone_region
+from cdp.services.records import (
+    RecordRejected,
+    error,
+    identifiers_and_region,
+    parse_identifiers,
+    parse_observed_at,
+)
 from cdp.services.resolution import profiles_ingest
 
 MAX_NAME = 200
@@ -79,8 +85,10 @@ def _parse_event(raw, *, index: int, source: Source, cache: dict | None = None) 
         except ValueError:
             errors.append(error("profile_id", "invalid_uuid", "profile_id must be a UUID."))
     elif isinstance(raw.get("profile"), dict):
-        keys, id_errors = parse_identifiers(raw["profile"], source_key=source.key, region=phone_region(raw["profile"]),
-                                            field_prefix="profile", cache=cache)
+        identifiers, region, id_errors = identifiers_and_region(raw["profile"], field_prefix="profile")
+        keys, more_errors = parse_identifiers(identifiers, source_key=source.key, region=region,
+                                              field_prefix="profile", cache=cache)
+        id_errors += more_errors
         errors.extend(id_errors)
         if not id_errors and not keys:
             errors.append(error("profile", "no_usable_identifier", "The event names no usable identifier."))
@@ -104,7 +112,7 @@ def _parse_event(raw, *, index: int, source: Source, cache: dict | None = None) 
     if event_type == EventType.RATING and rating is None:
         errors.append(error("rating", "required", "A rating event needs rating."))
     try:
-        occurred_at = parse_observed_at(raw.get("occurred_at"), "occurred_at")
+        occurred_at = parse_observed_at(raw.get("occurred_at"), "occurred_at", zone=source.zone)
     except RecordRejected as exc:
         errors.extend(exc.errors)
         occurred_at = None

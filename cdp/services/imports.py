@@ -12,16 +12,44 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from cdp.importers import movielens, purchases, transactions
-from cdp.importers.common import ImportSummary, Rejected
+from cdp.importers.common import ImportFormatError, ImportSummary, Rejected
 from cdp.models import Source
+from cdp.selectors import profile_ids_by_identifiers
 from cdp.services.events import events_ingest
 from cdp.services.items import items_upsert
 from cdp.services.resolution import profiles_ingest
 from cdp.services.sources import source_create
+from consent.policy import PURPOSES
+from consent.services import Channel, ConsentChange, consents_record_many
 
 EVENT_BATCH = 5000
 PROFILE_BATCH = 1000
 UNSPECIFIED_ITEM = "purchases-unspecified"
+
+MAX_EVIDENCE = 80  # it goes into the ledger's `actor`, which holds 120 characters
+
+
+@dataclass(frozen=True)
+class ConsentBasis:
+    """What the person running an import states: these people granted these purposes, and
+    the evidence for it (where and how it was collected). Recorded in the consent ledger
+    (channel `import`, the evidence in the event's actor, covered by the chain's HMAC)."""
+
+    purposes: tuple[str, ...]
+    evidence: str
+
+
+def consent_basis_check(purposes: str, evidence: str | None) -> ConsentBasis:
+    """`--consent a,b --evidence TEXT` checked before anything is imported."""
+    wanted = tuple(dict.fromkeys(p.strip() for p in purposes.split(",") if p.strip()))
+    unknown = [p for p in wanted if p not in PURPOSES]
+    if not wanted or unknown:
+        raise ImportFormatError(f"--consent takes purposes among {', '.join(PURPOSES)}, separated by commas.")
+    evidence = (evidence or "").strip()
+    if not evidence or len(evidence) > MAX_EVIDENCE or not evidence.isprintable():
+        raise ImportFormatError(f"--consent needs --evidence: where and how the consent was collected, in at most "
+                                f"{MAX_EVIDENCE} printable characters (no personal data).")
+    return ConsentBasis(wanted, evidence)
 
 
 @dataclass
@@ -31,6 +59,7 @@ class ImportReport:
     profiles: dict = field(default_factory=dict)   # status -> count
     events: dict = field(default_factory=dict)
     items: dict = field(default_factory=dict)
+    consents_recorded: int = 0
 
     def count(self, bucket: dict, results) -> None:
         for result in results:
@@ -42,6 +71,7 @@ class ImportReport:
             "rows_loaded": self.summary.loaded_total, "rows_rejected": self.summary.rejected_total,
             "rejected_by_reason": dict(sorted(self.summary.rejected.items())),
             "profiles": self.profiles, "events": self.events, "items": self.items,
+            "consents_recorded": self.consents_recorded,
         }
 
 
@@ -86,7 +116,7 @@ class _EventSink:
             self.events = []
 
 
-def movielens_import(*, path: str, source_key: str = "movielens",
+def movielens_import(*, path: str, source_key: str = "movielens", consent: ConsentBasis | None = None,
                      on_progress: Callable[[int], None] | None = None) -> ImportReport:
     """Items from u.item/movies.csv; each user a profile (user_id); ratings as events."""
     movielens.detect_layout(path)  # fails early, before anything is stored
@@ -108,10 +138,12 @@ def movielens_import(*, path: str, source_key: str = "movielens",
                     "rating": row.rating, "occurred_at": row.occurred_at.isoformat(),
                     "message_id": f"ml:{row.user_id}:{row.item_id}"})
     sink.flush()
+    report.consents_recorded = imported_consents_record(source, sink.known_people, consent)
     return report
 
 
 def transactions_import(*, path: str, source_key: str = "retail", timezone: str = "Europe/London",
+                        consent: ConsentBasis | None = None,
                         on_progress: Callable[[int], None] | None = None) -> ImportReport:
     """UCI Online Retail: each customer a profile (user_id, country); each line a purchase."""
     rows = transactions.read_transactions(path, timezone=timezone)  # validates files and zone now
@@ -142,10 +174,11 @@ def transactions_import(*, path: str, source_key: str = "retail", timezone: str 
     if pending_items:
         report.count(report.items, items_upsert(items=pending_items))
     sink.flush()
+    report.consents_recorded = imported_consents_record(source, sink.known_people, consent)
     return report
 
 
-def purchases_import(*, path: str, source_key: str = "purchases",
+def purchases_import(*, path: str, source_key: str = "purchases", consent: ConsentBasis | None = None,
                      on_progress: Callable[[int], None] | None = None) -> ImportReport:
     """The `purchases` shape: each customer a profile (user_id); each line a purchase whose
     price is the line's amount over its quantity (to the cent, as events store prices). The
@@ -165,7 +198,26 @@ def purchases_import(*, path: str, source_key: str = "purchases",
                     "price": str(price), "occurred_at": row.occurred_at.isoformat(),
                     "message_id": f"purchases:{row.customer_id}:{row.occurred_at.date().isoformat()}:{line}"})
     sink.flush()
+    report.consents_recorded = imported_consents_record(source, sink.known_people, consent)
     return report
+
+
+def imported_consents_record(source: Source, user_ids: set[str], consent: ConsentBasis | None) -> int:
+    """The stated consent of the imported people, in the ledger; returns the decisions
+    recorded (a re-run, or a person who decided since, records nothing new)."""
+    if consent is None or not user_ids:
+        return 0
+    recorded = 0
+    ids = sorted(user_ids)
+    changes = [ConsentChange(purpose, True) for purpose in consent.purposes]
+    for start in range(0, len(ids), PROFILE_BATCH):
+        owners = profile_ids_by_identifiers([("user_id", uid) for uid in ids[start:start + PROFILE_BATCH]],
+                                            source_key=source.key)
+        people = [(pid, changes) for pid in dict.fromkeys(owners.values())]
+        results = consents_record_many(people, channel=Channel.IMPORT, actor=f"import: {consent.evidence}",
+                                       source=source.key)
+        recorded += sum(1 for person in results for result in person if result.status == "recorded")
+    return recorded
 
 
 def _progress(rows: Iterable, on_progress):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from django.conf import settings
 from django.utils import timezone
@@ -151,10 +151,11 @@ def _identifier_outcome(kind: str, value, *, source_key: str, region: str | None
                                                              normalized_value=normalized), normalized)
 
 
-def parse_observed_at(raw, path: str = "observed_at") -> datetime:
+def parse_observed_at(raw, path: str = "observed_at", zone: tzinfo = UTC) -> datetime:
+    """`zone`: where a value without an offset is read (its source's time zone, else UTC)."""
     if raw is None:
         return timezone.now()
-    parsed = parse_timestamp(raw)
+    parsed = parse_timestamp(raw, default_zone=zone)
     if parsed is None:
         raise RecordRejected([error(path, "invalid_datetime", "Use an RFC 3339 date-time (an offset is optional: "
                                                               "UTC without one) or a date.")])
@@ -162,16 +163,29 @@ def parse_observed_at(raw, path: str = "observed_at") -> datetime:
 
 
 def phone_region(attributes: dict) -> str | None:
+    """How a phone without "+" is read: the record's `country` (ISO 3166 alpha-2), else
+    TESSERA_DEFAULT_PHONE_REGION, else only international numbers are accepted."""
     country = attributes.get("country") if isinstance(attributes, dict) else None
     if isinstance(country, str) and COUNTRY_CODE.match(country.strip()):
         return country.strip().upper()
     return settings.TESSERA_DEFAULT_PHONE_REGION
 
 
-def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None) -> ParsedRecord:
+def identifiers_and_region(raw: dict, *, field_prefix: str) -> tuple[dict, str | None, list[dict]]:
+    """A person-naming object (`{"email": ..., "phone": ..., "country"?: "FR"}`) split into its
+    identifiers and the region its phone is read in, with an error for a malformed country."""
+    identifiers = {kind: value for kind, value in raw.items() if kind != "country"}
+    country = raw.get("country")
+    if country is not None and not (isinstance(country, str) and COUNTRY_CODE.match(country.strip())):
+        return identifiers, None, [error(f"{field_prefix}.country", "invalid_country",
+                                         "country is an ISO 3166 alpha-2 code, e.g. FR.")]
+    return identifiers, phone_region(raw), []
+
+
+def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None, zone: tzinfo = UTC) -> ParsedRecord:
     """Validate one record of a profiles batch; raises RecordRejected with all errors.
 
-    `cache`: see parse_identifiers (one batch of one source).
+    `cache`: see parse_identifiers (one batch of one source); `zone`: see parse_observed_at.
     """
     if not isinstance(raw, dict):
         raise RecordRejected([error("record", "wrong_type", "A record must be an object.")])
@@ -202,7 +216,7 @@ def parse_record(raw, *, index: int, source_key: str, cache: dict | None = None)
                                             region=phone_region(attributes), cache=cache)
         errors.extend(id_errors)
     try:
-        observed_at = parse_observed_at(raw.get("observed_at"))
+        observed_at = parse_observed_at(raw.get("observed_at"), zone=zone)
     except RecordRejected as exc:
         errors.extend(exc.errors)
         observed_at = None

@@ -88,7 +88,8 @@ def profiles_ingest(*, source: Source, records: list, identifier_cache: dict | N
     cache = {} if identifier_cache is None else identifier_cache  # this batch only
     for index, raw in enumerate(records):
         try:
-            parsed.append(parse_record(raw, index=index, source_key=source.key, cache=cache))
+            parsed.append(parse_record(raw, index=index, source_key=source.key, cache=cache,
+                                       zone=source.zone))
         except RecordRejected as exc:
             results[index] = RecordResult(index, "rejected", errors=exc.errors)
     for attempt in range(1, MAX_ATTEMPTS + 1):

@@ -6,9 +6,11 @@ import hashlib
 import re
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from cdp.core.errors import ApplicationError, Conflict
+from cdp.core.timestamps import time_zone_validate
 from cdp.errors import CdpErrorCode
 from cdp.models import Assurance, AttributeValue, Event, Identity, Source, SourceKind, SourceRecord
 from cdp.services import identity_rules
@@ -22,11 +24,14 @@ def write_key_hash(write_key: str) -> str:
 
 @transaction.atomic
 def source_create(*, key: str, name: str, kind: str, trust: int,
-                  assurance: str = Assurance.ASSERTED) -> tuple[Source, str]:
+                  assurance: str = Assurance.ASSERTED, time_zone: str = "",
+                  write_key: str | None = None) -> tuple[Source, str]:
     """A new source and its write key (returned once, stored only as a hash).
 
     `assurance` says how far its identifiers are trusted (cdp.services.identity_rules):
-    `client` for a source whose write key is used from browsers or apps.
+    `client` for a source whose write key is used from browsers or apps. `time_zone` (IANA
+    name): how its timestamps without an offset are read (empty: UTC). `write_key`: only the
+    development demo's fixed keys (cdp.demo.loader); otherwise a random one.
     """
     if not SOURCE_KEY.match(key or ""):
         raise ApplicationError("A source key is 1-64 lower-case letters, digits, '-' or '_'.",
@@ -35,15 +40,24 @@ def source_create(*, key: str, name: str, kind: str, trust: int,
         raise ApplicationError("kind must be first_party or third_party.", code=CdpErrorCode.INVALID_KIND)
     if assurance not in Assurance.values:
         raise ApplicationError("assurance must be verified, asserted or client.", code=CdpErrorCode.INVALID_ASSURANCE)
+    time_zone_check(time_zone)
     if Source.objects.filter(key=key).exists():
         raise Conflict(f"A source with key '{key}' already exists.", code=CdpErrorCode.SOURCE_EXISTS)
-    write_key = "wk_" + secrets.token_urlsafe(24)
+    write_key = write_key or "wk_" + secrets.token_urlsafe(24)
     try:
         source = Source.objects.create(key=key, name=name or key, kind=kind, trust=int(trust), assurance=assurance,
-                                       write_key_hash=write_key_hash(write_key), write_key_prefix=write_key[:8])
+                                       time_zone=time_zone, write_key_hash=write_key_hash(write_key),
+                                       write_key_prefix=write_key[:8])
     except IntegrityError:
         raise Conflict(f"A source with key '{key}' already exists.", code=CdpErrorCode.SOURCE_EXISTS) from None
     return source, write_key
+
+
+def time_zone_check(time_zone: str) -> None:
+    try:
+        time_zone_validate(time_zone)
+    except ValidationError as exc:
+        raise ApplicationError(exc.messages[0], code=CdpErrorCode.INVALID_TIME_ZONE) from None
 
 
 @transaction.atomic

@@ -37,6 +37,9 @@ class WebhookSubscription(models.Model):
                                   help_text="The API key that created it; only that key manages it.")
     owner_source = models.ForeignKey("cdp.Source", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="+", help_text="The source its key was bound to, if any.")
+    batch_size = models.PositiveSmallIntegerField(
+        default=1, help_text="Changes per POST: 1 sends each change alone (the default); more sends "
+                             "{\"events\": [...]} with up to this many.")
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 

@@ -14,8 +14,14 @@ from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
 from cdp.core.broker import enqueue
+from cdp.webhooks.services.batches import webhook_deliver_batch as webhook_deliver_batch_service
 from cdp.webhooks.services.delivery import webhook_deliver as webhook_deliver_service
-from cdp.webhooks.services.relay import WEBHOOK_DELIVER_TASK, relay_has_work
+from cdp.webhooks.services.relay import (
+    WEBHOOK_DELIVER_BATCH_TASK,
+    WEBHOOK_DELIVER_TASK,
+    batch_task_unmark,
+    relay_has_work,
+)
 from cdp.webhooks.services.relay import webhooks_relay as webhooks_relay_service
 
 logger = logging.getLogger(__name__)
@@ -38,6 +44,14 @@ def webhooks_relay() -> None:
              max_retries=5, soft_time_limit=60, time_limit=90)
 def webhook_deliver(delivery_id: str) -> None:
     webhook_deliver_service(delivery_id=delivery_id)
+
+
+@shared_task(name=WEBHOOK_DELIVER_BATCH_TASK, ignore_result=True, acks_late=True,
+             autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, retry_backoff_max=60, retry_jitter=True,
+             max_retries=5, soft_time_limit=60, time_limit=90)
+def webhook_deliver_batch(subscription_id: str) -> None:
+    batch_task_unmark(subscription_id)  # before claiming: a relay run from now on may queue another
+    webhook_deliver_batch_service(subscription_id=subscription_id)
 
 
 def relay_wake() -> None:

@@ -129,7 +129,8 @@ def _person_errors(raw: dict, source: str | None) -> list[dict]:
     identifiers = raw.get("profile")
     if not isinstance(identifiers, dict) or not identifiers:
         return [_error("profile", ConsentErrorCode.PROFILE_REQUIRED, "Name the person with profile or profile_id.")]
-    if any(kind not in IDENTIFIER_KINDS for kind in identifiers):
+    # `country` is no identifier: it says how a phone without "+" is read.
+    if any(kind not in IDENTIFIER_KINDS and kind != "country" for kind in identifiers):
         return [_error("profile", ConsentErrorCode.IDENTIFIER_UNKNOWN, "Unknown identifier kind.")]
     if any(kind in SOURCE_SCOPED_KINDS for kind in identifiers) and not source:
         return [_error("source", ConsentErrorCode.SOURCE_REQUIRED, "crm_id and user_id need source.")]

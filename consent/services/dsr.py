@@ -157,7 +157,7 @@ def dsr_submit(*, request_type: str, channel: str, actor: str, identifiers: dict
     request = DataSubjectRequest(type=request_type, channel=channel, requested_by=actor[:120],
                                  filed_by_key=filed_by_key,
                                  profile_id=UUID(str(profile_id)) if profile_id else None,
-                                 identifier_kinds=sorted((identifiers or {}).keys()),
+                                 identifier_kinds=sorted(set(identifiers or {}) - {"country"}),
                                  received_at=now, due_at=now + timedelta(days=DUE_DAYS))
     if request_type == DsrType.RECTIFICATION:
         request.sealed_changes = _seal(request, _SEAL_CHANGES, {"attributes": changes.get("attributes") or {},

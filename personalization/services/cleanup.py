@@ -45,8 +45,9 @@ def personalization_withdrawal_handle(*, profile_id, purpose: str) -> None:
         used = [pk for pk, explanation in Recommendation.objects.filter(profile_id=profile_id)
                 .values_list("id", "explanation") if "analytics" in (explanation or {}).get("purposes", [])]
         deleted["recommendations"] = Recommendation.objects.filter(id__in=used).delete()[0]
-    logger.info("personalization_withdrawal", extra={"purpose": purpose, "tables": sorted(k for k, n in deleted.items()
-                                                                                           if n)})
+    if any(deleted.values()):  # a withdrawal with nothing derived to delete is not news (an import has thousands)
+        logger.info("personalization_withdrawal", extra={"purpose": purpose,
+                                                         "tables": sorted(k for k, n in deleted.items() if n)})
 
 
 def personalization_profile_erase(*, profile_id) -> dict:

@@ -163,3 +163,44 @@ def test_demo_info_prints_urls_and_staff_log_ins(settings):
     out, _ = run("demo_info", "--port", "8123")
     assert "http://127.0.0.1:8123/api/docs/" in out
     assert "operator / demo-operator-pass" in out
+    # The demo sources with write keys that work (Segment's Basic auth user name).
+    from cdp.models import Source
+
+    keys = {line.split()[0]: line.split()[1] for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1].startswith("wk_")}
+    assert set(keys) == set(Source.objects.values_list("key", flat=True)) >= {"shop", "web", "demo-crm"}
+    assert all(source_by_write_key(key).key == source for source, key in keys.items())
+    assert not Source.objects.filter(key="crm").exists()  # the docs' example source name stays free
+
+
+def test_progress_is_a_plain_line_when_not_on_a_terminal():
+    from cdp.management.base import LineProgress
+
+    stream = StringIO()
+    with LineProgress(total=3, unit="step", desc="Loading demo data", every=0, stream=stream) as bar:
+        for _ in range(3):
+            bar.update(1)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("Loading demo data: 1/3 steps") and lines[-1].startswith("Loading demo data: 3/3")
+
+
+def test_importers_record_the_stated_consent_in_the_ledger_with_its_evidence(tmp_path):
+    from consent.models import ConsentEvent
+
+    write_movielens(tmp_path)
+    evidence = "MovieLens sign-up terms v2, 1998"
+    out, _ = run("import_movielens", "--path", str(tmp_path), "--json", "--consent", "analytics,personalization",
+                 "--evidence", evidence)
+    assert json.loads(out.strip().splitlines()[-1])["consents_recorded"] == 4
+    events = ConsentEvent.objects.all()
+    assert sorted(events.values_list("purpose", flat=True)) == ["analytics", "analytics", "personalization",
+                                                                "personalization"]
+    assert {(e.channel, e.source, e.actor, e.granted) for e in events} == {("import", "movielens",
+                                                                           f"import: {evidence}", True)}
+    again = run("import_movielens", "--path", str(tmp_path), "--json", "--consent", "analytics",
+                "--evidence", evidence)[0]
+    assert json.loads(again.strip().splitlines()[-1])["consents_recorded"] == 0  # nothing new
+    with pytest.raises(CommandError, match="--evidence"):
+        run("import_movielens", "--path", str(tmp_path), "--consent", "analytics")
+    with pytest.raises(CommandError, match="purposes among"):
+        run("import_transactions", "--path", str(tmp_path), "--consent", "everything", "--evidence", "x")

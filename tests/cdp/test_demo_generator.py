@@ -139,7 +139,7 @@ def test_rejects_an_empty_shop():
 
 def test_sources_and_catalogue_have_the_promised_shape(dataset):
     kinds = {s["key"]: (s["kind"], s["trust"]) for s in dataset.sources}
-    assert kinds == {"shop": ("first_party", 80), "web": ("first_party", 50), "crm": ("first_party", 90),
+    assert kinds == {"shop": ("first_party", 80), "web": ("first_party", 50), "demo-crm": ("first_party", 90),
                      "enrichment": ("third_party", 20)}
     assert set(dataset.records) == set(kinds)
     ids = [item["id"] for item in dataset.items]
@@ -193,7 +193,7 @@ def test_event_payloads_carry_the_fields_of_their_type(dataset):
 
 
 def test_the_identity_mess_is_there(dataset, resolver):
-    first_party = [r for s in ("shop", "web", "crm") for r in dataset.records[s]]
+    first_party = [r for s in ("shop", "web", "demo-crm") for r in dataset.records[s]]
     emails = [r["identifiers"]["email"] for r in first_party if "email" in r["identifiers"]]
     variants = defaultdict(set)
     for email in emails:
@@ -216,7 +216,7 @@ def test_the_identity_mess_is_there(dataset, resolver):
     raw_values = {v.strip().lower() for r in first_party for v in r["identifiers"].values()}
     assert {"test@test.com", "null", "-1", "0000000000"} <= raw_values
 
-    crm_with_id = [r for r in dataset.records["crm"] if "crm_id" in r["identifiers"]]
+    crm_with_id = [r for r in dataset.records["demo-crm"] if "crm_id" in r["identifiers"]]
     assert crm_with_id and all("crm_id" not in r["identifiers"] for r in dataset.records["shop"])
     assert all("country" in r["attributes"] for r in first_party)
 

@@ -37,6 +37,25 @@ def test_run_pipeline_in_process_prints_the_run_id_last(monkeypatch):
 
 
 @pytest.mark.django_db
+def test_run_pipeline_says_who_it_skipped_for_want_of_consent_without_counts(monkeypatch):
+    monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
+    shop_population(people=30)  # every 5th person without analytics, every 4th without personalization
+    out, err = run("run_pipeline", "--sync", "--chunk-size", "10")
+    assert "Some people were skipped by features for want of `analytics` consent." in err
+    assert "Some people were skipped by recommendations for want of `personalization` consent." in err
+    assert "--consent" in err and not any(ch.isdigit() for ch in err.split("consent.")[1])
+    assert out.strip().splitlines()[-1].isdigit()  # still the run id last
+
+
+@pytest.mark.django_db
+def test_run_pipeline_says_when_nobody_could_be_processed(monkeypatch):
+    monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
+    shop_population(people=12, analytics_every=1, personalization_every=1)
+    _, err = run("run_pipeline", "--sync")
+    assert "Everyone was skipped by features for want of `analytics` consent." in err
+
+
+@pytest.mark.django_db
 def test_run_pipeline_failure_is_one_sentence(monkeypatch):
     def broken(data, *, seed):
         raise ValueError("boom")

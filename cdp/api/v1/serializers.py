@@ -18,7 +18,11 @@ class IdentifiersSerializer(serializers.Serializer):
     """Identifiers of one person; crm_id and user_id are scoped to the source."""
 
     email = serializers.CharField(required=False, allow_null=True)
-    phone = serializers.CharField(required=False, allow_null=True)
+    phone = serializers.CharField(
+        required=False, allow_null=True,
+        help_text="E.164 (+33142680000), or national (01 42 68 00 00) read in the record's attributes.country "
+                  "(ISO 3166 alpha-2), else in TESSERA_DEFAULT_PHONE_REGION; with neither, only + numbers are "
+                  "understood. Stored as E.164.")
     crm_id = serializers.CharField(required=False, allow_null=True)
     anonymous_id = serializers.CharField(required=False, allow_null=True)
     user_id = serializers.CharField(required=False, allow_null=True)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cdp.api.v1.views.events import EventsBatchApi
+from cdp.api.v1.views.events import EventsBatchApi, EventsListApi
 from cdp.api.v1.views.items import ItemsBatchApi
 from cdp.api.v1.views.merges import MergeConflictsListApi, MergeUnmergeApi
 from cdp.api.v1.views.profiles import ProfileDetailApi, ProfilesBatchApi, ProfilesLookupApi
@@ -13,6 +13,7 @@ urlpatterns: list = [
     path("profiles/<str:profile_id>", ProfileDetailApi.as_view(), name="profile-detail"),
     path("merge-conflicts", MergeConflictsListApi.as_view(), name="merge-conflicts"),
     path("merges/<str:merge_id>/unmerge", MergeUnmergeApi.as_view(), name="merge-unmerge"),
+    path("events", EventsListApi.as_view(), name="events-list"),
     path("events/batch", EventsBatchApi.as_view(), name="events-batch"),
     path("items/batch", ItemsBatchApi.as_view(), name="items-batch"),
 ]

@@ -78,7 +78,7 @@ def safe_field_path(path: str) -> str:
     if match is None:
         return path
     key, container = match["key"], match["container"]
-    valid = ATTRIBUTE_NAME.fullmatch(key) if container == "attributes" else key in IDENTIFIER_KINDS
+    valid = ATTRIBUTE_NAME.fullmatch(key) if container == "attributes" else key in (*IDENTIFIER_KINDS, "country")
     return path if valid else match["parent"]
 
 

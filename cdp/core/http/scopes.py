@@ -9,6 +9,7 @@ class Scope(StrEnum):
     PROFILES_READ = "profiles:read"
     PROFILES_WRITE = "profiles:write"
     EVENTS_WRITE = "events:write"
+    EVENTS_READ = "events:read"
     ITEMS_WRITE = "items:write"
     CONSENT_READ = "consent:read"
     CONSENT_WRITE = "consent:write"

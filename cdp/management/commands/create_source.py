@@ -15,9 +15,13 @@ class Command(TesseraCommand):
                             help="How far its identifiers are trusted: verified (a server-side system that verified "
                                  "the address), asserted (other server-side systems; the default), client (write "
                                  "keys used in browsers and apps, which are public).")
+        parser.add_argument("--time-zone", default="",
+                            help="IANA time zone (e.g. Europe/Paris) in which its timestamps without an offset are "
+                                 "read; default UTC.")
 
-    def handle(self, *args, key, name, kind, trust, assurance, **options):
-        source, write_key = source_create(key=key, name=name, kind=kind, trust=trust, assurance=assurance)
+    def handle(self, *args, key, name, kind, trust, assurance, time_zone, **options):
+        source, write_key = source_create(key=key, name=name, kind=kind, trust=trust, assurance=assurance,
+                                          time_zone=time_zone)
         self.stderr.write(f"Created {source.kind} source '{source.key}' (trust {source.trust}, "
                           f"assurance {source.assurance}). "
                           "The write key below is shown once; store it now.")

@@ -1,8 +1,11 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from cdp.demo.loader import DEMO_STAFF
+from cdp.demo.generator import SOURCES
+from cdp.demo.loader import DEMO_STAFF, demo_write_key
 from cdp.management.base import TesseraCommand
+from cdp.models import Source
+from cdp.services.sources import write_key_hash
 from consent.services.signin import demo_sign_in_links
 
 
@@ -28,9 +31,20 @@ class Command(TesseraCommand):
                 lines.append("Demo staff log-ins (development only):")
                 for staff in DEMO_STAFF:
                     lines.append(f"  {staff['role']:<11} {staff['username']} / {staff['password']}")
+            lines += self.demo_sources()
         for line in self.customer_links(base):
             lines.append(line)
         self.stdout.write("\n".join(lines) + "\n")
+
+    def demo_sources(self) -> list[str]:
+        """Demo sources with their development write keys (Segment's HTTP API, user name of
+        Basic auth), those whose key is the fixed demo one only."""
+        sources = [s for s in Source.objects.filter(key__in=[spec["key"] for spec in SOURCES]).order_by("key")
+                   if s.write_key_hash == write_key_hash(demo_write_key(s.key))]
+        if not sources:
+            return []
+        return ["Demo sources and their write keys (development only; `source` in the API, Basic auth user "
+                "name on /v1/batch):"] + [f"  {s.key:<11} {demo_write_key(s.key)}" for s in sources]
 
     def customer_links(self, base: str) -> list[str]:
         links = demo_sign_in_links(base_url=base, count=3)

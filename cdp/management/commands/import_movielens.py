@@ -5,7 +5,7 @@ from django.core.management.base import CommandError
 from cdp.importers import movielens
 from cdp.importers.common import ImportFormatError
 from cdp.management.base import TesseraCommand
-from cdp.services.imports import movielens_import
+from cdp.services.imports import consent_basis_check, movielens_import
 
 
 class Command(TesseraCommand):
@@ -15,12 +15,18 @@ class Command(TesseraCommand):
         parser.add_argument("--path", required=True, help="Directory holding the MovieLens files.")
         parser.add_argument("--source", default="movielens", help="Source key (created if missing).")
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
+        parser.add_argument("--consent", metavar="PURPOSES",
+                            help="Record that the imported people granted these purposes (e.g. "
+                                 "analytics,personalization), in the consent ledger; needs --evidence.")
+        parser.add_argument("--evidence", metavar="TEXT",
+                            help="Where and how that consent was collected (kept in the ledger with each decision).")
 
-    def handle(self, *args, path, source, json: bool, **options):
+    def handle(self, *args, path, source, json: bool, consent, evidence, **options):
         try:
+            basis = consent_basis_check(consent, evidence) if consent or evidence else None
             total = movielens.rating_line_count(path)
             with self.progress(total=total, unit="rating", desc="Importing ratings") as bar:
-                report = movielens_import(path=path, source_key=source, on_progress=bar.update)
+                report = movielens_import(path=path, source_key=source, consent=basis, on_progress=bar.update)
         except (ImportFormatError, OSError) as error:
             raise CommandError(str(error)) from None
         print_report(self, report.as_dict(), as_json=json)
@@ -37,6 +43,8 @@ def print_report(command, summary: dict, *, as_json: bool) -> None:
         if summary[kind]:
             parts = ", ".join(f"{status} {count}" for status, count in sorted(summary[kind].items()))
             command.stdout.write(f"{kind}: {parts}")
+    if summary["consents_recorded"]:
+        command.stdout.write(f"consent decisions recorded: {summary['consents_recorded']}")
 
 
 def json_dumps(value) -> str:

@@ -69,11 +69,14 @@ def webhook_deliver(*, delivery_id, now: datetime | None = None) -> AttemptResul
     return _record(claim, outcome, finished_at=now + timedelta(milliseconds=outcome.duration_ms))
 
 
+def event_document(message: OutboxMessage) -> dict:
+    """One change as a receiver gets it: ids and purposes only, as in the change feed."""
+    return {"id": str(message.event_id), "type": message.topic,
+            "occurred_at": iso_timestamp(message.created_at), "data": message.payload}
+
+
 def event_body(message: OutboxMessage) -> bytes:
-    """The JSON a receiver gets: ids and purposes only, as in the change feed."""
-    document = {"id": str(message.event_id), "type": message.topic,
-                "occurred_at": iso_timestamp(message.created_at), "data": message.payload}
-    return json.dumps(document, separators=(",", ":")).encode()
+    return json.dumps(event_document(message), separators=(",", ":")).encode()
 
 
 def retry_delay(attempts_made: int) -> timedelta:

@@ -27,6 +27,7 @@ from cdp.webhooks.selectors import webhooks_of
 from cdp.webhooks.targets import TargetRejected, url_check
 
 WEBHOOK_EVENTS = tuple(sorted(TOPICS))
+MAX_BATCH_SIZE = 500
 DEFAULT_ROTATION_WINDOW = timedelta(hours=24)
 MAX_ROTATION_WINDOW = timedelta(days=7)
 _FIELD_CURRENT = "secret"  # field names: associated data of the ciphertexts
@@ -47,9 +48,14 @@ class InvalidSubscription(ApplicationError):
                          extra={"errors": [{"field": field, "code": code, "message": message}]})
 
 
-def webhook_create(*, url: str, events: list[str], owner: ApiKey | None = None) -> SubscriptionWithSecret:
+def webhook_create(*, url: str, events: list[str], owner: ApiKey | None = None,
+                   batch_size: int = 1) -> SubscriptionWithSecret:
     """`owner`: the API key creating it, which alone will manage it (None: ownerless, as
-    subscriptions made before owners existed)."""
+    subscriptions made before owners existed). `batch_size`: changes per POST (1: one
+    change a POST; more: `{"events": [...]}`, see services/batches.py)."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise InvalidSubscription(f"batch_size is a whole number from 1 to {MAX_BATCH_SIZE}.", field="batch_size",
+                                  code=WebhookErrorCode.INVALID)
     try:
         url = url_check(url)
     except TargetRejected as rejected:
@@ -61,6 +67,7 @@ def webhook_create(*, url: str, events: list[str], owner: ApiKey | None = None) 
             key_row, dek = crypto.data_key_new()
             key_row.save()
             subscription = WebhookSubscription(url=url, events=events, data_key=key_row, owner_key=owner,
+                                               batch_size=batch_size,
                                                owner_source_id=owner.source_id if owner else None)
             subscription.secret_cipher = _seal(dek, subscription, _FIELD_CURRENT, secret)
             subscription.save()

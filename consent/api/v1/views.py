@@ -362,6 +362,8 @@ class DsrIdentifiersSerializer(serializers.Serializer):
     crm_id = serializers.CharField(required=False)
     anonymous_id = serializers.CharField(required=False)
     user_id = serializers.CharField(required=False)
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False,
+                                     help_text="ISO 3166 alpha-2: how a phone without + is read.")
 
 
 class DsrChangesSerializer(serializers.Serializer):
@@ -391,7 +393,7 @@ class DsrCreateApi(ApiView):
 
         def validate(self, attrs):
             identifiers = {k: v for k, v in attrs["identifiers"].items() if v}
-            if not identifiers:
+            if not set(identifiers) - {"country"}:
                 raise serializers.ValidationError({"identifiers": "Name at least one identifier."},
                                                   code=ConsentErrorCode.NO_USABLE_IDENTIFIER)
             if any(k in SOURCE_SCOPED_KINDS for k in identifiers) and not attrs.get("source"):

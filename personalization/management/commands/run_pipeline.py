@@ -56,6 +56,8 @@ class Command(TesseraCommand):
             raise CommandError(f"Pipeline run {run.id} failed at {failure.get('stage', progress['stage'])}: "
                                f"{failure.get('message', 'see the run for details')}")
         self.stdout.write(_summary(progress))
+        for line in consent_skips(progress["counts"]):
+            self.stderr.write(line)
         self.stdout.write(str(run.id))
 
     def _run_here(self, run_id: int) -> None:
@@ -109,3 +111,25 @@ def _summary(progress: dict) -> str:
     timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in progress["timings"].items())
     return (f"Pipeline run {progress['id']} succeeded: {progress['counts'].get('segments', 0)} segments; "
             f"{timings}. Its internal counts are in the admin's record of the run.")
+
+
+# What each counted stage needs: the policy each stage's service asks (consent.policy.allowed).
+STAGE_PURPOSES = {"featured": ("features", "analytics"), "segmented": ("segments", "analytics"),
+                  "scored": ("recommendations", "personalization")}
+
+
+def consent_skips(counts: dict) -> list[str]:
+    """Why people were left out, for the person running the pipeline: "all" or "some" per
+    stage, never how many (exact counts of people stay inside the DP boundary: the
+    admin's record of the run holds them, under "Internal counts")."""
+    lines = []
+    for name, (stage, purpose) in STAGE_PURPOSES.items():
+        skipped, done = counts.get(f"{name}_skipped_no_consent") or 0, counts.get(name) or 0
+        if skipped:
+            share = "Everyone was" if not done else "Some people were"
+            lines.append(f"{share} skipped by {stage} for want of `{purpose}` consent.")
+    if lines:
+        lines.append("Consent is recorded per person (PUT /api/v1/profiles/{id}/consents, POST /api/v1/consents/batch, "
+                     "the preference center) or, for people you import with a stated basis, by the importers' "
+                     "--consent PURPOSES --evidence TEXT. How many were skipped: the admin's record of the run.")
+    return lines

@@ -132,6 +132,7 @@ PERSONAL = {
     "POST api/v1/campaigns/<str:key>/assignments":
         lambda c, w, _: c.post(f"/api/v1/campaigns/{CAMPAIGN}/assignments", {"profile_ids": [str(w.profile_id)]},
                                format="json"),
+    "GET api/v1/events": lambda c, w, _: c.get("/api/v1/events", {"profile_id": str(w.profile_id)}),
     "GET api/v1/segments/<str:segment_id>/members":
         lambda c, w, _: c.get(f"/api/v1/segments/{w.segment_id}/members"),
 }

@@ -72,3 +72,17 @@ def test_a_merge_is_undone_once(api_client, shop):
 @pytest.mark.parametrize("merge_id", ["3f1c0a7e-0000-4000-8000-000000000000", "nope"])
 def test_unmerging_an_unknown_merge_is_404(api_client, merge_id):
     assert is_problem(api_client.post(f"/api/v1/merges/{merge_id}/unmerge"), 404)
+
+
+def test_a_conflict_result_names_its_reason_and_record(api_client, source_factory):
+    from api_helpers import post_profiles, record
+
+    source_factory("crm")
+    post_profiles(api_client, "crm", record("c-1", crm_id="C-1", email="same@example.com"))
+    response = post_profiles(api_client, "crm", record("c-2", crm_id="C-2", email="same@example.com"),
+                             record("c-3", crm_id="C-3", email="other@example.com"))
+    conflict, created = response.json()["results"]
+    assert created["status"] == "created" and "reason" not in created
+    assert conflict["status"] == "conflict" and conflict["reason"] == "conflicting_source_ids"
+    [listed] = api_client.get("/api/v1/merge-conflicts").json()["results"]
+    assert (conflict["record_id"], conflict["conflict_id"]) == (listed["record_id"], listed["id"])

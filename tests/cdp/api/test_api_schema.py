@@ -15,7 +15,7 @@ OPERATIONS = {
     ("/api/v1/profiles/batch", "post"), ("/api/v1/profiles/lookup", "post"),
     ("/api/v1/profiles/{profile_id}", "get"), ("/api/v1/profiles/{profile_id}", "patch"),
     ("/api/v1/merge-conflicts", "get"), ("/api/v1/merges/{merge_id}/unmerge", "post"),
-    ("/api/v1/events/batch", "post"), ("/api/v1/items/batch", "post"),
+    ("/api/v1/events/batch", "post"), ("/api/v1/events", "get"), ("/api/v1/items/batch", "post"),
 }
 
 

@@ -112,3 +112,47 @@ def test_segment_batch_takes_a_naive_timestamp(db, client):
                            HTTP_AUTHORIZATION=auth)
     assert response.status_code == 200 and response.json() == {"success": True}
     assert Event.objects.get().occurred_at == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_a_source_time_zone_reads_its_naive_timestamps_there(key_client):
+    from zoneinfo import ZoneInfo
+
+    from cdp.models import Event, SourceRecord
+    from cdp.services.sources import source_create
+
+    source_create(key="paris-crm", name="Paris CRM", kind="first_party", trust=50, time_zone="Europe/Paris")
+    record = {"external_id": "p1", "identifiers": {"email": "tz@example.com"}, "observed_at": "2024-07-01T12:00:00"}
+    key_client.post("/api/v1/profiles/batch", {"source": "paris-crm", "records": [record]}, format="json")
+    assert SourceRecord.objects.get().observed_at == datetime(2024, 7, 1, 10, tzinfo=UTC)
+    event = {"profile": {"email": "tz@example.com"}, "type": "view", "item_id": "i1", "occurred_at": "2024-01-01"}
+    key_client.post("/api/v1/events/batch", {"source": "paris-crm", "events": [event]}, format="json")
+    assert Event.objects.get().occurred_at == datetime(2024, 1, 1, tzinfo=ZoneInfo("Europe/Paris"))
+    record["observed_at"] = "2024-07-01T12:00:00Z"  # an offset is the sender's word
+    record["external_id"] = "p2"
+    key_client.post("/api/v1/profiles/batch", {"source": "paris-crm", "records": [record]}, format="json")
+    assert SourceRecord.objects.get(observed_at__hour=12).observed_at == datetime(2024, 7, 1, 12, tzinfo=UTC)
+
+
+def test_an_unknown_time_zone_is_refused(db):
+    from cdp.core.errors import ApplicationError
+    from cdp.services.sources import source_create
+
+    with pytest.raises(ApplicationError):
+        source_create(key="x", name="X", kind="first_party", trust=50, time_zone="Mars/Olympus")
+
+
+def test_a_segment_batch_with_one_bad_timestamp_keeps_the_rest(db, client):
+    from cdp.models import Event
+    from cdp.segment.models import IngestionError
+    from cdp.services.sources import source_create
+
+    _, write_key = source_create(key="web", name="Web", kind="first_party", trust=50)
+    body = {"batch": [{"type": "track", "event": "Product Viewed", "userId": "u1",
+                       "properties": {"product_id": "p1"}, "timestamp": "2024-02-30T00:00:00"},
+                      {"type": "track", "event": "Product Viewed", "userId": "u2",
+                       "properties": {"product_id": "p2"}, "timestamp": "2024-01-01"}]}
+    auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    response = client.post("/v1/batch", data=json.dumps(body), content_type="application/json",
+                           HTTP_AUTHORIZATION=auth)
+    assert response.status_code == 200 and response.json() == {"success": True}  # Segment's shape
+    assert Event.objects.count() == 1 and IngestionError.objects.count() == 1

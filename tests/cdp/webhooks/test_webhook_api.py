@@ -201,3 +201,17 @@ def test_operators_see_the_delivery_log_in_the_admin_but_never_a_secret(admin_cl
         assert page.status_code == 200
         assert created.secret not in page.content.decode()
     assert "succeeded" in pages[3].content.decode()
+
+
+def test_batching_is_opt_in_per_subscription(make_client):
+    client = make_client("webhooks:manage")
+    plain = client.post("/api/v1/webhooks", {"url": "https://a.example.com/hook", "events": ["profile.updated"]},
+                        format="json").json()
+    batched = client.post("/api/v1/webhooks", {"url": "https://b.example.com/hook", "events": ["profile.updated"],
+                                               "batch_size": 100}, format="json").json()
+    assert (plain["batch_size"], batched["batch_size"]) == (1, 100)
+    listed = {w["url"]: w["batch_size"] for w in client.get("/api/v1/webhooks").json()["results"]}
+    assert listed == {"https://a.example.com/hook": 1, "https://b.example.com/hook": 100}
+    refused = client.post("/api/v1/webhooks", {"url": "https://c.example.com/hook", "events": ["profile.updated"],
+                                               "batch_size": 501}, format="json")
+    assert refused.status_code == 400

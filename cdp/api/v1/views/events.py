@@ -1,19 +1,23 @@
-"""Interaction events in bulk."""
+"""Interaction events: stored in bulk, read back by person."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.response import Response
 
 from cdp.api.v1.serializers import BatchErrorSerializer, IdentifiersSerializer, entries_field, holds_nul
-from cdp.core.http.errors import safe_batch_results
+from cdp.api.v1.views.merges import PAGE_PARAMETERS
+from cdp.core.http.errors import InvalidInput, safe_batch_results
 from cdp.core.http.idempotency import StoredResponse
-from cdp.core.http.permissions import key_boundary, source_for_write
+from cdp.core.http.permissions import key_boundary, profile_visible_check, source_for_write
 from cdp.core.http.schema import IDEMPOTENCY_HEADER, problems
 from cdp.core.http.scopes import Scope
-from cdp.core.http.views import ApiView, batch_limit, validated
+from cdp.core.http.views import ApiView, batch_limit, uuid_or_404, validated
 from cdp.models import EventType
+from cdp.selectors import profile_events_page
 from cdp.services.events import events_ingest
+from consent.services.gpc import accessor_of
 
 MAX_EVENTS = 5000
 # 5,000 events of a few hundred bytes each do not fit the 2 MB default body limit.
@@ -90,3 +94,47 @@ def _ingest(source, events: list, *, profiles_visible) -> list[dict]:
         else:
             results.append({**next(stored).as_dict(), "index": index})
     return results
+
+
+class StoredEventSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    type = serializers.ChoiceField(choices=EventType.values)
+    name = serializers.CharField(allow_blank=True)
+    item_id = serializers.CharField(allow_null=True)
+    quantity = serializers.IntegerField(allow_null=True)
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True, coerce_to_string=True)
+    rating = serializers.FloatField(allow_null=True)
+    occurred_at = serializers.DateTimeField()
+    source = serializers.CharField(source="source.key", help_text="Key of the source that sent it.")
+
+
+class EventsListApi(ApiView):
+    required_scopes = {"GET": Scope.EVENTS_READ}
+
+    class OutputSerializer(serializers.Serializer):
+        results = StoredEventSerializer(many=True)
+        next_cursor = serializers.CharField(allow_null=True, help_text="Pass as `cursor`; null on the last page.")
+        has_more = serializers.BooleanField(help_text="Whether another page follows.")
+
+    @extend_schema(
+        operation_id="events_list", tags=["events"],
+        parameters=[OpenApiParameter("profile_id", str, required=True, description="The person's id."),
+                    *PAGE_PARAMETERS],
+        responses={200: OutputSerializer, **problems(400, 404, 410)},
+        description="Scope `events:read`. A person's events, oldest first (by `occurred_at`), to confirm a sync. "
+                    "A merged-away id reads its survivor's events; an erased person is 410. A key bound to a "
+                    "source sees only people that source contributed (404 for anyone else, as for an unknown id). "
+                    "Each page read is recorded in the access log.",
+    )
+    def get(self, request):
+        raw = request.query_params.get("profile_id")
+        if not raw:
+            raise InvalidInput("Name the person with profile_id.", errors=[
+                {"field": "profile_id", "code": "required", "message": "profile_id is required."}])
+        pid = uuid_or_404(raw, message="No profile has this id.")
+        profile_visible_check(api_key=request.auth, profile_id=pid)
+        page = profile_events_page(profile_id=pid, query_params=request.query_params,
+                                   accessor=accessor_of(request, actor=self.actor()))
+        return Response({"results": StoredEventSerializer(page.rows, many=True).data,
+                         "next_cursor": page.next_cursor, "has_more": page.next_cursor is not None},
+                        headers={"Cache-Control": "no-store"})

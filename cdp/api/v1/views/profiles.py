@@ -30,7 +30,9 @@ from cdp.core.http.views import ApiView, batch_limit, uuid_or_404, validated
 from cdp.core.identifiers import IDENTIFIER_KINDS, SOURCE_SCOPED_KINDS
 from cdp.errors import CdpErrorCode
 from cdp.selectors import profile_read
+from cdp.services.conflicts import conflict_results_describe
 from cdp.services.corrections import profile_correct
+from cdp.services.records import phone_region
 from cdp.services.resolution import profiles_ingest
 from consent.services.gpc import accessor_of
 
@@ -56,6 +58,10 @@ class ProfileRecordResultSerializer(serializers.Serializer):
                                               "rejected", "suppressed"])
     profile_id = serializers.UUIDField(allow_null=True)
     errors = BatchErrorSerializer(many=True)
+    reason = serializers.CharField(required=False, help_text="Only with `conflict`: why the link was refused, as "
+                                   "in GET /merge-conflicts (e.g. `conflicting_source_ids`).")
+    record_id = serializers.UUIDField(required=False, help_text="Only with `conflict`: the stored record.")
+    conflict_id = serializers.UUIDField(required=False, help_text="Only with `conflict`: the merge conflict.")
 
 
 class ProfilesBatchApi(ApiView):
@@ -83,8 +89,10 @@ class ProfilesBatchApi(ApiView):
         source = source_for_write(api_key=request.auth, source_key=data["source"])
 
         def run() -> StoredResponse:
-            results = profiles_ingest(source=source, records=data["records"])
-            return StoredResponse(200, {"results": safe_batch_results([r.as_dict() for r in results])})
+            results = conflict_results_describe(source_key=source.key, records=data["records"],
+                                                results=[r.as_dict() for r in profiles_ingest(
+                                                    source=source, records=data["records"])])
+            return StoredResponse(200, {"results": safe_batch_results(results)})
 
         return self.idempotent(run)
 
@@ -100,6 +108,10 @@ class ProfilesLookupApi(ApiView):
         anonymous_id = serializers.CharField(required=False)
         source = serializers.CharField(required=False, max_length=64,
                                        help_text="Required with crm_id or user_id (they are scoped to a source).")
+        country = serializers.RegexField(
+            r"^[A-Za-z]{2}$", required=False,
+            help_text="ISO 3166 alpha-2 code: how a phone without + is read (default: "
+                      "TESSERA_DEFAULT_PHONE_REGION; with neither, only international numbers are understood).")
 
         def validate(self, attrs):
             kinds = [kind for kind in IDENTIFIER_KINDS if kind in attrs]
@@ -120,7 +132,8 @@ class ProfilesLookupApi(ApiView):
         responses={200: OutputSerializer, **problems(400, 422)},
         description="Scope `profiles:read`. Find a profile by one identifier (a POST, so no personal data "
                     "appears in URLs). `results` is empty when nobody matches, and, for a key bound to a "
-                    "source, when the person matched is not one that source contributed.",
+                    "source, when the person matched is not one that source contributed. A malformed identifier "
+                    "(a phone that is no number in its region, an address without a domain) is a 400 naming it.",
     )
     def post(self, request):
         data = validated(self.InputSerializer, request.data)
@@ -129,7 +142,8 @@ class ProfilesLookupApi(ApiView):
             source_known(data["source"])  # an unknown source is a 422, not an empty answer
         profiles = [profile_representation(view) for view in profiles_lookup(
             kind=kind, value=data[kind], source_key=data.get("source"),
-            accessor=accessor_of(request, actor=self.actor()), visible=key_boundary(request.auth))]
+            region=phone_region({"country": data.get("country")}), accessor=accessor_of(request, actor=self.actor()),
+            visible=key_boundary(request.auth))]
         return Response({"results": profiles}, headers=NO_STORE)
 
 

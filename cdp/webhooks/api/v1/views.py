@@ -19,6 +19,7 @@ from cdp.webhooks.models import WebhookSubscription
 from cdp.webhooks.selectors import webhook_list
 from cdp.webhooks.services.subscriptions import (
     DEFAULT_ROTATION_WINDOW,
+    MAX_BATCH_SIZE,
     MAX_ROTATION_WINDOW,
     WEBHOOK_EVENTS,
     webhook_create,
@@ -66,6 +67,7 @@ class WebhookSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     url = serializers.URLField()
     events = serializers.ListField(child=serializers.ChoiceField(choices=WEBHOOK_EVENTS))
+    batch_size = serializers.IntegerField(help_text="Changes per POST (1: each change alone).")
     created_at = serializers.DateTimeField()
     secret_rotated_at = serializers.DateTimeField(allow_null=True)
     previous_secret_expires_at = serializers.DateTimeField(
@@ -82,7 +84,8 @@ def webhook_as_dict(subscription: WebhookSubscription) -> dict:
         return value.isoformat() if value else None
 
     return {"id": str(subscription.id), "url": subscription.url, "events": list(subscription.events),
-            "created_at": iso(subscription.created_at), "secret_rotated_at": iso(subscription.secret_rotated_at),
+            "batch_size": subscription.batch_size, "created_at": iso(subscription.created_at),
+            "secret_rotated_at": iso(subscription.secret_rotated_at),
             "previous_secret_expires_at": iso(subscription.previous_secret_expires_at)}
 
 
@@ -113,6 +116,10 @@ class WebhooksApi(_SecretShownOnce):
         url = serializers.CharField(help_text="https URL (http allowed outside production); no redirects are "
                                               "followed.")
         events = serializers.ListField(child=serializers.CharField(), help_text=f"Among {', '.join(WEBHOOK_EVENTS)}.")
+        batch_size = serializers.IntegerField(
+            required=False, min_value=1, max_value=MAX_BATCH_SIZE,
+            help_text="Opt-in batching: up to this many changes per POST as `{\"events\": [...]}` (default 1: "
+                      "each change alone, as its own JSON object). See docs/webhooks.md.")
 
     class OutputSerializer(serializers.Serializer):
         results = WebhookSerializer(many=True)
@@ -140,7 +147,8 @@ class WebhooksApi(_SecretShownOnce):
     def post(self, request):
         data = validated(self.InputSerializer, request.data)
         return self.with_secret_once(lambda: (201, webhook_create(url=data["url"], events=data["events"],
-                                                                  owner=request.auth)))
+                                                                  owner=request.auth,
+                                                                  batch_size=data.get("batch_size", 1))))
 
 
 class WebhookDeleteApi(ApiView):
