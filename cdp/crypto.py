@@ -109,11 +109,6 @@ class ValueCipher:
         return json.loads(self._cipher(dek).decrypt(ciphertext, aad=self._aad(owner_id, field)))
 
 
-def reencrypt_value(ciphertext: bytes, *, field: str, old_dek: bytes, old_owner, new_dek: bytes, new_owner) -> bytes:
-    value = decrypt_value(old_dek, owner_id=old_owner, field=field, ciphertext=ciphertext)
-    return encrypt_value(new_dek, owner_id=new_owner, field=field, value=value)
-
-
 def blind_index(*, kind: str, namespace: str, normalized_value: str) -> str:
     return primitives.blind_index(settings.TESSERA_INDEX_KEY, kind=kind, namespace=namespace,
                                   normalized_value=normalized_value)

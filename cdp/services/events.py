@@ -14,7 +14,7 @@ Segment ingestion can resolve its own records and the events' new people in one 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
@@ -25,6 +25,7 @@ from cdp.core.bulk import insert_rows, rows_any_of
 from cdp.core.ids import new_uuid4
 from cdp.models import Event, EventType, Identity, Profile, ProfileStatus, Source, Suppression
 from cdp.services.records import (
+    ItemResult,
     RecordRejected,
     error,
     identifiers_and_region,
@@ -37,15 +38,8 @@ MAX_NAME = 200
 MAX_ITEM_ID = 128
 
 
-@dataclass
-class EventResult:
-    index: int
-    status: str
-    profile_id: str | None = None
-    errors: list[dict] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {"index": self.index, "status": self.status, "profile_id": self.profile_id, "errors": self.errors}
+class EventResult(ItemResult):
+    """One event's outcome."""
 
 
 class _EventRow:

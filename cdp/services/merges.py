@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
@@ -33,13 +33,9 @@ from cdp.models import (
     SourceRecord,
 )
 from cdp.services.attributes import attributes_rebuild
-from cdp.services.profiles import (
-    IDENTITY_FIELD,
-    profile_dek,
-    profiles_touch,
-)
-from cdp.services.source_records import PAYLOAD_FIELD, record_payload_move, record_payload_read
-from consent.services import consent_profiles_merged, consent_profiles_merged_many
+from cdp.services.profiles import identity_value_move, profile_dek, profiles_touch
+from cdp.services.source_records import record_payload_move, record_payload_read
+from consent.services import consent_profiles_merged_many
 from consent.services.access import operator_action_event
 
 
@@ -50,19 +46,17 @@ def _lock_profiles(ids) -> dict:
     return {p.id: p for p in rows}
 
 
-def _move_identities(identities, *, old_dek, new_profile_id, new_dek) -> None:
-    for identity in identities:
-        identity.value = crypto.reencrypt_value(identity.value, field=IDENTITY_FIELD, old_dek=old_dek,
-                                                old_owner=identity.profile_id, new_dek=new_dek,
-                                                new_owner=new_profile_id)
-        identity.profile_id = new_profile_id
-    bulk_update_fields(Identity, identities, ["value", "profile"])
+# The one way a stored row moves to another profile: (the function that re-encrypts and
+# repoints it, the column it encrypts). Resolution moves its unsaved rows with the same.
+_MOVES = {SourceRecord: (record_payload_move, "payload"), Identity: (identity_value_move, "value")}
 
 
-def _move_records(records, *, old_dek, new_profile_id, new_dek) -> None:
-    for record in records:
-        record_payload_move(record, old_dek=old_dek, new_profile_id=new_profile_id, new_dek=new_dek)
-    bulk_update_fields(SourceRecord, records, ["payload", "profile"])
+def _move(model, rows, *, old_dek, new_profile_id, new_dek) -> None:
+    move, column = _MOVES[model]
+    cipher = crypto.ValueCipher()
+    for row in rows:
+        move(row, old_dek=old_dek, new_profile_id=new_profile_id, new_dek=new_dek, cipher=cipher)
+    bulk_update_fields(model, rows, [column, "profile"])
 
 
 def identities_trim_to_caps(*, profile_id) -> None:
@@ -81,45 +75,28 @@ def identities_trim_to_caps(*, profile_id) -> None:
 
 @transaction.atomic
 def profile_merge(*, survivor_id, absorbed_id, reason: str = "shared_identifier", trigger_record_id=None) -> Merge:
+    """Move everything of the absorbed profile to the survivor (merges_apply), rebuild the
+    survivor's attributes and trim its identifiers to the caps."""
     profiles = _lock_profiles([survivor_id, absorbed_id])
     survivor, absorbed = profiles.get(survivor_id), profiles.get(absorbed_id)
     if survivor is None or absorbed is None:
         raise NotFound("No profile has this id.")
     if survivor.status != ProfileStatus.ACTIVE or absorbed.status != ProfileStatus.ACTIVE:
         raise Conflict("Only active profiles can be merged.", code=CdpErrorCode.PROFILE_NOT_ACTIVE)
-    survivor_dek, absorbed_dek = profile_dek(survivor), profile_dek(absorbed)
-
-    records = list(SourceRecord.objects.filter(profile_id=absorbed_id))
-    identities = list(Identity.objects.filter(profile_id=absorbed_id))
-    absorbed_profiles = [str(absorbed_id)] + [
-        str(pid) for pid in Profile.objects.filter(merged_into_id=absorbed_id).values_list("id", flat=True)]
-
-    _move_records(records, old_dek=absorbed_dek, new_profile_id=survivor_id, new_dek=survivor_dek)
-    _move_identities(identities, old_dek=absorbed_dek, new_profile_id=survivor_id, new_dek=survivor_dek)
-    Event.objects.filter(profile_id=absorbed_id).update(profile_id=survivor_id)
-    # Path compression: ids merged into the absorbed profile now point at the survivor.
-    Profile.objects.filter(merged_into_id=absorbed_id).update(merged_into_id=survivor_id)
-    Profile.objects.filter(id=absorbed_id).update(status=ProfileStatus.MERGED, merged_into_id=survivor_id,
-                                                  updated_at=timezone.now())
-    AttributeValue.objects.filter(profile_id=absorbed_id).delete()
-    attributes_rebuild(profile_id=survivor_id, dek=survivor_dek)
-    identities_trim_to_caps(profile_id=survivor_id)
-
-    merge = Merge.objects.create(
-        survivor_id=survivor_id, absorbed_id=absorbed_id, reason=reason, trigger_record_id=trigger_record_id,
-        moved_records=[str(r.id) for r in records], moved_identities=[i.id for i in identities],
-        absorbed_profiles=absorbed_profiles,
-    )
-    consent_profiles_merged(survivor_id=survivor_id, absorbed_id=absorbed_id)
-    profiles_touch([survivor_id, absorbed_id])
-    outbox_put(topic="profile.merged", payload={"profile_id": str(survivor_id),
-                                                "merged_profile_id": str(absorbed_id), "merge_id": str(merge.id)})
-    return merge
+    survivor_dek = profile_dek(survivor)
+    step = MergeStep(survivor_id=survivor.id, absorbed_id=absorbed.id, survivor_dek=survivor_dek,
+                     absorbed_dek=profile_dek(absorbed), merge_id=uuid.uuid4(), created_at=timezone.now(),
+                     reason=reason, trigger_record_id=trigger_record_id)
+    merges_apply([step], cipher=crypto.ValueCipher())
+    AttributeValue.objects.filter(profile_id=absorbed.id).delete()
+    attributes_rebuild(profile_id=survivor.id, dek=survivor_dek)
+    identities_trim_to_caps(profile_id=survivor.id)
+    return Merge.objects.get(pk=step.merge_id)
 
 
 @dataclass
 class MergeStep:
-    """One merge identity resolution decided in memory, to be stored by merges_apply."""
+    """One merge to store with merges_apply."""
 
     survivor_id: uuid.UUID
     absorbed_id: uuid.UUID
@@ -127,8 +104,12 @@ class MergeStep:
     absorbed_dek: bytes
     merge_id: uuid.UUID
     created_at: datetime
-    moved_records: list      # ids of the caller's own rows that already moved (stored under the survivor)
-    moved_identities: list   # likewise, identity ids
+    reason: str = "shared_identifier"
+    trigger_record_id: uuid.UUID | None = None
+    # Rows of the caller's own that it already moved (stored under the survivor), by id:
+    # identity resolution moves its batch's unsaved rows in memory.
+    moved_records: list = field(default_factory=list)
+    moved_identities: list = field(default_factory=list)
 
 
 class _MovedRow:
@@ -142,17 +123,33 @@ class _MovedRow:
         return self.id
 
 
-def merges_apply(steps: list[MergeStep], *, cipher: crypto.ValueCipher) -> None:
-    """Store several merges at once: what profile_merge does, in a fixed number of
-    statements (plus consent's own work for each merge).
+def _move_stored(model, by_absorbed: dict, cipher: crypto.ValueCipher) -> dict:
+    """Move every stored row of the absorbed profiles to their survivors; their ids by
+    absorbed profile."""
+    move, column = _MOVES[model]
+    rows, moved = [], defaultdict(list)
+    for row_id, owner, ciphertext in rows_any_of(model, ("id", "profile_id", column), "profile_id", list(by_absorbed)):
+        step = by_absorbed[owner]
+        row = _MovedRow(row_id, owner, ciphertext)
+        move(row, old_dek=step.absorbed_dek, new_profile_id=step.survivor_id, new_dek=step.survivor_dek,
+             cipher=cipher)
+        rows.append(row)
+        moved[owner].append(row_id)
+    bulk_update_fields(model, rows, [column, "profile"])
+    return moved
 
-    For identity resolution, which decided the merges in memory, holds both profiles
-    locked, and has already moved its own new rows (listed in the steps). So this neither
-    locks nor re-checks the profiles, and leaves out two things the caller does itself:
-    the survivor's attribute rows (rebuilt in memory from the same records, the absorbed
-    profile's deleted) and trimming to identifier caps (resolution never takes this path
-    for a merge that would exceed one). No profile may appear in two steps: a chain of
-    merges is applied as successive calls, in order.
+
+def merges_apply(steps: list[MergeStep], *, cipher: crypto.ValueCipher) -> None:
+    """Store merges: move records, identities and events, mark the absorbed profiles
+    merged (and those merged into them before), write the Merge rows, merge consents,
+    touch both profiles and announce each merge; a fixed number of statements for all
+    the steps (plus consent's own work for each merge).
+
+    The caller holds both profiles of each step locked and checked, and rebuilds the
+    survivors' attribute rows and trims them to the identifier caps itself
+    (profile_merge from the database, identity resolution in memory, which never takes
+    this path for a merge that would exceed a cap). No profile may appear in two steps:
+    a chain of merges is applied as successive calls, in order.
     """
     if not steps:
         return
@@ -161,27 +158,8 @@ def merges_apply(steps: list[MergeStep], *, cipher: crypto.ValueCipher) -> None:
     involved = {step.survivor_id for step in steps} | set(absorbed_ids)
     if len(involved) != 2 * len(steps):
         raise ValueError("merges_apply takes merges that share no profile")
-    moved_records, moved_identities = defaultdict(list), defaultdict(list)
-
-    rows = []
-    for record_id, owner, payload in rows_any_of(SourceRecord, ("id", "profile_id", "payload"), "profile_id",
-                                                 absorbed_ids):
-        step = by_absorbed[owner]
-        value = cipher.decrypt(step.absorbed_dek, owner_id=owner, field=PAYLOAD_FIELD, ciphertext=payload)
-        rows.append(_MovedRow(record_id, step.survivor_id, cipher.encrypt(
-            step.survivor_dek, owner_id=step.survivor_id, field=PAYLOAD_FIELD, value=value)))
-        moved_records[owner].append(str(record_id))
-    bulk_update_fields(SourceRecord, rows, ["payload", "profile"])
-
-    rows = []
-    for identity_id, owner, ciphertext in rows_any_of(Identity, ("id", "profile_id", "value"), "profile_id",
-                                                      absorbed_ids):
-        step = by_absorbed[owner]
-        value = cipher.decrypt(step.absorbed_dek, owner_id=owner, field=IDENTITY_FIELD, ciphertext=ciphertext)
-        rows.append(_MovedRow(identity_id, step.survivor_id, cipher.encrypt(
-            step.survivor_dek, owner_id=step.survivor_id, field=IDENTITY_FIELD, value=value)))
-        moved_identities[owner].append(identity_id)
-    bulk_update_fields(Identity, rows, ["value", "profile"])
+    moved_records = _move_stored(SourceRecord, by_absorbed, cipher)
+    moved_identities = _move_stored(Identity, by_absorbed, cipher)
 
     absorbed_before = defaultdict(list)
     for profile_id, merged_into in rows_any_of(Profile, ("id", "merged_into_id"), "merged_into_id", absorbed_ids):
@@ -195,8 +173,8 @@ def merges_apply(steps: list[MergeStep], *, cipher: crypto.ValueCipher) -> None:
 
     insert_rows(Merge, ("id", "survivor_id", "absorbed_id", "reason", "trigger_record_id", "moved_records",
                         "moved_identities", "absorbed_profiles", "created_at", "undone_at"), [
-        (step.merge_id, step.survivor_id, step.absorbed_id, "shared_identifier", None,
-         moved_records[step.absorbed_id] + [str(r) for r in step.moved_records],
+        (step.merge_id, step.survivor_id, step.absorbed_id, step.reason, step.trigger_record_id,
+         [str(r) for r in moved_records[step.absorbed_id] + list(step.moved_records)],
          moved_identities[step.absorbed_id] + list(step.moved_identities),
          [str(step.absorbed_id)] + absorbed_before[step.absorbed_id], step.created_at, None)
         for step in steps])
@@ -231,8 +209,8 @@ def merge_undo(*, merge_id, actor: str = "system") -> Merge:
 
     records = list(SourceRecord.objects.filter(id__in=merge.moved_records, profile_id=survivor.id))
     identities = list(Identity.objects.filter(id__in=merge.moved_identities, profile_id=survivor.id))
-    _move_records(records, old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)
-    _move_identities(identities, old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)
+    _move(SourceRecord, records, old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)
+    _move(Identity, identities, old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)
     Event.objects.filter(profile_id=survivor.id, origin_profile_id__in=merge.absorbed_profiles).update(
         profile_id=absorbed.id)
     Profile.objects.filter(id__in=[p for p in merge.absorbed_profiles if p != str(absorbed.id)],
@@ -281,5 +259,5 @@ def _reresolve_later_records(merge, *, survivor, absorbed, survivor_dek, absorbe
                 matches_survivor = True
         if matches_absorbed and not matches_survivor:
             introduced = list(Identity.objects.filter(record_id=record.id, profile_id=survivor.id))
-            _move_records([record], old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)
-            _move_identities(introduced, old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)
+            _move(SourceRecord, [record], old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)
+            _move(Identity, introduced, old_dek=survivor_dek, new_profile_id=absorbed.id, new_dek=absorbed_dek)

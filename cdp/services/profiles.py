@@ -29,8 +29,9 @@ def profile_new() -> tuple[Profile, DataKey, bytes]:
     return profile, data_key, dek
 
 
-def identity_value_encrypt(*, dek: bytes, profile_id, value: str) -> bytes:
-    return crypto.encrypt_value(dek, owner_id=profile_id, field=IDENTITY_FIELD, value=value)
+def identity_value_encrypt(*, dek: bytes, profile_id, value: str, cipher: crypto.ValueCipher | None = None) -> bytes:
+    """`cipher`: a batch's (one AES-GCM context per data key), when there is one."""
+    return (cipher or crypto.ValueCipher()).encrypt(dek, owner_id=profile_id, field=IDENTITY_FIELD, value=value)
 
 
 def identities_add(*, profile: Profile, keys, record, dek: bytes, now) -> None:
@@ -45,8 +46,19 @@ def identities_add(*, profile: Profile, keys, record, dek: bytes, now) -> None:
         for k in keys])
 
 
-def identity_value_read(identity: Identity, *, dek: bytes) -> str:
-    return crypto.decrypt_value(dek, owner_id=identity.profile_id, field=IDENTITY_FIELD, ciphertext=identity.value)
+def identity_value_read(identity: Identity, *, dek: bytes, cipher: crypto.ValueCipher | None = None) -> str:
+    return (cipher or crypto.ValueCipher()).decrypt(dek, owner_id=identity.profile_id, field=IDENTITY_FIELD,
+                                                    ciphertext=identity.value)
+
+
+def identity_value_move(identity: Identity, *, new_profile_id, new_dek: bytes, old_dek: bytes | None = None,
+                        value: str | None = None, cipher: crypto.ValueCipher | None = None) -> None:
+    """Re-encrypt the value for its new owner and point the identity at it. `value`: the
+    plaintext when the caller holds it already (then `old_dek` is not needed)."""
+    if value is None:
+        value = identity_value_read(identity, dek=old_dek, cipher=cipher)
+    identity.profile_id = new_profile_id
+    identity.value = identity_value_encrypt(dek=new_dek, profile_id=new_profile_id, value=value, cipher=cipher)
 
 
 def profiles_touch(profile_ids) -> None:

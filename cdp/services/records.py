@@ -34,6 +34,19 @@ _LEGACY_DIGEST_JSON = json.JSONEncoder(sort_keys=True, default=str)
 COUNTRY_CODE = re.compile(r"^[A-Za-z]{2}$")
 
 
+@dataclass
+class ItemResult:
+    """One item's outcome in a batch's answer (a record or an event), in input order."""
+
+    index: int
+    status: str
+    profile_id: str | None = None
+    errors: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "status": self.status, "profile_id": self.profile_id, "errors": self.errors}
+
+
 @dataclass(frozen=True)
 class IdentifierKey:
     kind: str
