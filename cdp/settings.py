@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "cdp.core.observability.RequestMetricsMiddleware",
     "cdp.core.outbox.OutboxWakeMiddleware",  # a request's outbox wake-ups: once, after its response
     "cdp.exceptions.UnavailableMiddleware",  # the database away: 503 with Retry-After, never a 500
+    "cdp.core.db_routing.ReplicaRoutingMiddleware",  # lag-tolerant reads to the replica, if one is set
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -92,10 +93,11 @@ TEMPLATES = [
 ]
 
 
-def _database_from_env() -> dict:
-    default_sqlite = f"sqlite:///{VAR_DIR / 'tessera.sqlite3'}"
-    url = env_url("DATABASE_URL", schemes={"sqlite", "postgres", "postgresql", "pgsql"},
-                  default=default_sqlite)
+def _database_from_env(variable: str = "DATABASE_URL") -> dict | None:
+    default_sqlite = f"sqlite:///{VAR_DIR / 'tessera.sqlite3'}" if variable == "DATABASE_URL" else None
+    url = env_url(variable, schemes={"sqlite", "postgres", "postgresql", "pgsql"}, default=default_sqlite)
+    if url is None:
+        return None
     page_cost = env_float("DATABASE_RANDOM_PAGE_COST", 1.1, minimum=0)  # PostgreSQL only, checked always
     pool = env_bool("DATABASE_POOL", True)  # PostgreSQL only
     pool_size = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
@@ -103,7 +105,7 @@ def _database_from_env() -> dict:
     try:
         config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60))
     except Exception:  # dj-database-url raises several types for a bad URL
-        raise ConfigurationError("DATABASE_URL could not be parsed as a database URL.") from None
+        raise ConfigurationError(f"{variable} could not be parsed as a database URL.") from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
         if config["NAME"] != ":memory:":
             Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +140,17 @@ def _database_from_env() -> dict:
 
 
 DATABASES = {"default": _database_from_env()}
+# A streaming replica of the primary: reads that tolerate lag go there (cdp.core.db_routing).
+_replica = _database_from_env("DATABASE_REPLICA_URL")
+if _replica is not None:
+    if _replica["ENGINE"] != "django.db.backends.postgresql" or DATABASES["default"]["ENGINE"] != _replica["ENGINE"]:
+        raise ConfigurationError("DATABASE_REPLICA_URL needs PostgreSQL, as does DATABASE_URL.")
+    _replica["OPTIONS"]["connect_timeout"] = env_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2, minimum=1)
+    _replica["TEST"] = {"MIRROR": "default"}  # tests read the primary through the alias
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["cdp.core.db_routing.PrimaryReplicaRouter"]
+# A replica further behind than this serves no reads until it catches up.
+TESSERA_REPLICA_MAX_LAG_SECONDS = env_float("TESSERA_REPLICA_MAX_LAG_SECONDS", 10.0, minimum=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
