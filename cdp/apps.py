@@ -11,3 +11,9 @@ class CdpConfig(AppConfig):
         from cdp import consent_handlers
 
         consent_handlers.register()
+        # Without beat (tasks in-process), web processes make the coming months' event
+        # partitions (PostgreSQL) in their periodic sweep.
+        from cdp.core.outbox import outbox_sweep_register
+        from cdp.services.event_partitions import event_partitions_ensure
+
+        outbox_sweep_register(event_partitions_ensure)

@@ -221,6 +221,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Queues, so ingestion-adjacent work never waits behind a pipeline run: webhooks, DSRs,
+# consent propagation and anything unrouted on `realtime`; the pipeline's fan-out on
+# `pipeline`; periodic housekeeping on `maintenance`. A worker started without -Q takes
+# all three (one machine); across hosts, give each its own (README, Scaling out).
+CELERY_TASK_DEFAULT_QUEUE = "realtime"
+CELERY_TASK_QUEUES = {name: {} for name in ("realtime", "pipeline", "maintenance")}
+CELERY_TASK_ROUTES = {
+    "personalization.pipeline_watchdog": {"queue": "maintenance"},  # not behind the run it watches
+    "personalization.*": {"queue": "pipeline"},
+    "consent.retention_purge": {"queue": "maintenance"},
+    "consent.ledger_checkpoint_create": {"queue": "maintenance"},
+    "consent.ledger_verification_run": {"queue": "maintenance"},
+    "cdp.data_keys_rotate": {"queue": "maintenance"},
+    "cdp.event_partitions_ensure": {"queue": "maintenance"},
+}
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, minimum=1)
 # Short enough that a task held by a killed worker is redelivered within minutes.
@@ -256,6 +271,10 @@ TESSERA_IN_PROCESS_SWEEP_SECONDS = env_int("TESSERA_IN_PROCESS_SWEEP_SECONDS", T
 CELERY_BEAT_SCHEDULE = {
     "webhooks-relay": {"task": "webhooks.webhooks_relay", "schedule": float(TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS)},
 }
+
+# --- Events by month (PostgreSQL): partitions made this many months ahead, daily -----------
+TESSERA_EVENT_PARTITIONS_AHEAD = env_int("TESSERA_EVENT_PARTITIONS_AHEAD", 3, minimum=1)
+CELERY_BEAT_SCHEDULE["event-partitions-ensure"] = {"task": "cdp.event_partitions_ensure", "schedule": 24 * 3600.0}
 
 # --- Consent: ledger checkpoints, retention purge, DSR sweep -----------------------------
 # Signed checkpoints of every consent chain head are written here (by beat, where

@@ -15,3 +15,12 @@ def data_keys_rotate(batch_size: int = 1000) -> int:
     from cdp.crypto import data_keys_rotate as rotate
 
     return rotate(batch_size=batch_size)
+
+
+@shared_task(name="cdp.event_partitions_ensure", ignore_result=True, acks_late=True, autoretry_for=TRANSIENT_ERRORS,
+             retry_backoff=10, retry_backoff_max=300, retry_jitter=True, max_retries=5)
+def event_partitions_ensure() -> int:
+    """This month's and the next months' event partitions (PostgreSQL); safe to run twice."""
+    from cdp.services.event_partitions import event_partitions_ensure as ensure
+
+    return len(ensure())
