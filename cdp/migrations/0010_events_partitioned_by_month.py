@@ -26,11 +26,16 @@ def _month_after(start: datetime) -> datetime:
     return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
 
 
+def _execute(cursor, statements) -> None:
+    for statement in statements:
+        cursor.execute(statement)
+
+
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        for statement in (
+        _execute(cursor, (
             "ALTER TABLE cdp_event RENAME TO cdp_event_unpartitioned",
             "ALTER TABLE cdp_event_unpartitioned RENAME CONSTRAINT cdp_event_pkey TO cdp_event_unpartitioned_pkey",
             "ALTER INDEX event_profile_time_idx RENAME TO event_unpartitioned_profile_time_idx",
@@ -40,8 +45,7 @@ def forwards(apps, schema_editor):
             "CREATE INDEX event_profile_time_idx ON cdp_event (profile_id, occurred_at)",
             "CREATE INDEX event_message_unique ON cdp_event (source_id, message_id) WHERE message_id IS NOT NULL",
             "CREATE TABLE cdp_event_default PARTITION OF cdp_event DEFAULT",
-        ):
-            cursor.execute(statement)
+        ))
         cursor.execute("SELECT min(received_at), now() FROM cdp_event_unpartitioned")
         oldest, now = cursor.fetchone()
         start = datetime((oldest or now).year, (oldest or now).month, 1, tzinfo=UTC)
@@ -62,7 +66,7 @@ def backwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:
-        for statement in (
+        _execute(cursor, (
             "CREATE TABLE cdp_event_unpartitioned (LIKE cdp_event INCLUDING DEFAULTS)",
             "INSERT INTO cdp_event_unpartitioned SELECT * FROM cdp_event",
             "DROP TABLE cdp_event",
@@ -71,8 +75,7 @@ def backwards(apps, schema_editor):
             "CREATE INDEX event_profile_time_idx ON cdp_event (profile_id, occurred_at)",
             "CREATE UNIQUE INDEX event_message_unique ON cdp_event (source_id, message_id) "
             "WHERE message_id IS NOT NULL",
-        ):
-            cursor.execute(statement)
+        ))
 
 
 class Migration(migrations.Migration):

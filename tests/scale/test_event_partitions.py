@@ -5,6 +5,7 @@ message id is stored once across months."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -127,19 +128,16 @@ def test_concurrent_batches_with_the_same_message_ids_store_each_once(source_fac
     profiles_ingest(source=crm, records=[{"external_id": "a", "identifiers": {"email": "a@example.com"}}])
     events = [{"profile": {"email": "a@example.com"}, "type": "view", "item_id": f"i{n}", "message_id": f"c-{n}"}
               for n in range(50)]
-    start, statuses = threading.Barrier(4), []
+    start = threading.Barrier(4)
 
-    def send():
+    def send(_) -> list[str]:
         try:
             start.wait()
-            statuses.extend(r.status for r in events_ingest(source=crm, events=events))
+            return [r.status for r in events_ingest(source=crm, events=events)]
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=send) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = [status for batch in pool.map(send, range(4)) for status in batch]
     assert statuses.count("accepted") == 50 and statuses.count("duplicate") == 150
     assert Event.objects.count() == 50
