@@ -66,7 +66,9 @@ def _table_bytes() -> int:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('cdp_event')")
+        # A plain table is no partition tree: pg_partition_tree gives nothing for it.
+        cursor.execute("SELECT greatest(pg_total_relation_size('cdp_event'), (SELECT coalesce(sum("
+                       "pg_total_relation_size(relid)), 0) FROM pg_partition_tree('cdp_event')))")
         return int(cursor.fetchone()[0])
 
 
@@ -139,7 +141,7 @@ def storage(args) -> None:
         cursor.execute("UPDATE cdp_event SET received_at = received_at - (abs(hashtext(id::text)) % 360) "
                        "* interval '1 day'")
         cursor.execute("ANALYZE cdp_event")
-        cursor.execute("SELECT count(*) FROM pg_partition_tree('cdp_event') WHERE isleaf")
+        cursor.execute("SELECT greatest(1, (SELECT count(*) FROM pg_partition_tree('cdp_event') WHERE isleaf))")
         leaves = cursor.fetchone()[0]
     scan(leaves)
 
@@ -163,6 +165,7 @@ def scan(leaves: int) -> None:
 def retention(args) -> None:
     from django.db import connection
     from django.utils import timezone
+    from setup_django import wal_bytes_since, wal_position
 
     from cdp.services.sources import source_create
     from consent.services.retention import retention_purge, retention_rule_set
@@ -174,19 +177,25 @@ def retention(args) -> None:
         # Events spread evenly over the months (newest now), 2,000 people.
         cursor.execute(
             "INSERT INTO cdp_event (id, profile_id, origin_profile_id, source_id, type, name, item_id, occurred_at, "
-            "received_at, message_id) SELECT gen_random_uuid(), p, p, %s, 'view', '', 'sku-' || (n % 977), t, t, "
-            "'m-' || n FROM (SELECT n, ('00000000-0000-4000-8000-' || lpad(to_hex(n % 2000), 12, '0'))::uuid AS p, "
+            "received_at, message_id) SELECT gen_random_uuid(), p, p, %s, 'view', '', 'sku-' || (n %% 977), t, t, "
+            "'m-' || n FROM (SELECT n, ('00000000-0000-4000-8000-' || lpad(to_hex(n %% 2000), 12, '0'))::uuid AS p, "
             "now() - (n::float / %s * %s * 30) * interval '1 day' AS t FROM generate_series(1, %s) n) g",
             [source_id, args.events, args.months, args.events])
         cursor.execute("ANALYZE cdp_event")
     print(f"generated {args.events:,} events over {args.months} months in {time.perf_counter() - started:.0f} s")
     days = args.months * 30 // 2
     retention_rule_set(kind="events", days=days, actor="bench")
+    wal = wal_position()
     started = time.perf_counter()
     counts = retention_purge(now=timezone.now())
     elapsed = time.perf_counter() - started
-    print(f"retention purge of events older than {days} days: {counts['events']:,} events in {elapsed:.1f} s "
+    print(f"retention purge of events older than {days} days: {counts['events']:,} events in {elapsed:.1f} s, "
+          f"{wal_bytes_since(wal) / 1e6:,.1f} MB of WAL "
           f"({'partitioned: whole months dropped, the rest deleted' if _partitioned() else 'one table: rows deleted'})")
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        cursor.execute("VACUUM cdp_event")  # what autovacuum does after a DELETE (next to nothing after a DROP)
+        print(f"VACUUM after it: {time.perf_counter() - started:.1f} s")
 
 
 def workers(args) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.db import transaction
 
 from cdp.core import db_routing
 from cdp.core.db_routing import PRIMARY, REPLICA, PrimaryReplicaRouter, Route, lsn_parse
 from cdp.models import Profile
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -52,3 +59,17 @@ def test_only_migrations_of_the_primary_run():
     ("0/", None), ("16B3748", None), ("0/1/2", None), ("x/1", None), ("100000000/0", None)])
 def test_positions_parse_as_postgresql_writes_them(text, value):
     assert lsn_parse(text) == value
+
+
+@pytest.mark.parametrize(("primary", "replica"), [
+    ("sqlite:///x.sqlite3", "postgres://postgres@127.0.0.1:5432/x"),
+    ("postgres://postgres@127.0.0.1:5432/x", "sqlite:///x.sqlite3"),
+    ("postgres://postgres@127.0.0.1:5432/x", "mysql://x"),
+])
+def test_a_replica_needs_postgresql_on_both_sides(tmp_path, primary, replica):
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    env.update({"TESSERA_VAR_DIR": str(tmp_path), "DATABASE_URL": primary, "DATABASE_REPLICA_URL": replica})
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "DATABASE_REPLICA_URL" in result.stderr
