@@ -202,6 +202,7 @@ def workers(args) -> None:
     """The pipeline through Redis with 1, then 2 named worker processes (solo pool each)."""
     sys.path.insert(0, str(HERE.parent))
     from pipeline import load_synthetic
+    from setup_django import wal_bytes_since, wal_position
 
     from personalization.models import PipelineRun
 
@@ -214,10 +215,12 @@ def workers(args) -> None:
              "-n", f"pipeline{n}-{os.getpid()}@%h", "-l", "warning", "--without-gossip", "--without-mingle"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n in range(count)]
         try:
+            wal = wal_position()
             started = time.perf_counter()
             command = subprocess.run([sys.executable, "manage.py", "run_pipeline", "--timeout", "300",
                                       "--chunk-size", "500"], env=env, capture_output=True, text=True)
             total = time.perf_counter() - started
+            wal_bytes = wal_bytes_since(wal)
         finally:
             for process in processes:
                 process.terminate()
@@ -228,7 +231,30 @@ def workers(args) -> None:
         run = PipelineRun.objects.get(id=int(command.stdout.strip().splitlines()[-1]))
         stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in run.timings.items())
         print(f"pipeline on {count} worker process(es): {run.status} in {total:.1f} s (stages: {stages}); "
-              f"load average {os.getloadavg()[0]:.1f}")
+              f"WAL {wal_bytes / args.profiles:,.0f} B a profile; load average {os.getloadavg()[0]:.1f}")
+
+
+def _on_private_cluster(arguments: list[str]) -> int:
+    """Run this script with `arguments` against a throwaway cluster on a private port
+    (full-page writes on, as in production; fsync off: it changes no WAL volume)."""
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, str(HERE.parent.parent / "tests" / "faults"))
+    from harness import PostgresCluster
+
+    directory = Path(tempfile.mkdtemp(prefix="tessera-bench-scale-"))
+    os.chmod(directory, 0o755)  # noqa: S103 (the postgres user reads it; nothing secret in it)
+    cluster = PostgresCluster(directory)
+    cluster._run(["pg_ctl", "-D", str(cluster.data), "-l", str(directory / "postgres.log"), "-w", "-o",
+                  f"-p {cluster.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={directory} "
+                  "-c fsync=off", "start"])
+    try:
+        server = f"postgres://postgres@127.0.0.1:{cluster.port}"
+        return subprocess.call([sys.executable, str(HERE), *arguments], env={**os.environ, "BENCH_PG_URL": server})
+    finally:
+        cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def main() -> None:
@@ -240,8 +266,13 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--in-tree", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--private-cluster", action="store_true",
+                        help="Measure on a private PostgreSQL cluster (initdb in a temporary directory): WAL is "
+                             "counted per cluster, so other databases' work on a shared server would be counted too.")
     args = parser.parse_args()
     tree = args.tree.resolve()
+    if args.private_cluster:
+        sys.exit(_on_private_cluster([a for a in sys.argv[1:] if a != "--private-cluster"]))
     if tree != HERE.parent.parent and not args.in_tree:
         # The other checkout's code, measured by this script in a process of its own.
         sys.exit(subprocess.call([sys.executable, str(HERE), *sys.argv[1:], "--in-tree"], cwd=tree,
