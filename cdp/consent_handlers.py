@@ -36,6 +36,11 @@ from cdp.services import identity_rules
 from cdp.services.attributes import attribute_value_read
 from cdp.services.corrections import profile_rectify
 from cdp.services.erasure import profile_erase
+from cdp.services.event_partitions import (
+    event_partitions_drop,
+    event_partitions_droppable,
+    received_before_outside,
+)
 from cdp.services.profiles import identity_value_read, profile_dek, profiles_touch
 from cdp.services.records import identifiers_and_region, parse_identifiers
 from cdp.services.source_records import record_payload_read
@@ -200,8 +205,12 @@ def rectify(*, profile_id, attributes: dict, identifiers: dict) -> dict:
 
 def retention(*, kind: str, source: str | None, older_than, exclude_sources: list[str]):
     if kind == "events":
-        rows = Event.objects.filter(received_at__lt=older_than)
-        return _by_source(rows, "source__key", source, exclude_sources).delete()[0]
+        # Whole months where it can (PostgreSQL's partitions), rows elsewhere; the rows
+        # first, so the drops' table lock is held only until the commit.
+        droppable = event_partitions_droppable(older_than=older_than, source=source, exclude_sources=exclude_sources)
+        rows = Event.objects.filter(received_before_outside(older_than, droppable))
+        deleted = _by_source(rows, "source__key", source, exclude_sources).delete()[0]
+        return deleted + event_partitions_drop(droppable)
     if kind == "held_records":
         rows = _by_source(SourceRecord.objects.filter(status=RecordStatus.HELD, received_at__lt=older_than),
                           "source__key", source, exclude_sources)

@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "cdp.core.observability.RequestMetricsMiddleware",
     "cdp.core.outbox.OutboxWakeMiddleware",  # a request's outbox wake-ups: once, after its response
     "cdp.core.http.problems.UnavailableMiddleware",  # the database away: 503 with Retry-After, never a 500
+    "cdp.core.db_routing.ReplicaRoutingMiddleware",  # lag-tolerant reads to the replica, if one is set
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -94,10 +95,11 @@ TEMPLATES = [
 ]
 
 
-def _database_from_env() -> dict:
-    default_sqlite = f"sqlite:///{VAR_DIR / 'tessera.sqlite3'}"
-    url = env_url("DATABASE_URL", schemes={"sqlite", "postgres", "postgresql", "pgsql"},
-                  default=default_sqlite)
+def _database_from_env(variable: str = "DATABASE_URL") -> dict | None:
+    default_sqlite = f"sqlite:///{VAR_DIR / 'tessera.sqlite3'}" if variable == "DATABASE_URL" else None
+    url = env_url(variable, schemes={"sqlite", "postgres", "postgresql", "pgsql"}, default=default_sqlite)
+    if url is None:
+        return None
     page_cost = env_float("DATABASE_RANDOM_PAGE_COST", 1.1, minimum=0)  # PostgreSQL only, checked always
     pool = env_bool("DATABASE_POOL", True)  # PostgreSQL only
     pool_size = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
@@ -105,7 +107,7 @@ def _database_from_env() -> dict:
     try:
         config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60))
     except Exception:  # dj-database-url raises several types for a bad URL
-        raise ConfigurationError("DATABASE_URL could not be parsed as a database URL.") from None
+        raise ConfigurationError(f"{variable} could not be parsed as a database URL.") from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
         if config["NAME"] != ":memory:":
             Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -140,6 +142,17 @@ def _database_from_env() -> dict:
 
 
 DATABASES = {"default": _database_from_env()}
+# A streaming replica of the primary: reads that tolerate lag go there (cdp.core.db_routing).
+_replica = _database_from_env("DATABASE_REPLICA_URL")
+if _replica is not None:
+    if _replica["ENGINE"] != "django.db.backends.postgresql" or DATABASES["default"]["ENGINE"] != _replica["ENGINE"]:
+        raise ConfigurationError("DATABASE_REPLICA_URL needs PostgreSQL, as does DATABASE_URL.")
+    _replica["OPTIONS"]["connect_timeout"] = env_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2, minimum=1)
+    _replica["TEST"] = {"MIRROR": "default"}  # tests read the primary through the alias
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["cdp.core.db_routing.PrimaryReplicaRouter"]
+# A replica further behind than this serves no reads until it catches up.
+TESSERA_REPLICA_MAX_LAG_SECONDS = env_float("TESSERA_REPLICA_MAX_LAG_SECONDS", 10.0, minimum=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -210,6 +223,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Queues, so ingestion-adjacent work never waits behind a pipeline run: webhooks, DSRs,
+# consent propagation and anything unrouted on `realtime`; the pipeline's fan-out on
+# `pipeline`; periodic housekeeping on `maintenance`. A worker started without -Q takes
+# all three (one machine); across hosts, give each its own (README, Scaling out).
+CELERY_TASK_DEFAULT_QUEUE = "realtime"
+CELERY_TASK_QUEUES = {name: {} for name in ("realtime", "pipeline", "maintenance")}
+CELERY_TASK_ROUTES = {
+    "personalization.pipeline_watchdog": {"queue": "maintenance"},  # not behind the run it watches
+    "personalization.*": {"queue": "pipeline"},
+    "consent.retention_purge": {"queue": "maintenance"},
+    "consent.ledger_checkpoint_create": {"queue": "maintenance"},
+    "consent.ledger_verification_run": {"queue": "maintenance"},
+    "cdp.data_keys_rotate": {"queue": "maintenance"},
+    "cdp.event_partitions_ensure": {"queue": "maintenance"},
+}
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, minimum=1)
 # Short enough that a task held by a killed worker is redelivered within minutes.
@@ -245,6 +273,10 @@ TESSERA_IN_PROCESS_SWEEP_SECONDS = env_int("TESSERA_IN_PROCESS_SWEEP_SECONDS", T
 CELERY_BEAT_SCHEDULE = {
     "webhooks-relay": {"task": "webhooks.webhooks_relay", "schedule": float(TESSERA_WEBHOOK_RELAY_INTERVAL_SECONDS)},
 }
+
+# --- Events by month (PostgreSQL): partitions made this many months ahead, daily -----------
+TESSERA_EVENT_PARTITIONS_AHEAD = env_int("TESSERA_EVENT_PARTITIONS_AHEAD", 3, minimum=1)
+CELERY_BEAT_SCHEDULE["event-partitions-ensure"] = {"task": "cdp.event_partitions_ensure", "schedule": 24 * 3600.0}
 
 # --- Consent: ledger checkpoints, retention purge, DSR sweep -----------------------------
 # Signed checkpoints of every consent chain head are written here (by beat, where

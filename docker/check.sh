@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Offline validation of docker/docker-compose.yml (no Docker engine needed), for CI.
+# Offline validation of docker/docker-compose.yml, alone and with the scale-out override
+# docker/docker-compose.scale.yml (no Docker engine needed), for CI.
 #
 #   bash docker/check.sh
 #
@@ -14,6 +15,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 compose_file="docker/docker-compose.yml"
+scale_file="docker/docker-compose.scale.yml"
 
 required=(POSTGRES_PASSWORD SECRET_KEY ALLOWED_HOSTS TESSERA_MASTER_KEYS TESSERA_INDEX_KEY TESSERA_LEDGER_KEY)
 dummy_key="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="  # 32 zero bytes: well-formed, not secret
@@ -34,17 +36,29 @@ else
     exit 3
 fi
 
-if ! "${compose[@]}" -f "$compose_file" config -q; then
-    echo "check.sh: $compose_file is not valid (checked with: ${compose[*]})." >&2
-    exit 1
-fi
+check() {  # $1: a label; the rest: compose -f arguments
+    local label="$1"; shift
+    if ! "${compose[@]}" "$@" config -q; then
+        echo "check.sh: $label is not valid (checked with: ${compose[*]})." >&2
+        exit 1
+    fi
+    for name in "${required[@]}"; do
+        # An empty value in the environment wins over docker/.env, so this holds on any machine.
+        if env "$name=" "${compose[@]}" "$@" config -q >/dev/null 2>&1; then
+            echo "check.sh: $label accepts an empty $name; it must use \${$name:?...}." >&2
+            exit 1
+        fi
+    done
+    echo "check.sh: $label is valid (${compose[*]}); all ${#required[@]} required variables are enforced."
+}
 
-for name in "${required[@]}"; do
-    # An empty value in the environment wins over docker/.env, so this holds on any machine.
-    if env "$name=" "${compose[@]}" -f "$compose_file" config -q >/dev/null 2>&1; then
-        echo "check.sh: $compose_file accepts an empty $name; it must use \${$name:?...}." >&2
+check "$compose_file" -f "$compose_file"
+check "$compose_file + $scale_file" -f "$compose_file" -f "$scale_file"
+# The scale-out file must run a replica, give it to web, and split the workers by queue.
+scaled=$("${compose[@]}" -f "$compose_file" -f "$scale_file" config)
+for expected in "postgres-replica:" "DATABASE_REPLICA_URL:" "worker-pipeline:" "- realtime,maintenance" "- pipeline"; do
+    if ! grep -qF -- "$expected" <<<"$scaled"; then
+        echo "check.sh: $scale_file no longer has '$expected'." >&2
         exit 1
     fi
 done
-
-echo "check.sh: $compose_file is valid (${compose[*]}); all ${#required[@]} required variables are enforced."

@@ -13,6 +13,7 @@ Segment ingestion can resolve its own records and the events' new people in one 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -21,6 +22,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from cdp.core.advisory import advisory_locks
 from cdp.core.bulk import insert_rows, rows_any_of
 from cdp.core.ids import new_uuid4
 from cdp.models import Event, EventType, Identity, Profile, ProfileStatus, Source, Suppression
@@ -232,6 +234,10 @@ def events_store(*, parsed: list[_ParsedEvent], rejected: list[EventResult], sou
         named_ids = profiles_visible(named_ids)  # the others answer as unknown ids
     profiles = {pid: (status, merged_into) for pid, status, merged_into in rows_any_of(
         Profile, ("id", "status", "merged_into_id"), "id", named_ids)}
+    if any(e.row.message_id for e in parsed):
+        # No unique index spans the monthly partitions of events (PostgreSQL): writers of
+        # one source's message ids take turns from this check to their commit instead.
+        advisory_locks([hashlib.sha256(f"event-messages:{source.id}".encode()).hexdigest()])
     seen_messages = {message_id for (message_id,) in rows_any_of(
         Event, ("message_id",), "message_id", {e.row.message_id for e in parsed if e.row.message_id},
         source_id=source.id)}

@@ -215,6 +215,7 @@ class IgnoreFormatNegotiation(DefaultContentNegotiation):
 
 class ConsentExportApi(ApiView):
     required_scopes = {"GET": Scope.AUDIT_READ}
+    replica_read_methods = frozenset({"GET"})  # lag-tolerant: a replica may serve (cdp.core.db_routing)
     content_negotiation_class = IgnoreFormatNegotiation
 
     @extend_schema(operation_id="consents_export", tags=["consent"], parameters=[

@@ -52,6 +52,7 @@ class ExplanationSerializer(serializers.Serializer):
 
 class ProfileRecommendationsApi(ApiView):
     required_scopes = {"GET": Scope.RECOMMENDATIONS_READ}
+    replica_read_methods = frozenset({"GET"})  # lag-tolerant: a replica may serve (cdp.core.db_routing)
 
     class OutputSerializer(serializers.Serializer):
         class RecommendationSerializer(serializers.Serializer):
@@ -142,6 +143,7 @@ class SegmentsListApi(ApiView):
 
 
 class SegmentMembersApi(ApiView):
+    replica_read_methods = frozenset({"GET"})  # lag-tolerant: a replica may serve (cdp.core.db_routing)
     required_scopes = {"GET": Scope.SEGMENTS_MEMBERS}
 
     class OutputSerializer(serializers.Serializer):

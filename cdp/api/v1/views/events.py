@@ -110,6 +110,7 @@ class StoredEventSerializer(serializers.Serializer):
 
 class EventsListApi(ApiView):
     required_scopes = {"GET": Scope.EVENTS_READ}
+    replica_read_methods = frozenset({"GET"})  # lag-tolerant: a replica may serve (cdp.core.db_routing)
 
     class OutputSerializer(serializers.Serializer):
         results = StoredEventSerializer(many=True)

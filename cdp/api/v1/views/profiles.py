@@ -99,6 +99,7 @@ class ProfilesBatchApi(ApiView):
 
 class ProfilesLookupApi(ApiView):
     required_scopes = {"POST": Scope.PROFILES_READ}
+    replica_read_methods = frozenset({"POST"})  # lag-tolerant: a replica may serve (cdp.core.db_routing)
 
     class InputSerializer(serializers.Serializer):
         email = serializers.CharField(required=False)
@@ -148,6 +149,7 @@ class ProfilesLookupApi(ApiView):
 
 
 class ProfileDetailApi(ApiView):
+    replica_read_methods = frozenset({"GET"})  # lag-tolerant: a replica may serve (cdp.core.db_routing)
     required_scopes = {"GET": Scope.PROFILES_READ, "PATCH": Scope.PROFILES_WRITE}
 
     class PatchInputSerializer(serializers.Serializer):

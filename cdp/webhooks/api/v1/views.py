@@ -41,6 +41,7 @@ class ChangeSerializer(serializers.Serializer):
 
 class ChangesListApi(ApiView):
     required_scopes = {"GET": Scope.CHANGES_READ}
+    replica_read_methods = frozenset({"GET"})  # lag-tolerant: a replica may serve (cdp.core.db_routing)
 
     class OutputSerializer(serializers.Serializer):
         results = ChangeSerializer(many=True)
