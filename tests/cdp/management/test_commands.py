@@ -18,7 +18,7 @@ from cdp.models import Event, Identity, Item, Profile, Source, SourceRecord
 from cdp.services.sources import source_by_write_key
 from consent.models import ConsentState
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.django_db
 
 

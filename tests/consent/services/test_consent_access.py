@@ -23,7 +23,7 @@ from consent.services.access import Accessor, personal_data_read, subject_data_r
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # What records an access or a GPC opt-out: only selectors and services may call these.
 AUDIT_WRITERS = {"personal_data_read_event", "personal_data_read", "subject_data_read", "subject_signals_honour",
                  "consent_gpc_signal", "gpc_apply", "gpc_honour", "operator_action_event"}

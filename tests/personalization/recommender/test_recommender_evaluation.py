@@ -20,7 +20,7 @@ from personalization.recommender.evaluation import (
 )
 from personalization.recommender.protocol import ranking_metrics, split_per_user
 
-ML100K_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "movielens-100k"
+ML100K_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "movielens-100k"
 GENRES = 19
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-UCI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "online-retail-uci" / "by-day"
+UCI = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "online-retail-uci" / "by-day"
 MODEL_KEYS = {"mae", "rmse", "bias", "gini", "decile_calibration", "fit_seconds"}
 START = date(2020, 1, 1)
 

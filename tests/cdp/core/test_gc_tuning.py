@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROBE = ("import gc, cdp.wsgi; "
          "print(gc.get_threshold()[0], gc.get_freeze_count() > 10000)")
 
