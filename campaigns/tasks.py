@@ -6,6 +6,10 @@ import logging
 
 from celery import shared_task
 
+from campaigns.services.allocation import campaign_weights_recompute as weights_recompute
+from campaigns.services.allocation import running_bandit_ids
+from campaigns.services.results import campaign_results_release as results_release
+from campaigns.services.results import campaigns_to_release
 from personalization.errors import BudgetExceeded
 from personalization.tasks import TRANSIENT_ERRORS
 
@@ -15,25 +19,19 @@ RETRIES = {"autoretry_for": TRANSIENT_ERRORS, "retry_backoff": 5, "max_retries":
 
 @shared_task(name="campaigns.campaign_weights_recompute", **RETRIES)
 def campaign_weights_recompute(campaign_id: int) -> list[float] | None:
-    from campaigns.services.allocation import campaign_weights_recompute as run
-
-    return run(campaign_id=campaign_id)
+    return weights_recompute(campaign_id=campaign_id)
 
 
 @shared_task(name="campaigns.campaign_weights_recompute_all", ignore_result=True)
 def campaign_weights_recompute_all() -> None:
-    from campaigns.services.allocation import running_bandit_ids
-
     for campaign_id in running_bandit_ids():
         campaign_weights_recompute.delay(campaign_id)
 
 
 @shared_task(name="campaigns.campaign_results_release", **RETRIES)
 def campaign_results_release(campaign_id: int) -> list[int]:
-    from campaigns.services.results import campaign_results_release as run
-
     try:
-        return [release.id for release in run(campaign_id=campaign_id)]
+        return [release.id for release in results_release(campaign_id=campaign_id)]
     except BudgetExceeded:
         logger.warning("campaign_results_refused", extra={"campaign_id": campaign_id})
         return []
@@ -41,7 +39,5 @@ def campaign_results_release(campaign_id: int) -> list[int]:
 
 @shared_task(name="campaigns.campaign_results_release_all", ignore_result=True)
 def campaign_results_release_all() -> None:
-    from campaigns.services.results import campaigns_to_release
-
     for campaign_id in campaigns_to_release():
         campaign_results_release.delay(campaign_id)

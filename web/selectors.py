@@ -34,6 +34,7 @@ from consent.selectors import (
 from consent.services.access import operator_action_event
 from personalization.models import DpRelease, PipelineRun, PrivacyBudget, RunStatus, Segment
 from personalization.selectors import (
+    prediction_model_latest,
     privacy_budget_history,
     recommendations_for_profile,
     recommender_evaluation_latest,
@@ -248,9 +249,6 @@ def predictions_overview() -> dict | None:
     The model's fit check (expected customers by repeat orders) is shown as shares, beside
     the released (noisy) counts turned into shares: no exact count of people reaches the page.
     """
-    from personalization.models import DpRelease
-    from personalization.selectors import prediction_model_latest
-
     model = prediction_model_latest()
     if model is None:
         return None

@@ -25,6 +25,7 @@ from campaigns.models import Assignment, Campaign
 from cdp.models import AttributeValue, Event
 from consent import policy
 from consent.services.access import Accessor, personal_data_read
+from personalization.models import SegmentMembership
 
 EXPOSURE_EVENT = "Experiment Viewed"  # Segment's name; the campaign key travels as the event's item_id
 
@@ -77,8 +78,6 @@ def audience_members(campaign: Campaign, profile_ids: list[UUID]) -> set[UUID]:
     if not campaign.audience:
         return set(profile_ids)
     if "segment" in campaign.audience:
-        from personalization.models import SegmentMembership
-
         return set(SegmentMembership.objects.filter(segment_id=campaign.audience["segment"],
                                                     profile_id__in=profile_ids).values_list("profile_id", flat=True))
     conditions = campaign.audience["rule"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import uuid
 
 import numpy as np
 from django.conf import settings
@@ -14,6 +15,7 @@ from campaigns.errors import CampaignErrorCode, CampaignInvalid, CampaignUnknown
 from campaigns.models import Allocation, AllocationSnapshot, Campaign, MetricKind
 from campaigns.stats.arms import floor_weights
 from consent.policy import PURPOSES
+from personalization.models import Segment
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 RULE_OPS = ("eq", "ne", "in", "not_in", "exists")
@@ -58,8 +60,6 @@ def _audience_check(audience) -> dict | None:
     if not isinstance(audience, dict) or len(audience) != 1 or not ({"segment", "rule"} & set(audience)):
         raise _invalid('audience must be {"segment": id} or {"rule": ...}.')
     if "segment" in audience:
-        from personalization.models import Segment
-
         if not Segment.objects.filter(id=_uuid(audience["segment"])).exists():
             raise _invalid("No segment has this id.", CampaignErrorCode.UNKNOWN_SEGMENT)
         return {"segment": str(audience["segment"])}
@@ -67,8 +67,6 @@ def _audience_check(audience) -> dict | None:
 
 
 def _uuid(value):
-    import uuid
-
     try:
         return uuid.UUID(str(value))
     except ValueError:

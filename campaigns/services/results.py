@@ -16,7 +16,10 @@ mean is not above zero gets no lift.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import AllocationSnapshot, Assignment, Campaign
@@ -176,10 +179,6 @@ def campaign_analysis(*, campaign: Campaign) -> dict:
 
 def campaigns_to_release() -> list[int]:
     """Campaigns running now, or stopped or ended within the last day (their final figures)."""
-    from datetime import timedelta
-
-    from django.db.models import Q
-
     since = timezone.now() - timedelta(days=1)
     return list(Campaign.objects.filter(starts_at__lte=timezone.now()).filter(
         Q(stopped_at__isnull=True) | Q(stopped_at__gte=since)).filter(

@@ -17,6 +17,7 @@ parameterisation as GrowthBook's sequential testing). Libraries were considered
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import norm
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_TUNING = 5_000  # n*: total participants at which the sequence is tightest
@@ -51,12 +52,8 @@ def relative_lift(mean_t, var_t, n_t, mean_c, var_c, n_c, *, alpha: float = DEFA
         estimate = mean_t / mean_c - 1.0
         variance = var_t / (n_t * mean_c ** 2) + mean_t ** 2 * var_c / (n_c * mean_c ** 4)
         se = np.sqrt(variance)
-        if sequential:
-            width = halfwidth(se, n_t + n_c, alpha=alpha, tuning=tuning)
-        else:
-            from scipy.stats import norm
-
-            width = norm.ppf(1 - alpha / 2) * se
+        fixed_horizon = norm.ppf(1 - alpha / 2) * se
+        width = halfwidth(se, n_t + n_c, alpha=alpha, tuning=tuning) if sequential else fixed_horizon
     bad = (mean_c <= 0) | (n_t < 2) | (n_c < 2) | ~np.isfinite(width)
     nan = np.full(np.shape(estimate), np.nan)
     with np.errstate(invalid="ignore"):  # inf − inf where an arm is empty: masked as nan below
