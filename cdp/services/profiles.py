@@ -22,13 +22,6 @@ def profile_dek(profile: Profile) -> bytes:
     return crypto.data_key_open(data_key)
 
 
-def profile_new() -> tuple[Profile, DataKey, bytes]:
-    """An unsaved profile with a fresh data key (both to be bulk-created by the caller)."""
-    data_key, dek = crypto.data_key_new()
-    profile = Profile(data_key_id=data_key.id)
-    return profile, data_key, dek
-
-
 def identity_value_encrypt(*, dek: bytes, profile_id, value: str, cipher: crypto.ValueCipher | None = None) -> bytes:
     """`cipher`: a batch's (one AES-GCM context per data key), when there is one."""
     return (cipher or crypto.ValueCipher()).encrypt(dek, owner_id=profile_id, field=IDENTITY_FIELD, value=value)

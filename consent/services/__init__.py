@@ -10,7 +10,6 @@ from consent.services.consents import (  # noqa: F401
     ConsentChange,
     Evidence,
     consent_gpc_signal,
-    consent_profiles_merged,
     consent_profiles_merged_many,
     consent_set,
     consents_record,

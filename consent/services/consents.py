@@ -243,23 +243,16 @@ def consent_gpc_signal(*, profile_id: UUID, actor: str, evidence: Evidence | Non
 
 
 @transaction.atomic
-def consent_profiles_merged(*, survivor_id: UUID, absorbed_id: UUID) -> list[ConsentEvent]:
-    """Merged consents: the most restrictive state wins, written to the survivor's chain.
+def consent_profiles_merged_many(pairs) -> list[ConsentEvent]:
+    """Merged consents for (survivor, absorbed) merges sharing no profile: for each pair the
+    most restrictive state wins, written to the survivor's chain.
 
     A decision recorded only on the absorbed profile (typically an anonymous visitor's)
     carries over; where both decided, a withdrawal beats a grant, and of two grants the
     older notice version and the earlier expiry win. Each change is a ledger event with
-    channel `merge`; then the other apps' PROFILES_MERGED handlers run.
-    """
-    return consent_profiles_merged_many([(survivor_id, absorbed_id)])
-
-
-@transaction.atomic
-def consent_profiles_merged_many(pairs) -> list[ConsentEvent]:
-    """consent_profiles_merged for several (survivor, absorbed) merges sharing no profile,
-    as identity resolution stores them: the same events, in pair order, with the people
-    locked and the states, notices and bases read once for all pairs, and the
-    PROFILES_MERGED handlers called once with all the pairs.
+    channel `merge`, in pair order, with the people locked and the states, notices and
+    bases read once for all pairs; then the other apps' PROFILES_MERGED handlers run once
+    with all the pairs.
     """
     pairs = [(UUID(str(survivor)), UUID(str(absorbed))) for survivor, absorbed in pairs]
     if not pairs:
