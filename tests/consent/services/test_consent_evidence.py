@@ -140,3 +140,23 @@ def test_a_first_refusal_is_declined_and_a_refusal_after_a_grant_is_withdrawn():
 
 def dsr_export_build_history(pid):
     return dsr_export_build(profile_id=pid)["data"]["consent_history"]
+
+
+def test_the_bundle_reports_a_chain_altered_in_the_database(signing_key):
+    from django.db import connection
+
+    from consent.models import ConsentEvent
+
+    pid = uuid.uuid4()
+    _history(pid)
+    event = ConsentEvent.objects.get(profile_id=pid, seq=2)
+    with connection.cursor() as cursor:  # the database owner without the ledger key: triggers off, raw SQL
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE consent_consentevent DISABLE TRIGGER USER")
+        cursor.execute("UPDATE consent_consentevent SET granted = %s WHERE id = %s",
+                       [False, event.id.hex if connection.vendor == "sqlite" else event.id])
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE consent_consentevent ENABLE TRIGGER USER")
+    _, data = evidence_bundle_build(profile_id=pid, aliases=[], actor="staff:1")
+    verification = bundle_verify(data, public_key_of(signing_key))["verification"]
+    assert verification["result"] == "broken" and "event 2 fails its link" in verification["findings"][0]
