@@ -106,7 +106,12 @@ def me_recommendations(*, profile_id: UUID, limit: int = 10) -> dict:
 
 
 def me_consent_events(*, profile_id: UUID) -> list:
-    return list(consent_events_query(profile_id=profile_id).order_by("-recorded_at", "-seq")[:200])
+    """The newest 200 decisions, each with its word (declined or withdrawn read the whole history)."""
+    events = list(consent_events_query(profile_id=profile_id).order_by("-recorded_at", "-seq"))
+    words = consent_decisions(events)
+    for event in events:
+        event.decision = words[event.id]
+    return events[:200]
 
 
 # --- the compliance console ---------------------------------------------------------------------------

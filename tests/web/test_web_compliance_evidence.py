@@ -18,6 +18,7 @@ from web_helpers import (  # noqa: F401
     operator,
     operator_client,
     shop,
+    sign_in,
     staff_user,
 )
 
@@ -97,3 +98,12 @@ def test_messages_sit_in_a_status_region_not_on_the_list(signing_key, officer_cl
     page = officer_client.post("/compliance/ledger/checkpoint/", follow=True).content.decode()
     assert '<ul class="messages" role="status"' not in page
     assert re.search(r'<div role="status" aria-live="polite"><ul class="messages">\s*<li', page)
+
+
+def test_the_customer_sees_declined_and_withdrawn_in_their_history(ada):
+    consent_set(profile_id=ada.profile_id, purpose="marketing", granted=False)
+    consent_set(profile_id=ada.profile_id, purpose="analytics", granted=False)
+    client = Client()
+    sign_in(client, ada.profile_id)
+    page = client.get("/me/data/").content.decode()
+    assert ">Declined<" in page and ">Withdrawn<" in page and "Not allowed" not in page
