@@ -109,18 +109,27 @@ def checkpoint_verify_signature(text: str, public_key: bytes) -> tuple[dict, lis
     return header, heads
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m consent.checkpoint_signature",
-                                     description="Check a ledger checkpoint's signature with the public key alone.")
+def offline_check_arguments(prog: str, description: str, argv: list[str] | None) -> tuple[str, bytes | None]:
+    """The file and the public key of an offline check's command line (None, said on stderr,
+    for a key that is not one)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("file")
     parser.add_argument("--public-key", required=True, help="TESSERA_CHECKPOINT_PUBLIC_KEY (base64 of 32 bytes).")
     args = parser.parse_args(argv)
     public_key = key_decode(args.public_key)
     if public_key is None:
         print("--public-key must be 32 bytes in base64.", file=sys.stderr)
+    return args.file, public_key
+
+
+def main(argv: list[str] | None = None) -> int:
+    path, public_key = offline_check_arguments("python -m consent.checkpoint_signature",
+                                               "Check a ledger checkpoint's signature with the public key alone.",
+                                               argv)
+    if public_key is None:
         return 1
     try:
-        with open(args.file, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             text = handle.read()
         header, heads = checkpoint_verify_signature(text, public_key)
     except OSError:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from cdp.core.http.pagination import Page, paginate
@@ -30,6 +30,7 @@ from consent.events import (
     RETENTION_RULE_SET,
     operator_action_event,
 )
+from consent.ledger import genesis_link
 from consent.models import (
     AccessKind,
     AccessLog,
@@ -172,21 +173,60 @@ def consent_history(*, profile_ids) -> list[dict]:
     return [consent_event_as_dict(e) for e in events]
 
 
+def consent_decisions(events: Iterable[ConsentEvent]) -> dict:
+    """Each event's word: "granted", "declined" (a refusal with no earlier grant for that
+    purpose: the person said no when first asked) or "withdrawn" (a refusal after a grant).
+    Pass all of one person's events (their merged ids included): the words read the history."""
+    words, granted_once = {}, set()
+    for event in sorted(events, key=lambda e: (e.occurred_at, e.recorded_at, e.seq)):
+        if event.granted:
+            granted_once.add(event.purpose)
+            words[event.id] = "granted"
+        else:
+            words[event.id] = "withdrawn" if event.purpose in granted_once else "declined"
+    return words
+
+
+def previous_links(events: list[ConsentEvent]) -> dict:
+    """(profile id, position) → the link of the event before it in its chain, or the chain's
+    genesis link for position 1: what an outside checker needs to follow each chain."""
+    wanted = [(e.profile_id, e.seq - 1) for e in events if e.seq > 1]
+    found = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start:start + 500]
+        query = Q()
+        for pid, seq in part:
+            query |= Q(profile_id=pid, seq=seq)
+        found.update({(pid, seq + 1): link for pid, seq, link in
+                      ConsentEvent.objects.filter(query).values_list("profile_id", "seq", "link")})
+    for event in events:
+        if event.seq == 1:
+            found[(event.profile_id, 1)] = genesis_link(event.profile_id)
+    return found
+
+
 # --- exports ----------------------------------------------------------------------------------------
 
 EXPORT_FIELDS = {
     "history": ["id", "profile_id", "position", "purpose", "granted", "notice_version", "basis", "channel",
-                "actor", "source", "jurisdiction", "occurred_at", "recorded_at"],
+                "actor", "source", "jurisdiction", "language", "ip_hash", "user_agent_hash", "occurred_at",
+                "recorded_at", "previous_link", "link"],
     "current": ["profile_id", "purpose", "granted", "notice_version", "expires_at", "event_id", "updated_at"],
 }
 
 
 def consent_export_rows(*, kind: str, since: datetime | None, until: datetime | None) -> Iterator[dict]:
     if kind == "history":
-        for event in consent_events_query(since=since, until=until).order_by("recorded_at", "id").iterator(
-                chunk_size=5000):
-            row = consent_event_as_dict(event)
-            yield {name: row[name] for name in EXPORT_FIELDS["history"]}
+        # Every field the link covers, the link (an HMAC-SHA256) and the link before it, so
+        # each chain can be followed outside Tessera (and recomputed by a holder of the key).
+        query = consent_events_query(since=since, until=until).order_by("recorded_at", "id")
+        chunk: list[ConsentEvent] = []
+        for event in query.iterator(chunk_size=2000):
+            chunk.append(event)
+            if len(chunk) == 2000:
+                yield from _history_rows(chunk)
+                chunk = []
+        yield from _history_rows(chunk)
         return
     states = ConsentState.objects.all()
     if since is not None:
@@ -197,6 +237,20 @@ def consent_export_rows(*, kind: str, since: datetime | None, until: datetime | 
         yield {"profile_id": str(state.profile_id), "purpose": state.purpose, "granted": state.granted,
                "notice_version": state.notice_version, "expires_at": _iso(state.expires_at),
                "event_id": str(state.event_id) if state.event_id else None, "updated_at": _iso(state.updated_at)}
+
+
+def consent_event_evidence(event: ConsentEvent, previous_link: str | None) -> dict:
+    row = consent_event_as_dict(event)
+    evidence = row.pop("evidence")
+    return {**row, "ip_hash": evidence["ip_hash"], "user_agent_hash": evidence["user_agent_hash"],
+            "previous_link": previous_link, "link": event.link}
+
+
+def _history_rows(events: list[ConsentEvent]) -> Iterator[dict]:
+    links = previous_links(events)
+    for event in events:
+        row = consent_event_evidence(event, links.get((event.profile_id, event.seq)))
+        yield {name: row[name] for name in EXPORT_FIELDS["history"]}
 
 
 def consent_export_stream(*, kind: str, fmt: str, since: datetime | None, until: datetime | None,

@@ -16,6 +16,10 @@ LOOKUP_KINDS = [(EMAIL, "E-mail address"), (PHONE, "Phone number"), (CRM_ID, "CR
                 (USER_ID, "User id (web or app)"), ("profile_id", "Profile id")]
 
 
+class SubjectEvidenceForm(forms.Form):
+    profile_id = forms.UUIDField(widget=forms.HiddenInput)
+
+
 class SubjectLookupForm(forms.Form):
     kind = forms.ChoiceField(choices=LOOKUP_KINDS, label="Look up by")
     value = forms.CharField(max_length=254, label="Value", strip=True,

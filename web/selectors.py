@@ -27,6 +27,7 @@ from consent.policy import PURPOSES, Basis, effective_states
 from consent.selectors import (
     CONFIGURATION_TITLES,
     configuration_changes,
+    consent_decisions,
     consent_events_query,
     notice_text,
     subject_records,
@@ -106,7 +107,12 @@ def me_recommendations(*, profile_id: UUID, limit: int = 10) -> dict:
 
 
 def me_consent_events(*, profile_id: UUID) -> list:
-    return list(consent_events_query(profile_id=profile_id).order_by("-recorded_at", "-seq")[:200])
+    """The newest 200 decisions, each with its word (declined or withdrawn read the whole history)."""
+    events = list(consent_events_query(profile_id=profile_id).order_by("-recorded_at", "-seq"))
+    words = consent_decisions(events)
+    for event in events:
+        event.decision = words[event.id]
+    return events[:200]
 
 
 # --- the compliance console ---------------------------------------------------------------------------
@@ -208,8 +214,11 @@ def subject_timeline(*, profile_id: UUID, actor: str, by: str) -> dict:
     status = subject_status(profile_id)
     subjects = [profile_id, *subject_aliases(profile_id)]
     states = effective_states(profile_id) if status["status"] == "active" else []
-    return {"profile_id": profile_id, "status": status, "aliases": subjects[1:], "states": states,
-            **subject_records(subject_ids=subjects)}
+    records = subject_records(subject_ids=subjects)
+    words = consent_decisions(records["events"])
+    for event in records["events"]:
+        event.decision = words[event.id]  # declined (first refusal) or withdrawn (after a grant)
+    return {"profile_id": profile_id, "status": status, "aliases": subjects[1:], "states": states, **records}
 
 
 # --- the operator dashboard -------------------------------------------------------------------------

@@ -17,9 +17,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from consent.checkpoint_signature import SIGNED_FORMAT, CheckpointInvalid, checkpoint_lines
+from consent.events import operator_action_event
 from consent.ledger import checkpoint_parse, ledger_checkpoint_create
 
 logger = logging.getLogger(__name__)
+
+CHECKPOINT_TAKEN = "ledger_checkpoint_taken"
 
 
 def checkpoint_dir() -> Path:
@@ -37,6 +40,14 @@ def ledger_checkpoint_write(*, path: str | None = None) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     return str(target)
+
+
+def ledger_checkpoint_take(*, actor: str) -> str:
+    """A checkpoint a compliance officer asked for: written as the scheduled ones are, and
+    recorded as their action. Raises CheckpointKeyMissing where no signing key is configured."""
+    path = ledger_checkpoint_write()
+    operator_action_event(actor=actor, action=CHECKPOINT_TAKEN, detail={"file": Path(path).name})
+    return path
 
 
 def ledger_checkpoint_scheduled() -> str | None:

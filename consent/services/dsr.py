@@ -48,7 +48,7 @@ from consent.models import (
 )
 from consent.policy import effective_states
 from consent.receipts import receipt_for_event
-from consent.selectors import access_log_as_dict, consent_event_as_dict
+from consent.selectors import access_log_as_dict, consent_decisions, consent_event_as_dict
 from consent.services.access import Accessor, personal_data_read
 
 logger = logging.getLogger(__name__)
@@ -363,10 +363,11 @@ def dsr_export_build(*, profile_id) -> dict:
 def _consent_sections(pid: UUID, alias_ids: list[UUID]) -> dict:
     subjects = [pid, *alias_ids]
     events = list(ConsentEvent.objects.filter(profile_id__in=subjects).order_by("profile_id", "seq"))
+    words = consent_decisions(events)  # declined (a first refusal) or withdrawn (after a grant)
     return {
         "consents": [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in s.items()}
                      for s in effective_states(pid)],
-        "consent_history": [consent_event_as_dict(e) for e in events],
+        "consent_history": [{**consent_event_as_dict(e), "decision": words[e.id]} for e in events],
         "consent_receipts": [receipt_for_event(e) for e in events],
         "served_notices": [
             {"purpose": n.purpose, "notice_version": n.notice_version, "language": n.language,

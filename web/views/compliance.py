@@ -8,10 +8,11 @@ look-up, decision, verification and export is written to the access log.
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import UUID
 
 from django.contrib import messages
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -24,11 +25,13 @@ from consent import selectors as consent_selectors
 from consent.policy import PURPOSES
 from consent.selectors import consent_export_stream
 from consent.services import VerificationStatus
+from consent.services.checkpoints import ledger_checkpoint_take
 from consent.services.dsr import dsr_approve, dsr_audit_trail, dsr_extend, dsr_get, dsr_reject
+from consent.services.evidence import CheckpointKeyMissing, evidence_bundle_build
 from consent.services.gpc import accessor_of
 from consent.services.verification import ledger_verification_request
 from web import charts, selectors
-from web.forms import DsrDecisionForm, LedgerExportForm, PrivacyBudgetLimitForm, SubjectLookupForm
+from web.forms import DsrDecisionForm, LedgerExportForm, PrivacyBudgetLimitForm, SubjectEvidenceForm, SubjectLookupForm
 from web.staff import actor_of, role_required
 
 compliance_only = role_required(COMPLIANCE)
@@ -70,6 +73,42 @@ def ledger_verify(request):
     else:
         messages.info(request, "Verification started; this page shows its progress.")
     return redirect("web:compliance-ledger" if request.POST.get("next") == "ledger" else "web:compliance")
+
+
+@require_POST
+@compliance_only
+def ledger_checkpoint(request):
+    """Take a signed checkpoint of every chain head now; recorded as the officer's action."""
+    try:
+        path = ledger_checkpoint_take(actor=actor_of(request))
+        messages.success(request, f"Checkpoint taken and signed: {Path(path).name}.")
+    except CheckpointKeyMissing:
+        messages.error(request, "No checkpoint signing key is configured on this host, so no checkpoint can be "
+                                "signed here.")
+    return redirect("web:compliance-ledger")
+
+
+@require_POST
+@compliance_only
+def subject_evidence(request):
+    """The signed evidence bundle of one subject (the id comes by POST, never in a URL)."""
+    form = SubjectEvidenceForm(request.POST)
+    if not form.is_valid():
+        raise Http404
+    profile_id = form.cleaned_data["profile_id"]
+    if selectors.subject_status(profile_id)["status"] == "unknown" and not consent_selectors.subject_known(profile_id):
+        raise Http404
+    try:
+        name, data = evidence_bundle_build(profile_id=profile_id, aliases=selectors.subject_aliases(profile_id),
+                                           actor=actor_of(request))
+    except CheckpointKeyMissing:
+        messages.error(request, "No checkpoint signing key is configured on this host, so no evidence bundle can "
+                                "be signed here.")
+        return redirect("web:compliance-subjects")
+    response = HttpResponse(data, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @never_cache
