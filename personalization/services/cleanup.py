@@ -95,7 +95,8 @@ def derived_data_retire(*, current_run_id: int) -> None:
     # A run that could not predict (too little data) leaves the previous predictions served.
     if Prediction.objects.filter(run_id=current_run_id).exists():
         Prediction.objects.exclude(run_id=current_run_id).delete()
-    PipelineArtifact.objects.filter(run_id=current_run_id).delete()
+    # The served run keeps its model: events between fits are scored with it (realtime.py).
+    PipelineArtifact.objects.exclude(run_id=current_run_id).delete()
     kept = list(Segmentation.objects.filter(run__status=RunStatus.SUCCEEDED).order_by("-created_at")
                 .values_list("id", flat=True)[:MEMBERSHIP_VERSIONS_KEPT])
     SegmentMembership.objects.exclude(segmentation_id__in=kept).delete()

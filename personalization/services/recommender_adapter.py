@@ -36,11 +36,13 @@ class HybridAdapter:
         )
         return cls(model, data.item_ids)
 
-    def recommend(self, *, rows: list, segments: list, exclude: list[set[str]], k: int) -> list[list[Scored]]:
-        """Top k per person (rows: the person's row in the fitted matrix, None when new)."""
+    def recommend(self, *, rows: list, segments: list, exclude: list[set[str]], k: int,
+                  history=None) -> list[list[Scored]]:
+        """Top k per person (rows: the person's row in the fitted matrix, None when new;
+        history: their current interactions over `item_ids`, replacing the fitted rows)."""
         excluded = [[self.column[i] for i in items if i in self.column] for items in exclude]
         ranked = self.model.recommend(
-            rows, k, exclude_seen=True, exclude=excluded,
+            rows, k, exclude_seen=True, exclude=excluded, history=history,
             segments=[s if s is not None else -1 for s in segments])
         return [[self._scored(rec) for rec in recs] for recs in ranked]
 
