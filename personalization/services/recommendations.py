@@ -12,15 +12,11 @@ ids and counts are logged.
 
 from __future__ import annotations
 
-import hmac
 import logging
-import pickle  # noqa: S403 - our own artifact, HMAC-checked before loading
 from collections import defaultdict
 from dataclasses import dataclass
-from hashlib import sha256
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
@@ -41,6 +37,7 @@ from personalization.models import (
     SegmentMembership,
     Stage,
 )
+from personalization.services.artifacts import ARTIFACT, artifact_load, artifact_store
 from personalization.services.pipeline import (
     ChunkRange,
     pipeline_chunk_claim_write,
@@ -54,7 +51,6 @@ from personalization.services.recommender_adapter import HybridAdapter
 
 logger = logging.getLogger(__name__)
 PURPOSE = "personalization"
-ARTIFACT = "recommender"
 
 # Implicit feedback: how much each kind of event says about taste. A rating counts by how
 # much the person liked it (stars above two), and a little even when they did not: they
@@ -95,9 +91,8 @@ def recommender_fit(*, run_id: int) -> None:
     model = model_fit(data, seed=run.params["seed"])
     payload = {"model": model, "row_of": {str(pid): i for i, pid in enumerate(data.profile_ids)},
                "titles": data.titles, "model_version": model.model_version}
-    blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     with transaction.atomic():
-        PipelineArtifact.objects.create(run_id=run_id, name=ARTIFACT, data=blob, signature=_sign(blob))
+        artifact_store(run_id=run_id, payload=payload)
         PipelineRun.objects.filter(id=run_id).update(model_version=model.model_version[:64])
     pipeline_counts_add(run_id=run_id, trained_profiles=len(data.profile_ids), items=len(data.item_ids),
                         interactions=int(data.interactions.nnz))
@@ -227,31 +222,6 @@ def model_fit(data: TrainingData, *, seed: int):
 
 
 # --- scoring a chunk ------------------------------------------------------------------------------
-
-_loaded: dict[str, dict] = {}
-
-
-def _sign(blob: bytes) -> str:
-    # Only what our own fit task wrote may be unpickled: a row edited in the database
-    # cannot become code running in a worker.
-    key = sha256(b"tessera.personalization.artifact:" + settings.SECRET_KEY.encode()).digest()
-    return hmac.new(key, blob, sha256).hexdigest()
-
-
-def artifact_load(run_id: int) -> dict:
-    """The run's fitted model, loaded once per worker process (keyed by its signature, so a
-    reused run id can never be served a stale model)."""
-    signature = PipelineArtifact.objects.filter(run_id=run_id, name=ARTIFACT).values_list(
-        "signature", flat=True).get()
-    if signature not in _loaded:
-        blob = bytes(PipelineArtifact.objects.filter(run_id=run_id, name=ARTIFACT).values_list(
-            "data", flat=True).get())
-        if not hmac.compare_digest(_sign(blob), signature):
-            raise ValueError("The recommender artifact's signature does not match.")
-        _loaded.clear()  # one run at a time: keep memory to one model
-        _loaded[signature] = pickle.loads(blob)  # noqa: S301 - signed by us, checked above
-    return _loaded[signature]
-
 
 def recommendations_compute(*, run_id: int, chunk_index: int) -> int:
     """Recommendations for one profile-id range; returns the number of profiles scored."""

@@ -7,6 +7,10 @@ change there changes only this file. Pure numpy/scipy; no database.
 
 from __future__ import annotations
 
+import copy
+
+from scipy import sparse
+
 from personalization.explanations import Scored
 from personalization.recommender import HybridRecommender, RecommenderConfig
 
@@ -24,6 +28,13 @@ class HybridAdapter:
         self.item_ids = list(item_ids)
         self.column = {item_id: j for j, item_id in enumerate(self.item_ids)}
         self.model_version = str(model.model_version)
+
+    def without_people(self) -> HybridAdapter:
+        """A copy that scores given histories only: the fitted people's rows are dropped."""
+        model = copy.copy(self.model)
+        model.interactions = sparse.csr_matrix((0, len(self.item_ids)))
+        model.user_segments = []
+        return HybridAdapter(model, self.item_ids)
 
     @classmethod
     def fit(cls, data, *, seed: int, config=None) -> HybridAdapter:

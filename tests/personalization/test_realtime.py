@@ -111,3 +111,12 @@ def test_turning_personalization_back_on_computes_the_list_at_once(served):
     consent_set(profile_id=person, purpose="personalization", granted=True)
     body = recommendations(person)
     assert len(body["recommendations"]) == 10 and body["as_of"] is not None
+
+
+def test_the_served_model_keeps_nobody_s_interactions(served):
+    from personalization.services.artifacts import artifact_load
+
+    run = realtime.served_run()
+    payload = artifact_load(run.id)
+    assert payload["row_of"] == {} and payload["model"].model.interactions.shape[0] == 0
+    assert payload["model"].model.interactions.shape[1] == len(served.item_ids)
