@@ -23,6 +23,7 @@ from django.db import transaction
 
 from cdp.core.advisory import advisory_locks
 from cdp.core.broker import enqueue, task_named
+from cdp.core.event_hooks import on_commit_collect
 from cdp.core.observability import RECOMMENDATIONS_REFRESH_LAG
 from consent import policy
 from personalization.db import rows_write
@@ -82,4 +83,5 @@ def recommendations_refresh_schedule(profile_ids: set, committed_at: float | Non
 def personalization_grant_handle(*, profile_id, purpose: str) -> None:
     """Consent's GRANT hook (inside its transaction): compute the list once it commits."""
     if purpose == PURPOSE:
-        transaction.on_commit(lambda: recommendations_refresh_schedule({profile_id}, time.time()), robust=True)
+        # One refresh for all the grants of a transaction (a consent batch grants many).
+        on_commit_collect(recommendations_refresh_schedule, {profile_id})

@@ -120,3 +120,17 @@ def test_the_served_model_keeps_nobody_s_interactions(served):
     payload = artifact_load(run.id)
     assert payload["row_of"] == {} and payload["model"].model.interactions.shape[0] == 0
     assert payload["model"].model.interactions.shape[1] == len(served.item_ids)
+
+
+def test_grants_of_one_transaction_make_one_refresh(served, monkeypatch):
+    from django.db import transaction
+
+    people = sorted(served.personalization)[2:5]
+    for person in people:
+        consent_set(profile_id=person, purpose="personalization", granted=False)
+    calls = refreshes_counted(monkeypatch)
+    with transaction.atomic():
+        for person in people:
+            consent_set(profile_id=person, purpose="personalization", granted=True)
+    assert calls == [sorted(str(p) for p in people)]
+    assert all(Recommendation.objects.filter(profile_id=p).count() == 10 for p in people)
