@@ -231,6 +231,7 @@ CELERY_TASK_DEFAULT_QUEUE = "realtime"
 CELERY_TASK_QUEUES = {name: {} for name in ("realtime", "pipeline", "maintenance")}
 CELERY_TASK_ROUTES = {
     "personalization.pipeline_watchdog": {"queue": "maintenance"},  # not behind the run it watches
+    "personalization.recommendations_refresh": {"queue": "realtime"},  # seconds, never behind a run
     "personalization.*": {"queue": "pipeline"},
     "consent.retention_purge": {"queue": "maintenance"},
     "consent.ledger_checkpoint_create": {"queue": "maintenance"},

@@ -241,7 +241,9 @@ class Recommendation(models.Model):
     score = models.FloatField()
     explanation = models.JSONField(help_text="Structured explanation with a human sentence under `text`.")
     model_version = models.CharField(max_length=64)
-    created_at = models.DateTimeField()
+    created_at = models.DateTimeField(help_text="When the list was computed (by the run or a refresh).")
+    as_of = models.DateTimeField(null=True, blank=True,
+                                 help_text="When the newest event the list reflects occurred; NULL: none.")
 
     class Meta:
         constraints = [

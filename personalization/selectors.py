@@ -39,7 +39,8 @@ STATISTIC_NAMES = {"segment_sizes": "size", "segment_total_spend": "total_spend"
                    "segment_average_spend": "average_spend"}
 
 
-RECOMMENDATION_COLUMNS = ("run_id", "item_id", "title", "score", "rank", "explanation", "model_version", "created_at")
+RECOMMENDATION_COLUMNS = ("run_id", "item_id", "title", "score", "rank", "explanation", "model_version", "created_at",
+                          "as_of")
 
 
 def recommendations_for_profile(*, profile_id: UUID, limit: int) -> dict:
@@ -79,7 +80,7 @@ def profile_with_recommendations(*, profile_id: UUID, limit: int) -> tuple[dict 
 
 _PROFILE_RECOMMENDATIONS_SQL = """
 SELECT profile.status, profile.merged_into_id, rec.run_id, rec.item_id, rec.title, rec.score, rec.rank,
-       rec.explanation, rec.model_version, rec.created_at
+       rec.explanation, rec.model_version, rec.created_at, rec.as_of
 FROM {profiles} AS profile
 LEFT JOIN LATERAL (
     SELECT r.* FROM {recommendations} AS r JOIN {runs} AS run ON run.id = r.run_id
@@ -93,13 +94,14 @@ ORDER BY rec.run_id DESC, rec.rank
 
 def _recommendations_body(rows: list[dict]) -> dict:
     if not rows:
-        return {"recommendations": [], "generated_at": None, "model_version": None}
+        return {"recommendations": [], "generated_at": None, "model_version": None, "as_of": None}
     rows = [r for r in rows if r["run_id"] == rows[0]["run_id"]]
     return {
         "recommendations": [{"item_id": r["item_id"], "title": r["title"], "score": round(r["score"], 6),
                              "rank": r["rank"], "explanation": r["explanation"]} for r in rows],
         "generated_at": rows[0]["created_at"].isoformat(),
         "model_version": rows[0]["model_version"],
+        "as_of": rows[0]["as_of"].isoformat() if rows[0]["as_of"] else None,
     }
 
 

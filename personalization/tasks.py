@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from cdp.core.broker import BROKER_UNREACHABLE
 from personalization.errors import PipelineActive
 from personalization.models import PipelineRun, RunStatus, Stage
-from personalization.services import pipeline
+from personalization.services import pipeline, realtime
 
 logger = logging.getLogger(__name__)
 
@@ -209,3 +209,10 @@ def pipeline_watchdog() -> list[int]:
         logger.warning("pipeline_redispatched", extra={"run_id": run_id})
         pipeline_dispatch(run_id)
     return stalled
+
+
+@shared_task(name="personalization.recommendations_refresh", ignore_result=True, acks_late=True,
+             autoretry_for=TRANSIENT_ERRORS, retry_backoff=1, max_retries=5)
+def recommendations_refresh(profile_ids: list[str], committed_at: float | None = None) -> int:
+    """Rescore the people whose events just arrived (services/realtime.py)."""
+    return realtime.recommendations_refresh(profile_ids=profile_ids, committed_at=committed_at)

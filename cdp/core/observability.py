@@ -39,6 +39,12 @@ TASK_LATENCY = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900),
 )
 
+RECOMMENDATIONS_REFRESH_LAG = Histogram(
+    "tessera_recommendations_refresh_lag_seconds",
+    "From the commit of a person's new events (or consent grant) to their refreshed recommendations.",
+    registry=REGISTRY, buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
 access_log = logging.getLogger("tessera.access")
 
 # Anything else (an invented method) is counted as "other": label values stay a fixed set.

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from cdp.core.advisory import advisory_locks
 from cdp.core.bulk import insert_rows, rows_any_of
+from cdp.core.event_hooks import events_touched
 from cdp.core.ids import new_uuid4
 from cdp.models import Event, EventType, Identity, Profile, ProfileStatus, Source, Suppression
 from cdp.services.records import (
@@ -268,6 +269,7 @@ def events_store(*, parsed: list[_ParsedEvent], rejected: list[EventResult], sou
     insert_rows(Event, _EVENT_COLUMNS, [
         (new_uuid4(), r.profile_id, r.origin_profile_id, source.id, r.type, r.name, r.item_id, r.quantity, r.price,
          r.rating, r.occurred_at, now, r.message_id) for r in rows])
+    events_touched({r.profile_id for r in rows})
     return sorted(results, key=lambda result: result.index)
 
 

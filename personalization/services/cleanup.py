@@ -24,6 +24,7 @@ from personalization.models import (
     SegmentMembership,
 )
 from personalization.selectors import prediction_as_dict
+from personalization.services.artifacts import artifact_serve
 
 logger = logging.getLogger(__name__)
 MEMBERSHIP_VERSIONS_KEPT = 2
@@ -95,7 +96,10 @@ def derived_data_retire(*, current_run_id: int) -> None:
     # A run that could not predict (too little data) leaves the previous predictions served.
     if Prediction.objects.filter(run_id=current_run_id).exists():
         Prediction.objects.exclude(run_id=current_run_id).delete()
-    PipelineArtifact.objects.filter(run_id=current_run_id).delete()
+    # The served run keeps its model, without its people: events between fits are scored
+    # with it (realtime.py).
+    PipelineArtifact.objects.exclude(run_id=current_run_id).delete()
+    artifact_serve(run_id=current_run_id)
     kept = list(Segmentation.objects.filter(run__status=RunStatus.SUCCEEDED).order_by("-created_at")
                 .values_list("id", flat=True)[:MEMBERSHIP_VERSIONS_KEPT])
     SegmentMembership.objects.exclude(segmentation_id__in=kept).delete()

@@ -12,15 +12,11 @@ ids and counts are logged.
 
 from __future__ import annotations
 
-import hmac
 import logging
-import pickle  # noqa: S403 - our own artifact, HMAC-checked before loading
 from collections import defaultdict
 from dataclasses import dataclass
-from hashlib import sha256
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
@@ -41,6 +37,7 @@ from personalization.models import (
     SegmentMembership,
     Stage,
 )
+from personalization.services.artifacts import ARTIFACT, artifact_load, artifact_store
 from personalization.services.pipeline import (
     ChunkRange,
     pipeline_chunk_claim_write,
@@ -54,7 +51,6 @@ from personalization.services.recommender_adapter import HybridAdapter
 
 logger = logging.getLogger(__name__)
 PURPOSE = "personalization"
-ARTIFACT = "recommender"
 
 # Implicit feedback: how much each kind of event says about taste. A rating counts by how
 # much the person liked it (stars above two), and a little even when they did not: they
@@ -95,9 +91,8 @@ def recommender_fit(*, run_id: int) -> None:
     model = model_fit(data, seed=run.params["seed"])
     payload = {"model": model, "row_of": {str(pid): i for i, pid in enumerate(data.profile_ids)},
                "titles": data.titles, "model_version": model.model_version}
-    blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     with transaction.atomic():
-        PipelineArtifact.objects.create(run_id=run_id, name=ARTIFACT, data=blob, signature=_sign(blob))
+        artifact_store(run_id=run_id, payload=payload)
         PipelineRun.objects.filter(id=run_id).update(model_version=model.model_version[:64])
     pipeline_counts_add(run_id=run_id, trained_profiles=len(data.profile_ids), items=len(data.item_ids),
                         interactions=int(data.interactions.nnz))
@@ -125,23 +120,11 @@ def training_data_load(*, run_id: int) -> TrainingData:
         pairs = raw_rows(_pairs(allowed))
         if not pairs:
             continue
-        pids, items_, views, carts, purchases, ratings, best = zip(*pairs)
-        r = np.fromiter((row_of[as_uuid(p)] for p in pids), dtype=np.int64, count=len(pairs))
-        c = np.fromiter((column.get(i, -1) for i in items_), dtype=np.int64, count=len(pairs))
-        purchases, ratings = np.asarray(purchases, dtype=float), np.asarray(ratings, dtype=float)
-        best = np.asarray([b if b is not None else 0.0 for b in best], dtype=float)
-        w = (WEIGHTS[EventType.VIEW] * np.asarray(views, dtype=float)
-             + WEIGHTS[EventType.ADD_TO_CART] * np.asarray(carts, dtype=float)
-             + WEIGHTS[EventType.PURCHASE] * purchases
-             + np.where(ratings > 0, np.maximum(best - 2.0, 0.5), 0.0))
-        keep = c >= 0  # items outside the catalogue cannot be recommended or titled
-        rows.append(r[keep])
-        cols.append(c[keep])
-        weights.append(w[keep])
-    shape = (len(profile_ids), len(item_ids))
-    r, c = (np.concatenate(rows), np.concatenate(cols)) if rows else (np.zeros(0, int), np.zeros(0, int))
-    w = np.concatenate(weights).astype(np.float32) if rows else np.zeros(0, np.float32)
-    interactions = sparse.csr_matrix((w, (r, c)), shape=shape)
+        r, c, w = _weights(pairs, row_of, column)
+        rows.append(r)
+        cols.append(c)
+        weights.append(w)
+    interactions = _matrix(rows, cols, weights, shape=(len(profile_ids), len(item_ids)))
     segments, segment_count = _segments_of(run_id, profile_ids)
     return TrainingData(
         profile_ids=profile_ids, item_ids=item_ids, interactions=interactions,
@@ -150,6 +133,37 @@ def training_data_load(*, run_id: int) -> TrainingData:
         item_attributes=[{"category": category, **_flat(attributes)} for _, _, category, _, attributes in items],
         titles={row[0]: row[1] for row in items}, user_segments=segments, segment_count=segment_count,
     )
+
+
+def _weights(pairs: list, row_of: dict, column: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, implicit-feedback weights) of `_pairs` rows, catalogue items only."""
+    pids, items_, views, carts, purchases, ratings, best = zip(*pairs)
+    r = np.fromiter((row_of[as_uuid(p)] for p in pids), dtype=np.int64, count=len(pairs))
+    c = np.fromiter((column.get(i, -1) for i in items_), dtype=np.int64, count=len(pairs))
+    purchases, ratings = np.asarray(purchases, dtype=float), np.asarray(ratings, dtype=float)
+    best = np.asarray([b if b is not None else 0.0 for b in best], dtype=float)
+    w = (WEIGHTS[EventType.VIEW] * np.asarray(views, dtype=float)
+         + WEIGHTS[EventType.ADD_TO_CART] * np.asarray(carts, dtype=float)
+         + WEIGHTS[EventType.PURCHASE] * purchases
+         + np.where(ratings > 0, np.maximum(best - 2.0, 0.5), 0.0))
+    keep = c >= 0  # items outside the catalogue cannot be recommended or titled
+    return r[keep], c[keep], w[keep]
+
+
+def _matrix(rows: list, cols: list, weights: list, *, shape: tuple) -> sparse.csr_matrix:
+    r, c = (np.concatenate(rows), np.concatenate(cols)) if rows else (np.zeros(0, int), np.zeros(0, int))
+    w = np.concatenate(weights).astype(np.float32) if rows else np.zeros(0, np.float32)
+    return sparse.csr_matrix((w, (r, c)), shape=shape)
+
+
+def histories_load(profile_ids: list, item_ids: list[str]) -> sparse.csr_matrix:
+    """The people's current interactions (rows in `profile_ids` order) over a fitted model's
+    items, weighted exactly as for fitting: scores events that came after the fit."""
+    pairs = raw_rows(_pairs(profile_ids)) if profile_ids else []
+    row_of = {pid: i for i, pid in enumerate(profile_ids)}
+    parts = [_weights(pairs, row_of, {item: j for j, item in enumerate(item_ids)})] if pairs else []
+    return _matrix([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
+                   shape=(len(profile_ids), len(item_ids)))
 
 
 def _pairs(profile_ids: list):
@@ -209,31 +223,6 @@ def model_fit(data: TrainingData, *, seed: int):
 
 # --- scoring a chunk ------------------------------------------------------------------------------
 
-_loaded: dict[str, dict] = {}
-
-
-def _sign(blob: bytes) -> str:
-    # Only what our own fit task wrote may be unpickled: a row edited in the database
-    # cannot become code running in a worker.
-    key = sha256(b"tessera.personalization.artifact:" + settings.SECRET_KEY.encode()).digest()
-    return hmac.new(key, blob, sha256).hexdigest()
-
-
-def artifact_load(run_id: int) -> dict:
-    """The run's fitted model, loaded once per worker process (keyed by its signature, so a
-    reused run id can never be served a stale model)."""
-    signature = PipelineArtifact.objects.filter(run_id=run_id, name=ARTIFACT).values_list(
-        "signature", flat=True).get()
-    if signature not in _loaded:
-        blob = bytes(PipelineArtifact.objects.filter(run_id=run_id, name=ARTIFACT).values_list(
-            "data", flat=True).get())
-        if not hmac.compare_digest(_sign(blob), signature):
-            raise ValueError("The recommender artifact's signature does not match.")
-        _loaded.clear()  # one run at a time: keep memory to one model
-        _loaded[signature] = pickle.loads(blob)  # noqa: S301 - signed by us, checked above
-    return _loaded[signature]
-
-
 def recommendations_compute(*, run_id: int, chunk_index: int) -> int:
     """Recommendations for one profile-id range; returns the number of profiles scored."""
     chunk = pipeline_chunk_start(run_id=run_id, stage=Stage.RECOMMENDATIONS, index=chunk_index)
@@ -246,7 +235,7 @@ def recommendations_compute(*, run_id: int, chunk_index: int) -> int:
     artifact = artifact_load(run_id) if allowed else None
     rows: list[tuple] = []
     if allowed:
-        rows = _score(run_id, allowed, artifact, top_k=int(chunk.params["top_k"]))
+        rows = score_rows(run_id, allowed, artifact, top_k=int(chunk.params["top_k"]))
     with transaction.atomic():
         if not pipeline_chunk_claim_write(chunk):
             return 0
@@ -259,18 +248,22 @@ def recommendations_compute(*, run_id: int, chunk_index: int) -> int:
 
 
 ROW_FIELDS = ("run_id", "profile_id", "rank", "item_id", "title", "score", "explanation", "model_version",
-              "created_at")
+              "created_at", "as_of")
 
 
-def _score(run_id: int, profile_ids: list, artifact: dict, *, top_k: int) -> list[tuple]:
-    """Recommendation rows (values in ROW_FIELDS order) for the people, best first."""
+def score_rows(run_id: int, profile_ids: list, artifact: dict, *, top_k: int, current: bool = False) -> list[tuple]:
+    """Recommendation rows (values in ROW_FIELDS order) for the people, best first.
+
+    `current`: score each person's history as it is now rather than their row in the fitted
+    matrix (a refresh between fits: the item-item model stays, the history moves on)."""
     model, row_of, titles = artifact["model"], artifact["row_of"], artifact["titles"]
     version = artifact["model_version"]
     people = _people(run_id, profile_ids)
     rows_in_model = [row_of.get(str(pid)) for pid in profile_ids]
     segments = [people[pid].segment["index"] if people[pid].segment else None for pid in profile_ids]
     exclude = [people[pid].consumed for pid in profile_ids]
-    ranked = model.recommend(rows=rows_in_model, segments=segments, exclude=exclude, k=top_k)
+    current_history = {"history": histories_load(profile_ids, model.item_ids)} if current else {}
+    ranked = model.recommend(rows=rows_in_model, segments=segments, exclude=exclude, k=top_k, **current_history)
     now = timezone.now()
     result = []
     for pid, recs in zip(profile_ids, ranked):
@@ -279,7 +272,7 @@ def _score(run_id: int, profile_ids: list, artifact: dict, *, top_k: int) -> lis
         for rank, scored in enumerate(kept, start=1):
             explanation = explanation_build(scored, person=person.context, titles=titles, model_version=version)
             result.append((run_id, pid, rank, scored.item_id, titles.get(scored.item_id, scored.item_id)[:300],
-                           float(scored.score), explanation, version[:64], now))
+                           float(scored.score), explanation, version[:64], now, person.as_of))
     return result
 
 
@@ -288,6 +281,7 @@ class _Person:
     context: PersonContext
     consumed: set[str]
     segment: dict | None
+    as_of: object = None  # when the newest of their events occurred
 
 
 def _people(run_id: int, profile_ids: list) -> dict:
@@ -305,6 +299,9 @@ def _people(run_id: int, profile_ids: list) -> dict:
             actions[pid][item_id].add(event_type)
             item_sources[pid][item_id].add(source)
     segment_of = _segment_of(run_id, profile_ids)
+    # Through the ORM (not raw_rows): the database's timestamps need Django's converters.
+    newest = dict(Event.objects.filter(profile_id__in_array=profile_ids).values("profile_id")
+                  .annotate(newest=Max("occurred_at")).values_list("profile_id", "newest"))
     people = {}
     for pid in profile_ids:
         segment = segment_of.get(pid)
@@ -312,7 +309,7 @@ def _people(run_id: int, profile_ids: list) -> dict:
         context = PersonContext(item_actions=dict(actions[pid]), item_sources=dict(item_sources[pid]),
                                 sources=sources[pid],
                                 segment={"id": segment["id"], "name": segment["name"]} if segment else None)
-        people[pid] = _Person(context=context, consumed=consumed, segment=segment)
+        people[pid] = _Person(context=context, consumed=consumed, segment=segment, as_of=newest.get(pid))
     return people
 
 

@@ -7,6 +7,10 @@ change there changes only this file. Pure numpy/scipy; no database.
 
 from __future__ import annotations
 
+import copy
+
+from scipy import sparse
+
 from personalization.explanations import Scored
 from personalization.recommender import HybridRecommender, RecommenderConfig
 
@@ -25,6 +29,13 @@ class HybridAdapter:
         self.column = {item_id: j for j, item_id in enumerate(self.item_ids)}
         self.model_version = str(model.model_version)
 
+    def without_people(self) -> HybridAdapter:
+        """A copy that scores given histories only: the fitted people's rows are dropped."""
+        model = copy.copy(self.model)
+        model.interactions = sparse.csr_matrix((0, len(self.item_ids)))
+        model.user_segments = []
+        return HybridAdapter(model, self.item_ids)
+
     @classmethod
     def fit(cls, data, *, seed: int, config=None) -> HybridAdapter:
         config = config or RecommenderConfig(seed=seed)
@@ -36,11 +47,13 @@ class HybridAdapter:
         )
         return cls(model, data.item_ids)
 
-    def recommend(self, *, rows: list, segments: list, exclude: list[set[str]], k: int) -> list[list[Scored]]:
-        """Top k per person (rows: the person's row in the fitted matrix, None when new)."""
+    def recommend(self, *, rows: list, segments: list, exclude: list[set[str]], k: int,
+                  history=None) -> list[list[Scored]]:
+        """Top k per person (rows: the person's row in the fitted matrix, None when new;
+        history: their current interactions over `item_ids`, replacing the fitted rows)."""
         excluded = [[self.column[i] for i in items if i in self.column] for items in exclude]
         ranked = self.model.recommend(
-            rows, k, exclude_seen=True, exclude=excluded,
+            rows, k, exclude_seen=True, exclude=excluded, history=history,
             segments=[s if s is not None else -1 for s in segments])
         return [[self._scored(rec) for rec in recs] for recs in ranked]
 

@@ -63,6 +63,7 @@ def test_recommendations_with_explanations(ran):
     recs = body["recommendations"]
     assert [r["rank"] for r in recs] == list(range(1, len(recs) + 1)) and len(recs) == 10
     assert set(recs[0]) == {"item_id", "title", "score", "rank", "explanation"}
+    assert body["as_of"] is not None  # the newest event the list reflects
     explanation = recs[0]["explanation"]
     assert {"text", "parts", "because_of", "matched_attributes", "segment", "fallback", "data_sources",
             "purposes"} <= set(explanation)
@@ -73,7 +74,7 @@ def test_recommendations_with_explanations(ran):
 def test_no_recommendations_yet_is_an_empty_list(shop):
     person = sorted(shop.personalization)[0]
     body = client_with("recommendations:read").get(url(person)).json()
-    assert body == {"recommendations": [], "generated_at": None, "model_version": None}
+    assert body == {"recommendations": [], "generated_at": None, "model_version": None, "as_of": None}
 
 
 def test_without_personalization_consent_it_is_403_consent_required(ran):

@@ -65,6 +65,7 @@ class ProfileRecommendationsApi(ApiView):
         recommendations = RecommendationSerializer(many=True)
         generated_at = serializers.DateTimeField(allow_null=True)
         model_version = serializers.CharField(allow_null=True)
+        as_of = serializers.DateTimeField(allow_null=True)
 
     @extend_schema(
         operation_id="profile_recommendations", tags=["personalization"],
@@ -72,7 +73,8 @@ class ProfileRecommendationsApi(ApiView):
                                                                f"{DEFAULT_RECOMMENDATIONS}.")],
         responses={200: OutputSerializer, **problems(400, 404, 409, 410)},
         description="Scope `recommendations:read`. The person's recommendations from the latest pipeline run, "
-                    "each with its explanation. None computed yet: an empty list and `generated_at` null. "
+                    "each with its explanation, refreshed when the person's events arrive; `as_of`: when the newest "
+                    "event the list reflects occurred. None computed yet: an empty list and `generated_at` null. "
                     "Without `personalization` consent: 403 `consent_required`. A merged-away id: 409 `merged` "
                     "naming `merged_into`; an erased one: 410 `erased`. A key bound to a source sees only people "
                     "that source contributed; anyone else is 404, as an unknown id.",

@@ -1,0 +1,136 @@
+"""Real-time recommendations: new events and a consent grant refresh a person's list
+between pipeline runs, through the real model, in-process (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from personalization_helpers import shop_population
+from prometheus_client import generate_latest
+from rest_framework.test import APIClient
+
+from cdp.core.observability import REGISTRY
+from cdp.services.events import events_ingest
+from cdp.services.sources import source_create
+from consent.services import consent_set
+from personalization.models import Recommendation
+from personalization.services import pipeline, realtime
+
+# Real commits: the refresh runs after the ingestion commits, never inside its transaction.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def served(db):
+    """A shop whose first-party source also takes Segment calls, after one pipeline run
+    with the real recommender."""
+    source, write_key = source_create(key="shop", name="Shop", kind="first_party", trust=80)
+    population = shop_population(people=40, source_key="shop")
+    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k": 3})
+    pipeline.pipeline_run_sync(run_id=run.id)
+    population.write_key = write_key
+    return population
+
+
+def recommendations(profile_id) -> dict:
+    from cdp.api.services.api_keys import api_key_create
+
+    _, plaintext = api_key_create(name="test", scopes=["recommendations:read"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    response = client.get(f"/api/v1/profiles/{profile_id}/recommendations")
+    assert response.status_code == 200, response.content[:300]
+    return response.json()
+
+
+def segment_track(write_key: str, body: dict):
+    auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    response = APIClient().post("/v1/track", data=json.dumps(body), content_type="application/json",
+                                HTTP_AUTHORIZATION=auth)
+    assert response.status_code == 200, response.content[:300]
+
+
+def refreshes_counted(monkeypatch) -> list:
+    calls = []
+    original = realtime.recommendations_refresh
+
+    def counting(**kwargs):
+        calls.append(sorted(str(p) for p in kwargs["profile_ids"]))
+        return original(**kwargs)
+
+    monkeypatch.setattr(realtime, "recommendations_refresh", counting)
+    return calls
+
+
+def test_a_segment_purchase_removes_the_item_and_shows_in_the_explanations(served):
+    index = next(i for i, pid in enumerate(served.profile_ids) if pid in served.personalization and i % 7)
+    person = served.profile_ids[index]
+    before = recommendations(person)
+    bought = before["recommendations"][0]["item_id"]
+    assert before["as_of"] is not None
+
+    segment_track(served.write_key, {
+        "userId": f"u{index}", "event": "Order Completed", "messageId": "order-rt-1",
+        "timestamp": "2026-12-01T10:00:00Z",
+        "properties": {"order_id": "o-rt-1", "products": [{"product_id": bought, "price": 12, "quantity": 1}]}})
+
+    after = recommendations(person)
+    assert bought not in [r["item_id"] for r in after["recommendations"]]
+    assert after["recommendations"], "the refreshed list is not empty"
+    history = [b for r in after["recommendations"] for b in r["explanation"]["because_of"]]
+    assert any(b["item_id"] == bought and b["action"] for b in history), history
+    assert after["as_of"].startswith("2026-12-01T10:00:00")
+    assert after["generated_at"] >= before["generated_at"]
+    assert b"tessera_recommendations_refresh_lag_seconds_count" in generate_latest(REGISTRY)
+
+
+def test_many_events_of_one_person_make_one_refresh(served, monkeypatch):
+    calls = refreshes_counted(monkeypatch)
+    person = sorted(served.personalization)[0]
+    events_ingest(source=served.source, events=[
+        {"profile_id": str(person), "type": "view", "item_id": served.item_ids[i % 30],
+         "occurred_at": f"2026-11-0{1 + i % 9}T12:00:00Z", "message_id": f"burst-{i}"} for i in range(25)])
+    assert calls == [[str(person)]]
+
+
+def test_people_without_personalization_get_no_list(served, monkeypatch):
+    person = next(pid for pid in served.profile_ids if pid not in served.personalization)
+    events_ingest(source=served.source, events=[
+        {"profile_id": str(person), "type": "purchase", "item_id": served.item_ids[0],
+         "occurred_at": "2026-11-01T12:00:00Z", "message_id": "no-consent-1"}])
+    assert not Recommendation.objects.filter(profile_id=person).exists()
+
+
+def test_turning_personalization_back_on_computes_the_list_at_once(served):
+    person = sorted(served.personalization)[1]
+    assert Recommendation.objects.filter(profile_id=person).exists()
+    consent_set(profile_id=person, purpose="personalization", granted=False)
+    assert not Recommendation.objects.filter(profile_id=person).exists()
+    consent_set(profile_id=person, purpose="personalization", granted=True)
+    body = recommendations(person)
+    assert len(body["recommendations"]) == 10 and body["as_of"] is not None
+
+
+def test_the_served_model_keeps_nobody_s_interactions(served):
+    from personalization.services.artifacts import artifact_load
+
+    run = realtime.served_run()
+    payload = artifact_load(run.id)
+    assert payload["row_of"] == {} and payload["model"].model.interactions.shape[0] == 0
+    assert payload["model"].model.interactions.shape[1] == len(served.item_ids)
+
+
+def test_grants_of_one_transaction_make_one_refresh(served, monkeypatch):
+    from django.db import transaction
+
+    people = sorted(served.personalization)[2:5]
+    for person in people:
+        consent_set(profile_id=person, purpose="personalization", granted=False)
+    calls = refreshes_counted(monkeypatch)
+    with transaction.atomic():
+        for person in people:
+            consent_set(profile_id=person, purpose="personalization", granted=True)
+    assert calls == [sorted(str(p) for p in people)]
+    assert all(Recommendation.objects.filter(profile_id=p).count() == 10 for p in people)
