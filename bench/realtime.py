@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=20)
     args = parser.parse_args()
+    os.environ["TESSERA_REALTIME_IN_PROCESS"] = "true"  # this bench measures the in-process refresh
     fresh_postgres("tessera_bench_realtime", production=True)
     from cdp.core.event_hooks import events_listen, events_unlisten
     from personalization.models import Recommendation
@@ -119,10 +120,10 @@ def main() -> None:
 
     with_refresh = stream(args.people, catalogue, args.messages, args.batch, uuid.uuid4().hex[:6], rng)
     seconds_on, latencies = ingest(source, with_refresh)
-    events_unlisten(realtime.recommendations_refresh_schedule)
+    events_unlisten(realtime.events_refresh_schedule)
     without = stream(args.people, catalogue, args.messages, args.batch, uuid.uuid4().hex[:6], rng)
     seconds_off, _ = ingest(source, without)
-    events_listen(realtime.recommendations_refresh_schedule)
+    events_listen(realtime.events_refresh_schedule)
 
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")

@@ -211,6 +211,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tessera <no-reply@localhost>
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", schemes={"redis", "rediss", "amqp", "amqps", "pyamqp"})
 TASKS_IN_PROCESS = CELERY_BROKER_URL is None
+# Per-person recommendation refresh after events, in the ingesting process when there is
+# no broker (personalization.services.realtime.events_refresh_schedule); off by default there.
+TESSERA_REALTIME_IN_PROCESS = env_bool("TESSERA_REALTIME_IN_PROCESS", False)
 CELERY_RESULT_BACKEND = env_url(
     "CELERY_RESULT_BACKEND", schemes={"redis", "rediss", "rpc"},
     default=CELERY_BROKER_URL if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith("redis") else None,

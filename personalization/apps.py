@@ -20,4 +20,4 @@ class PersonalizationConfig(AppConfig):
         registry.register(registry.EXPORT, cleanup.personalization_profile_export)
         # New events and a personalization grant refresh the person's recommendations.
         registry.register(registry.GRANT, realtime.personalization_grant_handle)
-        events_listen(realtime.recommendations_refresh_schedule)
+        events_listen(realtime.events_refresh_schedule)

@@ -19,6 +19,7 @@ import time
 from hashlib import sha256
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
 
 from cdp.core.advisory import advisory_locks
@@ -78,6 +79,17 @@ def recommendations_refresh_schedule(profile_ids: set, committed_at: float | Non
     ids = sorted({str(pid) for pid in profile_ids})
     for start in range(0, len(ids), REFRESH_BATCH):
         enqueue(task_named(REFRESH_TASK), ids[start:start + REFRESH_BATCH], committed_at)
+
+
+def events_refresh_schedule(profile_ids: set, committed_at: float | None = None) -> None:
+    """After a commit that stored events: refresh the people they touched. Through a broker
+    always (the ingestion request only queues one task); with tasks in-process only when
+    TESSERA_REALTIME_IN_PROCESS is on, since the refresh then runs in the ingesting
+    process and costs it most of its throughput (bench/realtime.py: 184 against 1,472
+    messages/s)."""
+    if settings.TASKS_IN_PROCESS and not settings.TESSERA_REALTIME_IN_PROCESS:
+        return
+    recommendations_refresh_schedule(profile_ids, committed_at)
 
 
 def personalization_grant_handle(*, profile_id, purpose: str) -> None:

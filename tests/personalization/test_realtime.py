@@ -22,6 +22,12 @@ from personalization.services import pipeline, realtime
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def refresh_in_process(settings):
+    """Tasks run in-process here: the events' refresh is opt-in in that mode."""
+    settings.TESSERA_REALTIME_IN_PROCESS = True
+
+
 @pytest.fixture
 def served(db):
     """A shop whose first-party source also takes Segment calls, after one pipeline run
@@ -134,3 +140,16 @@ def test_grants_of_one_transaction_make_one_refresh(served, monkeypatch):
             consent_set(profile_id=person, purpose="personalization", granted=True)
     assert calls == [sorted(str(p) for p in people)]
     assert all(Recommendation.objects.filter(profile_id=p).count() == 10 for p in people)
+
+
+def test_without_a_broker_events_refresh_only_when_asked(settings, monkeypatch):
+    """In-process, the refresh would run in the ingesting process: off unless
+    TESSERA_REALTIME_IN_PROCESS is on (a grant still computes at once)."""
+    scheduled = []
+    monkeypatch.setattr(realtime, "recommendations_refresh_schedule", lambda ids, at=None: scheduled.append(ids))
+    settings.TESSERA_REALTIME_IN_PROCESS = False
+    realtime.events_refresh_schedule({"a"}, 0.0)
+    assert scheduled == []
+    settings.TESSERA_REALTIME_IN_PROCESS = True
+    realtime.events_refresh_schedule({"a"}, 0.0)
+    assert scheduled == [{"a"}]
