@@ -31,17 +31,17 @@ from personalization.services import recommendations  # noqa: E402
 recommendations.model_fit = personalization_helpers.fake_model_fit
 DELAY = float(os.environ.get("TEST_CHUNK_DELAY", "0"))
 if DELAY:
-    _score = recommendations._score
+    _score = recommendations.score_rows
 
     def _slow_score(*args, **kwargs):
         time.sleep(DELAY)
         return _score(*args, **kwargs)
 
-    recommendations._score = _slow_score
+    recommendations.score_rows = _slow_score
 
 GATE_AFTER = os.environ.get("TEST_CHUNK_GATE_AFTER")
 if GATE_AFTER is not None:
-    _gated = recommendations._score
+    _gated = recommendations.score_rows
     _calls = {"n": 0}
 
     def _gated_score(*args, **kwargs):
@@ -53,7 +53,7 @@ if GATE_AFTER is not None:
                 cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [int(os.environ["TEST_CHUNK_GATE_LOCK"])])
         return _gated(*args, **kwargs)
 
-    recommendations._score = _gated_score
+    recommendations.score_rows = _gated_score
 
 if __name__ == "__main__":
     sys.argv = ["celery", "-A", "cdp", "worker", *sys.argv[1:]]

@@ -147,9 +147,13 @@ def test_without_a_broker_events_refresh_only_when_asked(settings, monkeypatch):
     TESSERA_REALTIME_IN_PROCESS is on (a grant still computes at once)."""
     scheduled = []
     monkeypatch.setattr(realtime, "recommendations_refresh_schedule", lambda ids, at=None: scheduled.append(ids))
+    settings.TASKS_IN_PROCESS = True  # no broker (CI sets one)
     settings.TESSERA_REALTIME_IN_PROCESS = False
     realtime.events_refresh_schedule({"a"}, 0.0)
     assert scheduled == []
     settings.TESSERA_REALTIME_IN_PROCESS = True
     realtime.events_refresh_schedule({"a"}, 0.0)
     assert scheduled == [{"a"}]
+    settings.TASKS_IN_PROCESS, settings.TESSERA_REALTIME_IN_PROCESS = False, False  # a broker: always
+    realtime.events_refresh_schedule({"b"}, 0.0)
+    assert scheduled == [{"a"}, {"b"}]
