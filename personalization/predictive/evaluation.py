@@ -8,7 +8,10 @@ actual purchases and spend in each). Baselines: `baseline_rate`, each customer's
 orders per day since their first order extrapolated (at least a day of observation: a
 customer first seen on the last day has no rate to speak of); `baseline_rfm`, the mean future purchases of
 the customer's recency × frequency quintile cell, learnt on the last `horizon` days of the
-calibration period (so it never sees the holdout).
+calibration period (so it never sees the holdout). `tessera` is the model family chosen by
+the protocol (`protocol.py`) on a validation window inside the calibration period, refitted on
+the whole of it; every input but the holdout's actual orders comes from the log cut at the
+calibration end.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from datetime import date
 
 import numpy as np
 
-from personalization.predictive import clv
+from personalization.predictive import clv, protocol
 from personalization.predictive.data import PurchaseLog, Summary, day_number, holdout, summarise
 
 DECILES = 10
@@ -31,7 +34,7 @@ class EvaluationError(ValueError):
 
 
 def clv_evaluate(log: PurchaseLog, *, calibration_end: date, horizon_days: int | None = None,
-                 dataset: str = "") -> dict:
+                 dataset: str = "", fmt: str = "transactions") -> dict:
     end = float(day_number(calibration_end) + 1)  # the calibration end's day is in
     if not len(log.time):
         raise EvaluationError("The file holds no usable purchases.")
@@ -39,14 +42,16 @@ def clv_evaluate(log: PurchaseLog, *, calibration_end: date, horizon_days: int |
     if horizon <= 0:
         raise EvaluationError("The calibration end leaves no holdout: choose an earlier date or a positive "
                               "--horizon-days.")
-    summary = summarise(log, end=end)
+    calibration = protocol.calibration_only(log, end)
+    summary = summarise(calibration, end=end)
     if len(summary.x) < 10:
         raise EvaluationError("Fewer than 10 customers bought before the calibration end.")
+    selection = protocol.variant_choose(calibration, end=end, horizon=horizon)
     actual, actual_spend = holdout(log, summary.customer, start=end, end=end + horizon)
     if not actual.sum():
         raise EvaluationError("No customer of the calibration period bought in the holdout.")
     models: dict[str, dict] = {}
-    for name, predict in _predictors(log, summary, end, horizon).items():
+    for name, predict in _predictors(calibration, summary, end, horizon, selection["chosen"]).items():
         started = time.perf_counter()
         try:
             purchases, value = predict()
@@ -55,10 +60,13 @@ def clv_evaluate(log: PurchaseLog, *, calibration_end: date, horizon_days: int |
         seconds = time.perf_counter() - started
         models[name] = scores(purchases, value, actual, actual_spend) | {"fit_seconds": round(seconds, 3)}
     return {"dataset": dataset, "calibration_end": calibration_end.isoformat(), "holdout_days": int(horizon),
-            "customers": int(len(summary.x)), "models": models}
+            "customers": int(len(summary.x)), "models": models,
+            "protocol": {"unit": protocol.UNIT_RULES.get(fmt, ""), "cleaning": protocol.CLEANING_RULE,
+                         "selection": selection, "holdout_scored": "once, after every choice was made"}}
 
 
-def _predictors(log: PurchaseLog, s: Summary, end: float, horizon: int) -> dict[str, Callable]:
+def _predictors(log: PurchaseLog, s: Summary, end: float, horizon: int, chosen: str) -> dict[str, Callable]:
+    """Forecasts from the calibration log alone (`log` holds no holdout order)."""
     def model(variant: str) -> Callable:
         def predict():
             fitted = clv.transactions_fit(s.x, s.t_x, s.T, variant=variant)
@@ -75,18 +83,21 @@ def _predictors(log: PurchaseLog, s: Summary, end: float, horizon: int) -> dict[
         purchases = rfm_cell_forecast(log, s, end, horizon)
         return purchases, purchases * s.mean_spend
 
-    return {"bgnbd_gamma_gamma": model(clv.BGNBD), "mbgnbd_gamma_gamma": model(clv.MBGNBD),
+    return {"tessera": model(chosen), "bgnbd_gamma_gamma": model(clv.BGNBD), "mbgnbd_gamma_gamma": model(clv.MBGNBD),
             "baseline_rate": rate, "baseline_rfm": rfm}
 
 
 def rfm_cell_forecast(log: PurchaseLog, s: Summary, end: float, horizon: int) -> np.ndarray:
     """Mean purchases in the next `horizon` days of customers in the same recency × frequency
-    quintile cell, learnt from the window (end − horizon, end]; a cell never seen there
-    takes its recency quintile's mean, then the overall mean."""
-    past = summarise(log, end=end - horizon)
+    quintile cell, learnt from the window (end − w, end] with w the horizon, or half the
+    calibration period when the horizon is longer (then scaled by horizon / w); a cell never
+    seen there takes its recency quintile's mean, then the overall mean."""
+    window = max(1, min(horizon, int((end - np.floor(log.time.min())) // 2))) if len(log.time) else horizon
+    past = summarise(log, end=end - window)
     if not len(past.x):
         return np.zeros(len(s.x))
-    future, _ = holdout(log, past.customer, start=end - horizon, end=end)
+    future, _ = holdout(log, past.customer, start=end - window, end=end)
+    future = future * (horizon / window)
     recency_cuts = _cuts(past.T - past.t_x)
     frequency_cuts = _cuts(past.x)
     cells = _cell(past.T - past.t_x, past.x, recency_cuts, frequency_cuts)

@@ -42,7 +42,8 @@ class Command(TesseraCommand):
             counter = transactions.data_line_count if fmt == "transactions" else purchases.data_line_count
             with self.progress(total=counter(path), unit="line", desc="Reading purchases") as bar:
                 log = purchase_log_read(fmt=fmt, path=path, timezone=timezone, on_progress=bar.update)
-            result = clv_evaluate(log, calibration_end=end, horizon_days=horizon_days, dataset=Path(path).name)
+            result = clv_evaluate(log, calibration_end=end, horizon_days=horizon_days, dataset=Path(path).name,
+                                  fmt=fmt)
         except (ImportFormatError, EvaluationError, OSError) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(json.dumps(result, sort_keys=True))

@@ -49,15 +49,20 @@ def test_the_document_has_the_contract_shape_and_the_model_beats_the_baselines(t
     result = evaluate("--format", "purchases", "--path", str(path), "--calibration-end", "2020-12-31",
                       "--horizon-days", "120")
 
-    assert set(result) == {"dataset", "calibration_end", "holdout_days", "customers", "models"}
+    assert set(result) == {"dataset", "calibration_end", "holdout_days", "customers", "models", "protocol"}
     assert result["holdout_days"] == 120 and result["calibration_end"] == "2020-12-31"
-    assert {"baseline_rate", "baseline_rfm", "bgnbd_gamma_gamma", "mbgnbd_gamma_gamma"} == set(result["models"])
+    assert {"tessera", "baseline_rate", "baseline_rfm", "bgnbd_gamma_gamma", "mbgnbd_gamma_gamma"} == set(
+        result["models"])
     for scores in result["models"].values():
         assert set(scores) == MODEL_KEYS
         assert len(scores["decile_calibration"]) == 10
     models = result["models"]
     for baseline in ("baseline_rate", "baseline_rfm"):
+        assert models["tessera"]["mae"] < models[baseline]["mae"], baseline
         assert models["bgnbd_gamma_gamma"]["mae"] < models[baseline]["mae"], baseline
+    # `tessera` is the chosen family refitted on the whole calibration period.
+    chosen = result["protocol"]["selection"]["chosen"]
+    assert models["tessera"]["mae"] == models[f"{chosen}_gamma_gamma"]["mae"]
     # Drawn from the model itself: the aggregate forecast is close to what happened.
     assert abs(models["bgnbd_gamma_gamma"]["bias"]) < 0.1
     assert models["bgnbd_gamma_gamma"]["gini"] > 0.3
@@ -102,7 +107,8 @@ def test_on_uci_online_retail_the_models_beat_both_baselines_on_holdout_mae():
 
     models = result["models"]
     assert result["holdout_days"] == 91 and result["customers"] > 3000
-    for model in ("bgnbd_gamma_gamma", "mbgnbd_gamma_gamma"):
+    assert result["protocol"]["selection"]["sub_calibration_end"] == "2011-06-10"
+    for model in ("tessera", "bgnbd_gamma_gamma", "mbgnbd_gamma_gamma"):
         for baseline in ("baseline_rate", "baseline_rfm"):
             assert models[model]["mae"] < models[baseline]["mae"], (model, baseline)
         assert models[model]["rmse"] < models["baseline_rate"]["rmse"]
