@@ -37,13 +37,15 @@ def test_run_pipeline_in_process_prints_the_run_id_last(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_run_pipeline_says_who_it_skipped_for_want_of_consent_without_counts(monkeypatch):
+def test_run_pipeline_says_how_many_it_skipped_for_want_of_consent_and_why(monkeypatch):
     monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
     shop_population(people=30)  # every 5th person without analytics, every 4th without personalization
     out, err = run("run_pipeline", "--sync", "--chunk-size", "10")
-    assert "Some people were skipped by features for want of `analytics` consent." in err
-    assert "Some people were skipped by recommendations for want of `personalization` consent." in err
-    assert "--consent" in err and not any(ch.isdigit() for ch in err.split("consent.")[1])
+    assert "features: skipped 6 of 30 people: no `analytics` consent." in err
+    assert "segments: skipped 6 of 30 people: no `analytics` consent." in err
+    assert "recommendations: skipped 8 of 30 people: no `personalization` consent." in err
+    assert "--consent PURPOSES --evidence TEXT" in err
+    assert "skipped" not in out  # the summary schedulers log holds no counts of people
     assert out.strip().splitlines()[-1].isdigit()  # still the run id last
 
 
@@ -52,7 +54,16 @@ def test_run_pipeline_says_when_nobody_could_be_processed(monkeypatch):
     monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
     shop_population(people=12, analytics_every=1, personalization_every=1)
     _, err = run("run_pipeline", "--sync")
-    assert "Everyone was skipped by features for want of `analytics` consent." in err
+    assert "features: skipped 12 of 12 people: no `analytics` consent." in err
+
+
+def test_skip_counts_are_written_with_thousands_separators():
+    from personalization.management.commands.run_pipeline import consent_skips
+
+    lines = consent_skips({"profiles": 5000, "featured": 3766, "featured_skipped_no_consent": 1234,
+                           "scored": 5000, "scored_skipped_no_consent": 0})
+    assert lines[0] == "features: skipped 1,234 of 5,000 people: no `analytics` consent."
+    assert len(lines) == 2  # nobody skipped by recommendations: no line; then the hint
 
 
 @pytest.mark.django_db

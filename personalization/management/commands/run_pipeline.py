@@ -116,20 +116,23 @@ def _summary(progress: dict) -> str:
 # What each counted stage needs: the policy each stage's service asks (consent.policy.allowed).
 STAGE_PURPOSES = {"featured": ("features", "analytics"), "segmented": ("segments", "analytics"),
                   "scored": ("recommendations", "personalization")}
+# The predictions stage reads the features stage's rows: its people are the features' people.
 
 
 def consent_skips(counts: dict) -> list[str]:
-    """Why people were left out, for the person running the pipeline: "all" or "some" per
-    stage, never how many (exact counts of people stay inside the DP boundary: the
-    admin's record of the run holds them, under "Internal counts")."""
+    """How many people each stage left out for want of consent, and which purpose it needs:
+    "features: skipped 1,234 of 5,000 people: no `analytics` consent." Counts only, no ids.
+    Whoever runs this command has database access, so is inside the DP boundary
+    (DESIGN.md), as is the run's admin record that holds the same counts; the one-line
+    summary on standard output, which schedulers keep in their logs, carries none."""
     lines = []
     for name, (stage, purpose) in STAGE_PURPOSES.items():
         skipped, done = counts.get(f"{name}_skipped_no_consent") or 0, counts.get(name) or 0
         if skipped:
-            share = "Everyone was" if not done else "Some people were"
-            lines.append(f"{share} skipped by {stage} for want of `{purpose}` consent.")
+            total = max(counts.get("profiles") or 0, skipped + done)
+            lines.append(f"{stage}: skipped {skipped:,} of {total:,} people: no `{purpose}` consent.")
     if lines:
         lines.append("Consent is recorded per person (PUT /api/v1/profiles/{id}/consents, POST /api/v1/consents/batch, "
                      "the preference center) or, for people you import with a stated basis, by the importers' "
-                     "--consent PURPOSES --evidence TEXT. How many were skipped: the admin's record of the run.")
+                     "--consent PURPOSES --evidence TEXT.")
     return lines
