@@ -106,7 +106,7 @@ def load_ledger(events: int, per_chain: int = 5) -> float:
             values = {"id": uuid.uuid4(), "profile_id": pid, "seq": seq, "purpose": PURPOSES[seq % 5],
                       "granted": seq % 2 == 1, "notice_version": 1, "basis": "consent", "channel": "cmp",
                       "actor": "bench", "source": "", "jurisdiction": "", "language": "en", "ip_hash": "",
-                      "user_agent_hash": "", "occurred_at": now, "recorded_at": now}
+                      "user_agent_hash": "", "occurred_at": now, "recorded_at": now, "evidence_note": ""}
             link = event_link(tuple(values[f] for f in LINKED_FIELDS), link, key=key)
             event_buffer.write("\t".join(str(values[f]) if f != "granted" else ("t" if values[f] else "f")
                                          for f in LINKED_FIELDS) + f"\t{link}\n")

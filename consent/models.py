@@ -192,6 +192,10 @@ class ConsentEvent(AppendOnlyModel):
     user_agent_hash = models.CharField(max_length=64, blank=True)
     occurred_at = models.DateTimeField()
     recorded_at = models.DateTimeField()
+    evidence_note = models.CharField(
+        max_length=200, blank=True, default="", db_default="",
+        help_text="The stated evidence of a decision recorded for the person, not by them (an import's "
+                  "--evidence: where and how the consent was collected). Never personal data.")
     link = models.CharField(max_length=64)
 
     class Meta:

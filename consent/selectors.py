@@ -99,7 +99,8 @@ def consent_event_as_dict(event: ConsentEvent) -> dict:
             "purpose": event.purpose, "granted": event.granted, "notice_version": event.notice_version,
             "basis": event.basis, "channel": event.channel, "actor": event.actor, "source": event.source or None,
             "jurisdiction": event.jurisdiction or None, "language": event.language or None,
-            "evidence": {"ip_hash": event.ip_hash or None, "user_agent_hash": event.user_agent_hash or None},
+            "evidence": {"ip_hash": event.ip_hash or None, "user_agent_hash": event.user_agent_hash or None,
+                         "note": event.evidence_note or None},
             "occurred_at": _iso(event.occurred_at), "recorded_at": _iso(event.recorded_at)}
 
 
@@ -210,7 +211,7 @@ def previous_links(events: list[ConsentEvent]) -> dict:
 EXPORT_FIELDS = {
     "history": ["id", "profile_id", "position", "purpose", "granted", "notice_version", "basis", "channel",
                 "actor", "source", "jurisdiction", "language", "ip_hash", "user_agent_hash", "occurred_at",
-                "recorded_at", "previous_link", "link"],
+                "recorded_at", "evidence_note", "previous_link", "link"],
     "current": ["profile_id", "purpose", "granted", "notice_version", "expires_at", "event_id", "updated_at"],
 }
 
@@ -243,7 +244,7 @@ def consent_event_evidence(event: ConsentEvent, previous_link: str | None) -> di
     row = consent_event_as_dict(event)
     evidence = row.pop("evidence")
     return {**row, "ip_hash": evidence["ip_hash"], "user_agent_hash": evidence["user_agent_hash"],
-            "previous_link": previous_link, "link": event.link}
+            "evidence_note": evidence["note"], "previous_link": previous_link, "link": event.link}
 
 
 def _history_rows(events: list[ConsentEvent]) -> Iterator[dict]:

@@ -20,20 +20,21 @@ from cdp.services.items import items_upsert
 from cdp.services.resolution import profiles_ingest
 from cdp.services.sources import source_create
 from consent.policy import PURPOSES
-from consent.services import Channel, ConsentChange, consents_record_many
+from consent.services import Channel, ConsentChange, Evidence, consents_record_many
 
 EVENT_BATCH = 5000
 PROFILE_BATCH = 1000
 UNSPECIFIED_ITEM = "purchases-unspecified"
 
-MAX_EVIDENCE = 80  # it goes into the ledger's `actor`, which holds 120 characters
+MAX_EVIDENCE = 200  # the ledger event's evidence note holds 200 characters
 
 
 @dataclass(frozen=True)
 class ConsentBasis:
     """What the person running an import states: these people granted these purposes, and
     the evidence for it (where and how it was collected). Recorded in the consent ledger
-    (channel `import`, the evidence in the event's actor, covered by the chain's HMAC)."""
+    (channel `import`, actor `import`, the evidence in the event's evidence note, which the
+    chain's HMAC covers)."""
 
     purposes: tuple[str, ...]
     evidence: str
@@ -214,8 +215,8 @@ def imported_consents_record(source: Source, user_ids: set[str], consent: Consen
         owners = profile_ids_by_identifiers([("user_id", uid) for uid in ids[start:start + PROFILE_BATCH]],
                                             source_key=source.key)
         people = [(pid, changes) for pid in dict.fromkeys(owners.values())]
-        results = consents_record_many(people, channel=Channel.IMPORT, actor=f"import: {consent.evidence}",
-                                       source=source.key)
+        results = consents_record_many(people, channel=Channel.IMPORT, actor="import", source=source.key,
+                                       evidence=Evidence(note=consent.evidence))
         recorded += sum(1 for person in results for result in person if result.status == "recorded")
     return recorded
 

@@ -18,12 +18,18 @@ from django.utils import timezone
 from consent.models import DEFAULT_JURISDICTION, ChainHead, ConsentEvent, Subject
 
 LINK_LABEL = b"tessera:consent-link:v1"
+LINK_LABEL_NOTED = b"tessera:consent-link-noted:v1"
 _GENESIS_LABEL = b"tessera:consent-genesis:v1"
 _HEAD_LABEL = b"tessera:consent-head:v2"
 
-# Every field of an event that the link covers, in order (the link itself excluded).
+# Every field of an event that the link covers, in order (the link itself excluded). The
+# evidence note came last and later: an event without one is linked as every event was
+# before it existed (LINK_LABEL, the note left out), so the ledger's older events verify
+# unchanged; an event with one under its own label with the note. Adding, editing or
+# removing a note therefore breaks the event's link like any other edit.
 LINKED_FIELDS = ("id", "profile_id", "seq", "purpose", "granted", "notice_version", "basis", "channel", "actor",
-                 "source", "jurisdiction", "language", "ip_hash", "user_agent_hash", "occurred_at", "recorded_at")
+                 "source", "jurisdiction", "language", "ip_hash", "user_agent_hash", "occurred_at", "recorded_at",
+                 "evidence_note")
 
 
 def ledger_key() -> bytes:
@@ -56,7 +62,14 @@ def event_link(values: dict | tuple, previous_link: str, *, key: bytes | None = 
     """The link of an event given its fields (a dict, or a tuple in LINKED_FIELDS order)."""
     if isinstance(values, dict):
         values = tuple(values[name] for name in LINKED_FIELDS)
-    return ledger_mac(key or ledger_key(), LINK_LABEL, previous_link, *values)
+    return link_compute(key or ledger_key(), previous_link, values)
+
+
+def link_compute(key: bytes, previous_link: str, values) -> str:
+    """The link of the values in LINKED_FIELDS order (the evidence note last)."""
+    if values[-1]:
+        return ledger_mac(key, LINK_LABEL_NOTED, previous_link, *values)
+    return ledger_mac(key, LINK_LABEL, previous_link, *values[:-1])
 
 
 def head_mac(profile_id, length: int, last_link: str, jurisdiction: str = DEFAULT_JURISDICTION,

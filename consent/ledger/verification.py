@@ -11,7 +11,7 @@ from uuid import UUID
 
 from django.db import connection, transaction
 
-from consent.ledger.chain import LINK_LABEL, LINKED_FIELDS, genesis_link, ledger_key, ledger_mac
+from consent.ledger.chain import LINKED_FIELDS, genesis_link, ledger_key, link_compute
 from consent.ledger.checkpoints import checkpoint_check
 from consent.ledger.config import config_check
 from consent.ledger.report import Finding, HeadRow, VerifyReport
@@ -106,7 +106,6 @@ def ledger_verify(*, checkpoint: dict | None = None, chunk_size: int = 20000,
 def _verify_chains(events: Iterator[tuple], states: Iterator[tuple], heads: dict, lifetimes: dict,
                    report: VerifyReport, on_progress: Callable[[int], None] | None, every: int):
     key = ledger_key()
-    label = LINK_LABEL
     pending_state = next(states, _END)
     current, expected_seq, previous, last = None, 0, "", {}
 
@@ -149,7 +148,7 @@ def _verify_chains(events: Iterator[tuple], states: Iterator[tuple], heads: dict
             return Finding("event_deleted", str(pid), seq, str(event_id),
                            f"Consent event {event_id} (subject {pid}, position {seq}) follows position "
                            f"{expected_seq}: {missing} of this chain was deleted.")
-        link = ledger_mac(key, label, previous, *row[:_LINK])
+        link = link_compute(key, previous, row[:_LINK])
         if not hmac.compare_digest(link, row[_LINK]):
             return Finding("link_invalid", str(pid), seq, str(event_id),
                            f"Consent event {event_id} (subject {pid}, position {seq}) fails its chain "

@@ -59,7 +59,8 @@ def backfill(apps, schema_editor):
                              granted=state.granted, notice_version=state.notice_version, basis="consent",
                              channel="import", actor="migration", source="", jurisdiction="", language="",
                              ip_hash="", user_agent_hash="", occurred_at=state.updated_at, recorded_at=now)
-        event.link = event_link({name: getattr(event, name) for name in LINKED_FIELDS}, head.last_link)
+        # getattr's default: the historical model predates fields linked since (the evidence note).
+        event.link = event_link({name: getattr(event, name, "") for name in LINKED_FIELDS}, head.last_link)
         event.save(force_insert=True)
         head.length, head.last_link = event.seq, event.link
         head.mac = head_mac(head.profile_id, head.length, head.last_link)

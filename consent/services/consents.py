@@ -48,14 +48,17 @@ class ConsentChange:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Raw evidence, hashed before it is stored; never logged."""
+    """Raw evidence, hashed before it is stored; never logged. `note`: the stated evidence of a
+    decision recorded for the person (an import's --evidence), stored as written, in the link."""
 
     ip: str | None = None
     user_agent: str | None = None
+    note: str = ""
 
     def hashes(self) -> dict:
         key = settings.TESSERA_LEDGER_KEY
         return {
+            "evidence_note": self.note,
             "ip_hash": keyed_hash(key, self.ip, purpose="consent-evidence-ip") if self.ip else "",
             "user_agent_hash": keyed_hash(key, self.user_agent, purpose="consent-evidence-ua")
             if self.user_agent else "",

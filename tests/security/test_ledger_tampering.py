@@ -300,3 +300,52 @@ def test_a_checkpoint_verifies_offline_with_only_the_public_key(checkpoints, tmp
     other = base64.urlsafe_b64encode(raw_key(Ed25519PrivateKey.generate())[1]).decode()
     result = offline(path, other)
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def _noted_grant(person: uuid.UUID, note: str) -> ConsentEvent:
+    from consent.services.consents import Evidence, consents_record_many
+
+    [[result]] = consents_record_many([(person, [ConsentChange("analytics", True)])], channel="import",
+                                      actor="import", source="crm", evidence=Evidence(note=note))
+    return result.event
+
+
+def test_an_evidence_note_round_trips_through_the_ledger_and_its_export(no_checkpoints):
+    from consent.selectors import consent_export_rows
+
+    person, other = uuid.uuid4(), uuid.uuid4()
+    note = "CRM sign-up form v3, double opt-in, 2024"
+    event = _noted_grant(person, note)
+    consent_set(profile_id=other, purpose="analytics", granted=True, channel="api", actor="test")
+
+    stored = ConsentEvent.objects.get(id=event.id)
+    assert (stored.evidence_note, stored.actor) == (note, "import")
+    assert ConsentEvent.objects.get(profile_id=other).evidence_note == ""
+    assert ledger_verify().finding is None and verify_command()[0] == 0
+    history = {row["id"]: row for row in consent_export_rows(kind="history", since=None, until=None)}
+    assert history[str(event.id)]["evidence_note"] == note
+    assert next(r for r in history.values() if r["profile_id"] == str(other))["evidence_note"] is None
+
+
+@pytest.mark.parametrize("tampered", ["CRM sign-up form v4, double opt-in, 2024", ""])
+def test_an_edited_or_removed_evidence_note_is_detected(no_checkpoints, tampered):
+    person = uuid.uuid4()
+    event = _noted_grant(person, "CRM sign-up form v3, double opt-in, 2024")
+    assert ledger_verify().finding is None
+
+    sql("UPDATE consent_consentevent SET evidence_note = %s WHERE id = %s", [tampered, pk(event.id)])
+
+    finding = ledger_verify().finding
+    assert (finding.code, finding.event_id) == ("link_invalid", str(event.id))
+    code, message = verify_command()
+    assert code == 1 and str(event.id) in message
+
+
+def test_a_note_added_to_an_event_recorded_without_one_is_detected(no_checkpoints):
+    person = uuid.uuid4()
+    consent_set(profile_id=person, purpose="analytics", granted=True, channel="api", actor="test")
+    event = ConsentEvent.objects.get(profile_id=person)
+
+    sql("UPDATE consent_consentevent SET evidence_note = %s WHERE id = %s", ["signed in person", pk(event.id)])
+
+    assert ledger_verify().finding.code == "link_invalid"

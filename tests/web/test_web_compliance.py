@@ -110,6 +110,16 @@ def test_looking_up_a_person_is_a_post_shows_the_timeline_and_is_logged(officer_
     assert "subject_lookup" in again.content.decode() and "officer (staff)" in again.content.decode()
 
 
+def test_the_timeline_shows_the_stated_evidence_of_an_imported_decision(officer_client, ada):
+    from consent.services.consents import ConsentChange, Evidence, consents_record_many
+
+    consents_record_many([(ada.profile_id, [ConsentChange("marketing", True)])], channel="import", actor="import",
+                         source="shop", evidence=Evidence(note="Shop sign-up terms v2 & newsletter form"))
+    response = officer_client.post("/compliance/subjects/", {"kind": "profile_id", "value": str(ada.profile_id)})
+    timeline = response.content.decode()[response.content.decode().index('id="consent-timeline"'):]
+    assert "stated: Shop sign-up terms v2 &amp; newsletter form" in timeline  # escaped as text
+
+
 def test_a_look_up_by_get_reveals_nothing(officer_client, ada):
     response = officer_client.get(f"/compliance/subjects/?kind=email&value={ada.email}")
     assert response.status_code == 200 and str(ada.profile_id) not in response.content.decode()

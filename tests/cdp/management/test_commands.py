@@ -195,8 +195,8 @@ def test_importers_record_the_stated_consent_in_the_ledger_with_its_evidence(tmp
     events = ConsentEvent.objects.all()
     assert sorted(events.values_list("purpose", flat=True)) == ["analytics", "analytics", "personalization",
                                                                 "personalization"]
-    assert {(e.channel, e.source, e.actor, e.granted) for e in events} == {("import", "movielens",
-                                                                           f"import: {evidence}", True)}
+    assert {(e.channel, e.source, e.actor, e.evidence_note, e.granted) for e in events} == {
+        ("import", "movielens", "import", evidence, True)}
     again = run("import_movielens", "--path", str(tmp_path), "--json", "--consent", "analytics",
                 "--evidence", evidence)[0]
     assert json.loads(again.strip().splitlines()[-1])["consents_recorded"] == 0  # nothing new
