@@ -20,8 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 RETAIL = Path("/work/shared/data/online-retail-uci/by-day")
 
 
-def run(*args) -> tuple[str, str]:
-    out, err = StringIO(), StringIO()
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def run(*args, terminal: bool = False) -> tuple[str, str]:
+    out, err = StringIO(), Terminal() if terminal else StringIO()
     call_command(*args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
 
@@ -40,7 +45,7 @@ def test_run_pipeline_in_process_prints_the_run_id_last(monkeypatch):
 def test_run_pipeline_says_how_many_it_skipped_for_want_of_consent_and_why(monkeypatch):
     monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
     shop_population(people=30)  # every 5th person without analytics, every 4th without personalization
-    out, err = run("run_pipeline", "--sync", "--chunk-size", "10")
+    out, err = run("run_pipeline", "--sync", "--chunk-size", "10", terminal=True)
     assert "features: skipped 6 of 30 people: no `analytics` consent." in err
     assert "segments: skipped 6 of 30 people: no `analytics` consent." in err
     assert "recommendations: skipped 8 of 30 people: no `personalization` consent." in err
@@ -53,15 +58,27 @@ def test_run_pipeline_says_how_many_it_skipped_for_want_of_consent_and_why(monke
 def test_run_pipeline_says_when_nobody_could_be_processed(monkeypatch):
     monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
     shop_population(people=12, analytics_every=1, personalization_every=1)
-    _, err = run("run_pipeline", "--sync")
+    _, err = run("run_pipeline", "--sync", terminal=True)
     assert "features: skipped 12 of 12 people: no `analytics` consent." in err
+
+
+@pytest.mark.django_db
+def test_run_pipeline_writes_no_count_of_people_when_stderr_is_a_log(monkeypatch):
+    """Logs leave the host (the DP boundary): off a terminal, which stages and why, not how many."""
+    monkeypatch.setattr("personalization.services.recommendations.model_fit", fake_model_fit)
+    shop_population(people=30)
+    out, err = run("run_pipeline", "--sync", "--chunk-size", "10")
+    assert "features: skipped some people: no `analytics` consent (how many: run this on a terminal" in err
+    assert "recommendations: skipped some people: no `personalization` consent" in err
+    skips = [line for line in err.splitlines() if "skipped" in line]
+    assert len(skips) == 3 and not any(ch.isdigit() for line in skips for ch in line)
 
 
 def test_skip_counts_are_written_with_thousands_separators():
     from personalization.management.commands.run_pipeline import consent_skips
 
     lines = consent_skips({"profiles": 5000, "featured": 3766, "featured_skipped_no_consent": 1234,
-                           "scored": 5000, "scored_skipped_no_consent": 0})
+                           "scored": 5000, "scored_skipped_no_consent": 0}, exact=True)
     assert lines[0] == "features: skipped 1,234 of 5,000 people: no `analytics` consent."
     assert len(lines) == 2  # nobody skipped by recommendations: no line; then the hint
 

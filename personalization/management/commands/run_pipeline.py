@@ -56,7 +56,7 @@ class Command(TesseraCommand):
             raise CommandError(f"Pipeline run {run.id} failed at {failure.get('stage', progress['stage'])}: "
                                f"{failure.get('message', 'see the run for details')}")
         self.stdout.write(_summary(progress))
-        for line in consent_skips(progress["counts"]):
+        for line in consent_skips(progress["counts"], exact=self.stderr.isatty()):
             self.stderr.write(line)
         self.stdout.write(str(run.id))
 
@@ -119,18 +119,22 @@ STAGE_PURPOSES = {"featured": ("features", "analytics"), "segmented": ("segments
 # The predictions stage reads the features stage's rows: its people are the features' people.
 
 
-def consent_skips(counts: dict) -> list[str]:
-    """How many people each stage left out for want of consent, and which purpose it needs:
-    "features: skipped 1,234 of 5,000 people: no `analytics` consent." Counts only, no ids.
-    Whoever runs this command has database access, so is inside the DP boundary
-    (DESIGN.md), as is the run's admin record that holds the same counts; the one-line
-    summary on standard output, which schedulers keep in their logs, carries none."""
+def consent_skips(counts: dict, *, exact: bool) -> list[str]:
+    """Which stages left people out for want of consent, and which purpose each needs. On a
+    terminal (`exact`), how many: "features: skipped 1,234 of 5,000 people: no `analytics`
+    consent." Whoever runs this command has database access, so is inside the DP boundary
+    (README, "Privacy"), as is the run's admin record that holds the same counts. Otherwise
+    stderr is a log, and logs leave the host: "some" or "every" instead of numbers."""
     lines = []
     for name, (stage, purpose) in STAGE_PURPOSES.items():
         skipped, done = counts.get(f"{name}_skipped_no_consent") or 0, counts.get(name) or 0
-        if skipped:
+        if skipped and exact:
             total = max(counts.get("profiles") or 0, skipped + done)
             lines.append(f"{stage}: skipped {skipped:,} of {total:,} people: no `{purpose}` consent.")
+        elif skipped:
+            who = "everyone" if not done else "some people"
+            lines.append(f"{stage}: skipped {who}: no `{purpose}` consent (how many: run this on a terminal, "
+                         "or see the admin's record of the run).")
     if lines:
         lines.append("Consent is recorded per person (PUT /api/v1/profiles/{id}/consents, POST /api/v1/consents/batch, "
                      "the preference center) or, for people you import with a stated basis, by the importers' "
