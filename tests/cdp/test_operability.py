@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_healthz_answers_while_the_process_runs(client):
@@ -84,3 +88,26 @@ def test_exception_log_lines_never_carry_the_message(caplog):
         logging.getLogger("tessera.test").exception("failed")
     entry = json.loads(JsonFormatter().format(caplog.records[-1]))
     assert entry["exception"] == "ValueError" and "secret" not in json.dumps(entry)
+
+
+def test_the_readme_documents_port_as_dev_reads_it():
+    """Issue 17, finding 7: PORT was undocumented."""
+    assert "${PORT:-8000}" in (ROOT / "dev").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "PORT=8080 ./dev run" in readme
+
+
+def test_the_readme_says_how_to_run_a_worker_and_beat_outside_docker():
+    """Issue 17, finding 8: the README never said how to run a Celery worker and beat outside Docker."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [line.split("#")[0].split() for line in readme.splitlines() if "celery -A cdp" in line]
+    assert any(c[c.index("-A") + 2] == "worker" for c in commands if "-A" in c)
+    assert any(c[c.index("-A") + 2] == "beat" for c in commands if "-A" in c)
+    assert django_settings.CELERY_BEAT_SCHEDULE  # what beat runs
+
+
+def test_dev_run_drops_the_run_id_that_run_pipeline_prints_last():
+    """Issue 17, finding 7: `./dev run` printed a stray `1` (the pipeline run's id) after the pipeline."""
+    dev = (ROOT / "dev").read_text()
+    [line] = [line for line in dev.splitlines() if "run_pipeline --sync" in line]
+    assert "sed '$d'" in line

@@ -38,6 +38,26 @@ def test_erasure_deletes_everything_derived(ran):
         assert not model.objects.filter(profile_id=person).exists()
 
 
+def test_a_withdrawal_with_nothing_derived_to_delete_logs_nothing(db, caplog):
+    """Issue 17: load_demo printed 1,058 `personalization_withdrawal` INFO lines with zero
+    counts. A withdrawal that deletes nothing is not news; one that does is one line, no ids."""
+    import uuid
+
+    person = uuid.uuid4()
+    consent_set(profile_id=person, purpose="analytics", granted=True)
+    with caplog.at_level("INFO", logger="personalization"):
+        consent_set(profile_id=person, purpose="analytics", granted=False)
+    assert not [r for r in caplog.records if r.getMessage() == "personalization_withdrawal"]
+
+
+def test_a_withdrawal_that_deletes_derived_data_logs_one_line_without_ids(ran, caplog):
+    person = sorted(ran.analytics & ran.personalization)[0]
+    with caplog.at_level("INFO", logger="personalization"):
+        consent_set(profile_id=person, purpose="analytics", granted=False)
+    [record] = [r for r in caplog.records if r.getMessage() == "personalization_withdrawal"]
+    assert record.tables and str(person) not in str(record.__dict__)
+
+
 def test_the_access_export_holds_segments_and_explanations(ran):
     person = sorted(ran.analytics & ran.personalization)[0]
     data = {}
