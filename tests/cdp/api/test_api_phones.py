@@ -66,3 +66,14 @@ def test_consents_and_requests_name_people_by_a_national_phone(api_client, store
                                format="json")
     assert response.status_code == 202, response.json()
     assert str(DataSubjectRequest.objects.get(pk=response.json()["id"]).profile_id) == stored
+
+
+def test_the_region_rule_is_in_the_schema_the_api_docs_and_the_readme(api_client):
+    """Issue 17, finding 2: neither the README, docs/api.md nor the schema said where a
+    national phone's region comes from."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
+    for text in (schema, (root / "docs" / "api.md").read_text(), (root / "README.md").read_text()):
+        assert "TESSERA_DEFAULT_PHONE_REGION" in text and "country" in text
