@@ -298,7 +298,11 @@ class HybridRecommender:
             scored |= values != 0
         exposure = getattr(self, "exposure", None)  # absent from models pickled before re-ranking
         if exposure is not None:
-            # Re-ranking is one more additive part; it marks nothing as personally scored.
+            # Re-ranking is one more additive part. It reorders only what the person's history
+            # supports (a positive personal score), so it never lifts an item their history
+            # speaks against above one it speaks for, and every personal pick has an own item
+            # that raised it.
+            scored &= total > 0
             parts["exposure"] = np.broadcast_to(-exposure, total.shape)
             total -= exposure
         cold = np.diff(hist.indptr) == 0

@@ -19,8 +19,9 @@ penalised is what the model over-serves.
 
 The penalty is an additive part of the served score ("exposure" in `Recommendation.parts`),
 so the parts still add up to the score exactly and an explanation can say it truthfully.
-It changes only the order of items that have a personal score: popularity fall-backs for
-people without a history are untouched. bench/rerank_tradeoff.py prints the accuracy /
+It reorders only items the person's history supports (a positive personal score); an item
+it speaks against is left to the popularity fill-in, flagged as such, and popularity
+fall-backs for people without a history are untouched. bench/rerank_tradeoff.py prints the accuracy /
 coverage / Gini curve over λ next to EASE.
 """
 
