@@ -91,7 +91,10 @@ def recommender_fit(*, run_id: int) -> None:
         return
     model = model_fit(data, seed=run.params["seed"])
     payload = {"model": model, "row_of": {str(pid): i for i, pid in enumerate(data.profile_ids)},
-               "titles": data.titles, "model_version": model.model_version}
+               "titles": data.titles, "model_version": model.model_version,
+               # For the run's quality record (services.recommendation_quality): people per item.
+               "item_popularity": np.diff(sparse.csc_matrix(data.interactions).indptr).tolist(),
+               "trained_people": len(data.profile_ids)}
     with transaction.atomic():
         artifact_store(run_id=run_id, payload=payload)
         PipelineRun.objects.filter(id=run_id).update(model_version=model.model_version[:64])
