@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from personalization.recommender.popularity import SEGMENT_FALLBACK  # the fallbacks the model names
 
 # Strongest first: what the sentence says the person did with an item.
-VERBS = (("purchase", "bought"), ("rating", "rated"), ("add_to_cart", "added to your cart"), ("view", "viewed"))
+CART = "added to your cart"
+VERBS = (("purchase", "bought"), ("rating", "rated"), ("add_to_cart", CART), ("view", "viewed"))
 MAX_ITEMS_IN_SENTENCE = 2
 
 
@@ -135,7 +136,11 @@ def explanation_sentence(explanation: dict, *, person_segment: dict | None = Non
 
 
 def _did(because: list[dict]) -> list[str]:
-    return [f"{b['action']} “{b['title']}”" for b in because]
+    """"bought “A” and “B”", "bought “A” and viewed “B”", "added “A” to your cart"."""
+    if len({b["action"] for b in because}) == 1 and because[0]["action"] in ("bought", "rated", "viewed"):
+        return [f"{because[0]['action']} " + _and([f"“{b['title']}”" for b in because])]
+    return [f"added “{b['title']}” to your cart" if b["action"] == CART else f"{b['action']} “{b['title']}”"
+            for b in because]
 
 
 def _action(types: set[str]) -> str | None:

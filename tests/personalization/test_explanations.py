@@ -100,3 +100,16 @@ def test_a_pinned_item_says_our_team_chose_it():
     everyone = pinned_explanation(segment=None, person=person(), model_version="m1")
     assert everyone["text"] == "Chosen by our team for all our customers."
     assert everyone["purposes"] == ["personalization"] and everyone["data_sources"] == []
+
+
+def test_one_verb_for_items_done_alike_and_the_cart_said_plainly():
+    context = PersonContext(item_actions={"a": {"purchase"}, "b": {"purchase"}, "x": {"add_to_cart"}},
+                            item_sources={}, sources=set())
+    same = Scored("c", 0.9, {"collaborative": 0.9}, because=[("a", 0.5, 0.45), ("b", 0.5, 0.45)])
+    text = explanation_build(same, person=context, titles=TITLES, model_version="m1", categories=CATEGORIES)["text"]
+    assert text == "Recommended because you bought “Blue Mug” and “Tea Set”, which are in kitchen like this item."
+    cart = Scored("m", 0.5, {"collaborative": 0.5}, because=[("x", 1.0, 0.5)])
+    text = explanation_build(cart, person=context, titles={"x": "Atlas"}, model_version="m1",
+                             categories=CATEGORIES)["text"]
+    assert text == ("Recommended because you added “Atlas” to your cart, "
+                    "and customers who chose it often chose this too.")
