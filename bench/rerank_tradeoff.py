@@ -9,8 +9,9 @@ person with a held-out positive, training positives excluded). For each seed: EA
 defaults) at each `exposure_penalty`, fitted on the same training split (the item-item
 model is shared through a FitCache: the knob changes only scoring). Per point: NDCG@k,
 coverage@k, Gini of exposure@k, novelty@k, ILD@k (Jaccard of the u.item genres) and
-popularity miscalibration@k (personalization.recommender.beyond_accuracy), means over seeds,
-and the ratios to EASE measured in the same run.
+popularity miscalibration@k (personalization.recommender.beyond_accuracy), the NDCG and
+coverage gaps between light, medium and heavy users (terciles of training-history size),
+means over seeds, and the ratios to EASE measured in the same run.
 """
 
 from __future__ import annotations
@@ -48,12 +49,23 @@ def genre_features(path: Path, item_ids: list[str]) -> sparse.csr_matrix | None:
     return sparse.csr_matrix(np.array([flags.get(i, [0] * width) for i in item_ids], dtype=float))
 
 
+def activity_groups(split, users) -> list[str]:
+    """Light / medium / heavy by training-history size (terciles): the per-segment gaps' groups."""
+    sizes = np.diff(split.train.indptr)[users]
+    low, high = np.quantile(sizes, [1 / 3, 2 / 3])
+    return ["light" if s <= low else "heavy" if s > high else "medium" for s in sizes]
+
+
 def point(lists, split, users, *, k, n_items, popularity, features) -> dict:
     histories = [split.train.indices[split.train.indptr[u]:split.train.indptr[u + 1]].tolist() for u in users]
     metrics = ranking_metrics(lists, split.test, users, k=k, n_items=n_items)
+    groups = activity_groups(split, users)
+    relevant = [set(split.test.indices[split.test.indptr[u]:split.test.indptr[u + 1]].tolist()) for u in users]
+    ndcg_gap = ba.mean_by_segment(ba.ndcg_per_person(lists, relevant, k), groups)["gap"]
     return {f"ndcg@{k}": metrics[f"ndcg@{k}"], f"recall@{k}": metrics[f"recall@{k}"],
             **ba.metrics_at(lists, k=k, n_items=n_items, popularity=popularity, n_people=split.train.shape[0],
-                            features=features, histories=histories)}
+                            features=features, histories=histories),
+            "ndcg_gap": ndcg_gap, "coverage_gap": ba.coverage_by_segment(lists, groups, n_items)["gap"]}
 
 
 def run(path: Path, seeds: list[int], penalties: list[float], k: int) -> dict:
@@ -105,11 +117,11 @@ def main() -> None:
     print(f"{result['dataset']}, seeds {result['seeds']}, means; default exposure_penalty "
           f"{result['default_penalty']}")
     columns = [f"ndcg@{k}", f"coverage@{k}", f"gini@{k}", f"novelty@{k}", f"ild@{k}", f"miscalibration@{k}",
-               "ndcg_vs_ease", "coverage_vs_ease", "gini_vs_ease"]
-    print(f"{'model':>14} " + " ".join(f"{c:>16}" for c in columns))
+               "ndcg_gap", "coverage_gap", "ndcg_vs_ease", "coverage_vs_ease", "gini_vs_ease"]
+    print(f"{'model':>16} " + " ".join(f"{c:>17}" for c in columns))
     for name, values in result["points"].items():
         label = name if name == "ease" else f"tessera λ={name}"
-        print(f"{label:>14} " + " ".join(f"{values.get(c, float('nan')):>16.4f}" for c in columns))
+        print(f"{label:>16} " + " ".join(f"{values.get(c, float('nan')):>17.4f}" for c in columns))
 
 
 if __name__ == "__main__":
