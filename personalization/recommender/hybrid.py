@@ -56,9 +56,10 @@ class AttributeMatch:
 class Recommendation:
     """One recommended item with its exact explanation.
 
-    `parts` maps "collaborative", "content" and "popularity" to their contributions, which sum
-    to `score`. `contributing_items` are (own item, contribution) pairs summing to the
-    collaborative part, `content_items` the same for the content part, and `matched_attributes`
+    `parts` maps "collaborative", "content" and "popularity" (and "exposure", the re-ranking's
+    penalty, for personal picks when it is on) to their contributions, which sum to `score`.
+    `contributing_items` are (own item, contribution) pairs summing to the collaborative part,
+    `content_items` the same for the content part, and `matched_attributes`
     split the content part by shared attribute. `segment` is the segment whose popularity was
     used (None for everyone's, or when no popularity was used); `fallback` is
     "segment_popularity" or "popularity" when the item comes from popularity alone.
