@@ -74,7 +74,7 @@ def override_create(request):
         form.add_error(None, error.message)
         return _page(request, form)
     done = "blocked from every list" if override.kind == "block" else "pinned first"
-    messages.success(request, f"Item {override.item_id} {done} from the next lists computed.")
+    messages.success(request, f"Item {override.item_id} {done}; this applies from the next lists computed.")
     return redirect("web:ops-recommendations")
 
 
