@@ -19,9 +19,10 @@ Public API
   without refitting; `segments` overrides the fitted segment labels. `rank(...)` returns only
   the item indices; `explain(user_row, item)` explains any one item.
 - `Recommendation`: `item`, `score`, `rank`, `parts` {"collaborative", "content",
-  "popularity"} summing to `score`; `contributing_items` [(own item, contribution)] summing
-  to the collaborative part; `content_items` and `matched_attributes` (kind, value,
-  contribution) each summing to the content part; `segment`; `fallback`
+  "popularity", and "exposure" when the re-ranking is on (reranking.py)} summing to
+  `score`; `contributing_items` [(own item, contribution)] summing to the collaborative part;
+  `content_items` and `matched_attributes` (kind, value, contribution) each summing to the
+  content part; `segment`; `fallback`
   ("segment_popularity" or "popularity") when the item comes from popularity alone.
 - Explanations are built in one place, `personalization.explanations`, from what
   `personalization.services.recommender_adapter` makes of a `Recommendation`.

@@ -117,6 +117,9 @@ def test_customer_officer_and_operator_in_a_real_browser(demo_world, live_server
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     base, email, shot = live_server.url, demo_world["email"], Shots()
     mail.outbox.clear()
+    from personalization.models import Recommendation
+
+    blocked_item = Recommendation.objects.order_by("id").values_list("item_id", flat=True).first()
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -246,6 +249,15 @@ def test_customer_officer_and_operator_in_a_real_browser(demo_world, live_server
                                ("20-ops-ingestion", "/ops/ingestion/")):
                 page.goto(base + path)
                 shot(page, name)
+            # The run's lists charted, and an item blocked through the form (CSRF token and all).
+            page.goto(base + "/ops/recommendations/")
+            assert page.locator('svg[aria-labelledby^="recommendation-quality"]').is_visible()
+            page.get_by_label("Action").select_option("block")
+            page.get_by_label("Item id").fill(blocked_item)
+            page.get_by_label("Reason").fill("Recalled by the supplier")
+            page.get_by_role("button", name="Save").click()
+            assert "blocked from every list" in page.content() and "Recalled by the supplier" in page.content()
+            shot(page, "21-ops-recommendations")
             page.goto(base + "/compliance/")
             assert "compliance officers only" in page.content()
             operator.close()
