@@ -26,9 +26,12 @@ from consent import policy, registry
 from consent.policy import PURPOSES, Basis, effective_states
 from consent.selectors import (
     CONFIGURATION_TITLES,
+    access_log_search,
     configuration_changes,
     consent_decisions,
     consent_events_query,
+    dsr_rows,
+    dsr_search,
     notice_text,
     subject_records,
 )
@@ -43,6 +46,7 @@ from personalization.selectors import (
     segmentation_latest,
 )
 from personalization.services.pipeline import pipeline_progress
+from web.filters import page_of
 
 ATTRIBUTE_NAMES = {"text": "words in its description", "category": "category"}
 PART_NAMES = {"collaborative": "Customers with similar taste", "content": "Similar to items you chose",
@@ -218,6 +222,10 @@ def subject_timeline(*, profile_id: UUID, actor: str, by: str) -> dict:
     words = consent_decisions(records["events"])
     for event in records["events"]:
         event.decision = words[event.id]  # declined (first refusal) or withdrawn (after a grant)
+    ever_granted = {event.purpose for event in records["events"] if event.granted}
+    for state in states:  # the state table says "withdrawn" for both; the history tells them apart
+        if state["status"] == "withdrawn" and state["purpose"] not in ever_granted:
+            state["status"] = "declined"
     return {"profile_id": profile_id, "status": status, "aliases": subjects[1:], "states": states, **records}
 
 
@@ -348,3 +356,23 @@ def ingestion_errors(*, limit: int = 100) -> dict:
     for row in IngestionError.objects.filter(received_at__gte=since).values_list("codes", flat=True):
         codes.update(row or [])
     return {"recent": recent, "codes_7d": codes.most_common(), "total": IngestionError.objects.count()}
+
+
+# --- the console's lists ----------------------------------------------------------------------------
+
+
+ACCESS_LOG_READ = "access_log_read"
+
+
+def access_log_page(*, search: dict, filters: dict, number: int, actor: str):
+    """A page of the organisation's access log, newest first. Reading it is itself an entry
+    (written first, so it shows on the page): who, which filters (codes; whether a search
+    text was given, never the text) and which page."""
+    operator_action_event(actor=actor, action=ACCESS_LOG_READ, detail={"filters": filters, "page": number})
+    return page_of(access_log_search(**search), number)
+
+
+def dsr_page(*, search: dict, number: int):
+    page = page_of(dsr_search(**search), number)
+    page.object_list = dsr_rows(page.object_list)
+    return page

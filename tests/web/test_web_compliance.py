@@ -100,14 +100,15 @@ def test_looking_up_a_person_is_a_post_shows_the_timeline_and_is_logged(officer_
     assert response.status_code == 200
     assert str(ada.profile_id) in html and str(bob.profile_id) not in html
     timeline = html[html.index('id="consent-timeline"'):]
-    assert "personalization" in timeline and "withdrawn" in timeline and "preference_center" in timeline
-    assert "v1" in timeline
+    assert "Personalized recommendations" in timeline and "Withdrawn" in timeline and "Preference center" in timeline
+    assert "v1" in timeline and "preference_center" not in timeline
     lookup = AccessLog.objects.get(purpose="subject_lookup")
     assert lookup.profile_id == ada.profile_id and lookup.actor == f"staff:{officer.pk}"
     assert lookup.detail == {"by": "email"}  # the value typed is not kept
     # The look-up shows in the person's own access list.
     again = officer_client.post("/compliance/subjects/", {"kind": "profile_id", "value": str(ada.profile_id)})
-    assert "subject_lookup" in again.content.decode() and "officer (staff)" in again.content.decode()
+    assert "Looked the person up in the console" in again.content.decode()
+    assert "officer (staff)" in again.content.decode() and "subject_lookup" not in again.content.decode()
 
 
 def test_a_look_up_by_get_reveals_nothing(officer_client, ada):
@@ -173,7 +174,7 @@ def test_decisions_on_a_request_are_recorded(officer_client, ada, bob):
     first.refresh_from_db()
     assert first.status == "received"
     page = officer_client.get(f"/compliance/requests/{first.id}/").content.decode()
-    assert "approved" in page and "extended" in page and "officer (staff)" in page
+    assert "Approved" in page and "Extended" in page and "officer (staff)" in page
     assert officer_client.get("/compliance/requests/00000000-0000-0000-0000-000000000000/").status_code == 404
 
 

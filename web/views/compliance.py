@@ -30,7 +30,8 @@ from consent.services.dsr import dsr_approve, dsr_audit_trail, dsr_extend, dsr_g
 from consent.services.evidence import CheckpointKeyMissing, evidence_bundle_build
 from consent.services.gpc import accessor_of
 from consent.services.verification import ledger_verification_request
-from web import charts, selectors
+from web import charts, labels, selectors
+from web.filters import TimelineFilterForm, page_of
 from web.forms import DsrDecisionForm, LedgerExportForm, PrivacyBudgetLimitForm, SubjectEvidenceForm, SubjectLookupForm
 from web.staff import actor_of, role_required
 
@@ -145,15 +146,20 @@ def ledger_export(request):
 def subjects(request):
     """Look a person up by POST; the answer is rendered, never redirected to a URL naming them."""
     form = SubjectLookupForm(request.POST or None)
-    context = {"form": form, "section": "subjects"}
-    if request.method == "POST" and form.is_valid():
+    filters = TimelineFilterForm(request.POST or None)
+    context = {"form": form, "filters": filters, "section": "subjects"}
+    if request.method == "POST" and form.is_valid() and filters.is_valid():
         profile_id = _lookup(form.cleaned_data)
         context["searched"] = True
         if profile_id is not None:
-            context["subject"] = selectors.subject_timeline(profile_id=profile_id, actor=actor_of(request),
-                                                            by=form.cleaned_data["kind"])
-            context["titles"] = selectors.purpose_titles()
-    return render(request, "web/compliance/subjects.html", context, status=400 if form.errors else 200)
+            subject = selectors.subject_timeline(profile_id=profile_id, actor=actor_of(request),
+                                                 by=form.cleaned_data["kind"])
+            subject["events_page"] = page_of([e for e in subject["events"] if filters.keep(e)],
+                                             filters.page_number())
+            subject["accesses_page"] = page_of(subject["accesses"], filters.cleaned_data.get("access_page") or 1)
+            context["subject"] = subject
+    return render(request, "web/compliance/subjects.html", context,
+                  status=400 if form.errors or filters.errors else 200)
 
 
 def _lookup(data: dict) -> UUID | None:
@@ -173,15 +179,6 @@ def _lookup(data: dict) -> UUID | None:
     except (ApplicationError, ValueError):
         return None
     return found[0] if found else None
-
-
-@never_cache
-@compliance_only
-def requests(request):
-    show = "all" if request.GET.get("show") == "all" else "open"
-    return render(request, "web/compliance/requests.html", {
-        "rows": consent_selectors.dsr_queue(show=show), "show": show, "counts": consent_selectors.dsr_counts(),
-        "now": timezone.now(), "section": "requests"})
 
 
 @never_cache
@@ -210,8 +207,12 @@ def request_detail(request, request_id: UUID):
         return redirect("web:compliance-request", request_id=dsr.id)
     now = timezone.now()
     open_ = consent_selectors.dsr_is_open(dsr)
+    audit = [{**entry, "lines": labels.outcome_lines(entry["detail"]), "what": labels.DSR_AUDIT_LABELS.get(
+        entry["action"], labels.words(entry["action"]))} for entry in dsr_audit_trail(request_id=dsr.id)]
     return render(request, "web/compliance/request.html", {
-        "dsr": dsr, "audit": dsr_audit_trail(request_id=dsr.id), "form": form, "open": open_,
+        "dsr": dsr, "audit": audit, "form": form, "open": open_, "plain": labels.DSR_PLAIN.get(dsr.type, ""),
+        "outcome": labels.outcome_lines(dsr.summary), "named_by": [labels.identifier_label(k) for k in
+                                                                   dsr.identifier_kinds or []],
         "overdue": open_ and dsr.due_at < now, "section": "requests"}, status=400 if form.errors else 200)
 
 
