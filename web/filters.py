@@ -145,3 +145,14 @@ class TimelineFilterForm(DateRangeForm):
                 and (not data.get("state") or event.decision == data["state"])
                 and (not data.get("channel") or event.channel == data["channel"])
                 and (since is None or event.occurred_at >= since) and (until is None or event.occurred_at < until))
+
+
+class ReleaseFilterForm(DateRangeForm):
+    statistic = forms.ChoiceField(required=False, label="Statistic")
+
+    field_order = ["statistic", "date_from", "date_to"]
+
+    def __init__(self, *args, statistics: list[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["statistic"].choices = [("", "Any statistic"), *(
+            (s, labels.STATISTIC_LABELS.get(s, labels.words(s))) for s in statistics)]

@@ -80,6 +80,13 @@ DSR_PLAIN = {
     "rectification": "The person asks for personal data held about them to be corrected.",
 }
 CHANNEL_LABELS = CHANNEL_NAMES | {"console": "Compliance console", "email": "E-mail"}
+LIMIT_LABELS = {"epsilon_limit": "Lifetime ε cap", "period_epsilon_limit": "ε a month may spend (pace)",
+                "delta_limit": "Lifetime δ cap"}
+STATISTIC_LABELS = {"consent_rates": "Consent rates per purpose", "predictions": "Churn risk and expected value",
+                    "segment_definition": "Segment definitions (centroids, RFM cut points)",
+                    "segment_sizes": "Segment sizes", "segment_total_spend": "Total spend per segment",
+                    "segment_average_spend": "Average spend per segment (derived)",
+                    "campaign_counts": "Campaign participants and conversions", "campaign_value": "Campaign value"}
 FIELD_LABELS = {"consent_events": "consent decisions", "consent_receipt": "a consent receipt",
                 "consent_receipts": "consent receipts", "consents": "consent decisions"}
 

@@ -159,12 +159,24 @@ def privacy_budgets() -> list[dict]:
                      "period": period, "period_spent": float(this_month.epsilon_spent) if this_month else 0.0,
                      "period_limit": float(budget.period_epsilon_limit), "months": months,
                      "changes": list(budget.changes.order_by("-at", "-id")[:50]),
+                     # Counted as the releases list counts them: every release, the derived
+                     # ones (post-processing, ε = 0) among them; the budget's own counter
+                     # counts only the releases it paid for.
+                     "released": budget.releases_made.count(),
+                     "derived": budget.releases_made.filter(epsilon=0).count(),
                      "history": privacy_budget_history(budget)})
     return rows
 
 
-def dp_releases(*, limit: int = 50) -> list[DpRelease]:
-    return list(DpRelease.objects.select_related("budget").order_by("-created_at")[:limit])
+def dp_releases(*, statistic: str | None = None, since=None, until=None):
+    """Every release, newest first (a query: the console pages through it)."""
+    conditions = {"statistic": statistic, "created_at__gte": since, "created_at__lt": until}
+    return (DpRelease.objects.filter(**{k: v for k, v in conditions.items() if v not in (None, "")})
+            .select_related("budget").order_by("-created_at", "-id"))
+
+
+def dp_statistics() -> list[str]:
+    return sorted(set(DpRelease.objects.values_list("statistic", flat=True).distinct()))
 
 
 def configuration_history(*, limit: int = 200) -> list[dict]:

@@ -214,7 +214,7 @@ def test_an_officer_raises_the_lifetime_cap_with_a_reason_and_the_console_charts
 
     consent_rates_release(day="2026-11-01")
     page = officer_client.get("/compliance/budget/").content.decode()
-    assert 'id="budget-customers-t"' in page and "cumulative ε against the lifetime cap" in page
+    assert 'id="budget-customers-t"' in page and "cumulative ε spent against the lifetime cap" in page
     assert "The caps have never been changed" in page
 
     refused = officer_client.post("/compliance/budget/", {"dataset": DATASET, "limit": "epsilon_limit",

@@ -73,6 +73,9 @@ def label(value, kind: str) -> str:
     return {"purpose": labels.purpose_label, "state": labels.state_label, "action": labels.action_label,
             "channel": labels.channel_label, "kind": labels.kind_label, "identifier": labels.identifier_label,
             "dsr_type": labels.dsr_type_label, "dsr_status": labels.dsr_status_label,
+            "field": lambda v: labels.FIELD_LABELS.get(v, labels.words(v)),
+            "limit": lambda v: labels.LIMIT_LABELS.get(v, labels.words(v)),
+            "statistic": lambda v: labels.STATISTIC_LABELS.get(v, labels.words(v)),
             "words": labels.words}[kind](value)
 
 

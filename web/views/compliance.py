@@ -8,6 +8,7 @@ look-up, decision, verification and export is written to the access log.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from uuid import UUID
 
@@ -31,21 +32,34 @@ from consent.services.evidence import CheckpointKeyMissing, evidence_bundle_buil
 from consent.services.gpc import accessor_of
 from consent.services.verification import ledger_verification_request
 from web import charts, labels, selectors
-from web.filters import TimelineFilterForm, page_of
+from web.filters import ReleaseFilterForm, TimelineFilterForm, page_of
 from web.forms import DsrDecisionForm, LedgerExportForm, PrivacyBudgetLimitForm, SubjectEvidenceForm, SubjectLookupForm
 from web.staff import actor_of, role_required
 
 compliance_only = role_required(COMPLIANCE)
 
 
+def _days(labels_: list[str]) -> list[date] | None:
+    """The labels as dates when every one is an ISO day (a time axis), else None."""
+    try:
+        return [date.fromisoformat(label) for label in labels_]
+    except ValueError:
+        return None
+
+
 def _rates_chart(rates: dict):
     if not rates["labels"]:
         return None
-    series = [charts.Series(p, rates["series"][p]["values"], rates["series"][p]["errors"]) for p in PURPOSES]
+    series = [charts.Series(labels.purpose_label(p), rates["series"][p]["values"], rates["series"][p]["errors"])
+              for p in PURPOSES]
+    days = len(rates["labels"])
+    shape = ("one day so far, so each purpose is a point with its 95% error bar" if days == 1 else
+             f"{days} days, one line per purpose; the shaded band around each line is its 95% error bound")
     return charts.line_chart(
         rates["labels"], series, chart_id="consent-rates", title="Consent rates per purpose over time",
+        x_dates=_days(rates["labels"]), x_title="Day of the release (UTC)", y_title="Share allowing",
         description="Share of active profiles allowing each purpose, per day, from differentially private "
-                    "releases; error bars show the 95% error bound.")
+                    f"releases: {shape}.")
 
 
 @never_cache
@@ -221,14 +235,18 @@ def _budget_chart(row: dict):
     if not history:
         return None
     top = max(max(h["cap"] for h in history), max(h["spent"] for h in history)) * 1.1
+    days = [h["day"] for h in history]
     return charts.line_chart(
-        [h["day"] for h in history],
-        [charts.Series("ε spent (cumulative, never reset)", [h["spent"] for h in history], [None] * len(history)),
-         charts.Series("lifetime cap", [h["cap"] for h in history], [None] * len(history))],
-        chart_id=f"budget-{row['budget'].dataset}", y_max=top, fmt=lambda v: f"{v:.2f}",
-        title=f"Privacy budget of {row['budget'].dataset}: cumulative ε against the lifetime cap",
-        description="Total ε spent by every release of this data set since it was first protected, per day with a "
-                    "release or a change of the cap, and the cap in force that day.")
+        days,
+        [charts.Series("ε spent (cumulative, never reset)", [h["spent"] for h in history], [None] * len(history),
+                       dash=""),
+         charts.Series("Lifetime cap", [h["cap"] for h in history], [None] * len(history), dash="8 4")],
+        chart_id=f"budget-{row['budget'].dataset}", y_max=top, fmt=lambda v: f"{v:.2f}", x_dates=_days(days),
+        x_title="Day (UTC)", y_title="ε",
+        title=f"Privacy budget of {row['budget'].dataset}: cumulative ε spent against the lifetime cap",
+        description="Total ε spent by every release of this data set since it was first protected (solid line), "
+                    "and the lifetime cap in force (dashed line), per day with a paid release or a change of the cap."
+                    + (" One day so far: shown as points." if len(history) == 1 else ""))
 
 
 @never_cache
@@ -254,9 +272,17 @@ def budget(request):
         row["form"] = form if form.is_bound and form.data.get("dataset") == row["budget"].dataset else \
             PrivacyBudgetLimitForm(initial={"dataset": row["budget"].dataset, "limit": "epsilon_limit",
                                             "value": row["budget"].epsilon_limit.normalize()})
+    filters = ReleaseFilterForm(request.GET or None, statistics=selectors.dp_statistics())
+    found = filters.is_valid() if filters.is_bound else True
+    since, until = filters.bounds() if filters.is_bound and found else (None, None)
+    releases = selectors.dp_releases(statistic=filters.cleaned_data.get("statistic") if filters.is_bound and found
+                                     else None, since=since, until=until)
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(request, "web/compliance/budget.html", {
-        "budgets": budgets, "releases": selectors.dp_releases(), "section": "budget"},
-        status=400 if form.errors else 200)
+        "budgets": budgets, "filters": filters, "query": query.urlencode(),
+        "releases": page_of(releases if found else [], filters.page_number() if filters.is_bound else 1),
+        "section": "budget"}, status=400 if form.errors or not found else 200)
 
 
 @never_cache

@@ -39,14 +39,16 @@ def segment_charts(overview: dict) -> dict:
         return [charts.Bar(row["segment"].name, (row[key] or {}).get("value"), (row[key] or {}).get("error_95"))
                 for row in segments]
 
+    k = overview["segmentation"].k
+    chosen = f"k = {k} segments, the number the pipeline was asked for (a public parameter, not fitted to the data)"
     return {
         "sizes": charts.bar_chart(
-            bars("size"), chart_id="segment-sizes", title="Segment sizes (differentially private)",
-            description="Customers per segment as released with differential privacy; error bars show the 95% "
-                        "error bound."),
+            bars("size"), chart_id="segment-sizes", title=f"Segment sizes (differentially private), k = {k}",
+            description=f"How many customers each of the {chosen} holds, as released with differential privacy; "
+                        "error bars show the 95% error bound."),
         "spend": charts.bar_chart(
             bars("average_spend"), chart_id="segment-spend", fmt=_money,
-            title="Average spend per segment (differentially private)",
+            title=f"Average spend per segment (differentially private), k = {k}",
             description="Average spend per customer in each segment: noisy total divided by noisy size; error "
                         "bars show the 95% confidence interval."),
     }
