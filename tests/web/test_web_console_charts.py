@@ -38,17 +38,28 @@ def test_one_day_is_points_and_several_days_are_lines_on_a_date_axis():
     assert (xs[2] - xs[1]) == pytest.approx(9 * (xs[1] - xs[0]), rel=0.01)
 
 
-def test_the_console_draws_consent_rates_over_time(officer_client, ada, bob):
+def _rates_released(day: str, rate: float) -> None:
+    """A real consent-rate release whose noisy values are then fixed: with two customers the
+    noise can zero the population, and a chart of nothing shows nothing."""
+    from consent.policy import PURPOSES
+    from personalization.models import DpRelease
     from personalization.privacy import consent_rates_release
 
-    consent_rates_release(day="2026-11-01")
+    release = consent_rates_release(day=day)
+    values = {"population": 100, **{p: {"count": int(100 * rate), "rate": rate, "rate_error_95": 0.05}
+                                    for p in PURPOSES}}
+    DpRelease.objects.filter(pk=release.pk).update(values=values)
+
+
+def test_the_console_draws_consent_rates_over_time(officer_client, ada, bob):
+    _rates_released("2026-11-01", 0.4)
     single = officer_client.get("/compliance/").content.decode()
     chart = single.split('id="consent-rates-t"')[0].rsplit("<svg", 1)[1] + single.split('id="consent-rates-t"')[1]
     chart = chart.split("</svg>")[0]
     assert "<polyline" not in chart and "<circle" in chart and "one day so far" in chart
     assert "Analytics" in chart and ">analytics<" not in chart  # purposes by name
-    consent_rates_release(day="2026-11-02")
-    consent_rates_release(day="2026-11-05")
+    _rates_released("2026-11-02", 0.5)
+    _rates_released("2026-11-05", 0.45)
     several = officer_client.get("/compliance/").content.decode()
     chart = several.split('id="consent-rates-t"')[1].split("</svg>")[0]
     assert "<polyline" in chart and "5 Nov 2026" in chart and "Day of the release (UTC)" in chart
