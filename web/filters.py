@@ -156,3 +156,65 @@ class ReleaseFilterForm(DateRangeForm):
         super().__init__(*args, **kwargs)
         self.fields["statistic"].choices = [("", "Any statistic"), *(
             (s, labels.STATISTIC_LABELS.get(s, labels.words(s))) for s in statistics)]
+
+
+class IngestionFilterForm(DateRangeForm):
+    source = forms.ChoiceField(required=False, label="Source")
+    code = forms.ChoiceField(required=False, label="Error")
+
+    field_order = ["source", "code", "date_from", "date_to"]
+
+    def __init__(self, *args, sources=(), codes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = [("", "Any source"), *sources]
+        self.fields["code"].choices = [("", "Any error"), *((c, labels.words(c)) for c in codes)]
+
+
+class DeliveryFilterForm(DateRangeForm):
+    status = forms.ChoiceField(required=False, label="Status", choices=[
+        ("", "Any status"), ("failing", "Failing or failed"), ("pending", "Pending"), ("succeeded", "Succeeded"),
+        ("failed", "Failed (attempts exhausted)"), ("cancelled", "Cancelled")])
+    endpoint = forms.CharField(required=False, max_length=200, label="Endpoint contains")
+
+    field_order = ["status", "endpoint", "date_from", "date_to"]
+
+
+class MergeFilterForm(DateRangeForm):
+    reason = forms.ChoiceField(required=False, label="Reason")
+    conflicts_page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    field_order = ["reason", "date_from", "date_to"]
+
+    def __init__(self, *args, reasons=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].choices = [("", "Any reason"), *((r, labels.words(r)) for r in reasons)]
+
+
+class CampaignFilterForm(DateRangeForm):
+    search = forms.CharField(required=False, max_length=100, label="Key or name contains")
+    status = forms.ChoiceField(required=False, label="Status", choices=[
+        ("", "Any status"), ("running", "Running"), ("scheduled", "Scheduled"), ("ended", "Ended"),
+        ("stopped", "Stopped")])
+
+    field_order = ["search", "status", "date_from", "date_to"]
+
+
+def list_filters(form: DateRangeForm) -> tuple[dict, bool]:
+    """A bound filter form's choices as keyword arguments (dates as bounds), and whether
+    it was valid; an unbound form filters nothing."""
+    if not form.is_bound:
+        return {}, True
+    if not form.is_valid():
+        return {}, False
+    data = {k: v for k, v in form.cleaned_data.items() if k not in ("page", "date_from", "date_to")
+            and not k.endswith("_page")}
+    data["since"], data["until"] = form.bounds()
+    return data, True
+
+
+def query_without(request, *names: str) -> str:
+    """The request's query string without the paging parameters (the pager adds its own)."""
+    query = request.GET.copy()
+    for name in names or ("page",):
+        query.pop(name, None)
+    return query.urlencode()

@@ -15,10 +15,10 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
-from cdp.models import Merge, MergeConflict, Source
+from cdp.models import MergeConflict, Source
 from cdp.segment.models import IngestionError
 from cdp.services.conflicts import APPLICABLE_REASONS
 from cdp.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
@@ -340,34 +340,30 @@ def recommender_runs(*, limit: int = 5) -> list[PipelineRun]:
 
 def merge_review() -> dict:
     return {
-        "conflicts": list(MergeConflict.objects.filter(status="open").order_by("created_at")[:100]),
-        "merges": list(Merge.objects.filter(undone_at__isnull=True).order_by("-created_at")[:50]),
         "open_count": MergeConflict.objects.filter(status="open").count(),
         "applicable_reasons": sorted(APPLICABLE_REASONS),
     }
 
 
 def webhook_overview() -> dict:
+    """Deliveries by status and the failed attempts of the last 7 days (the list of
+    deliveries is web.ops_lists.delivery_list, filtered and paged)."""
     since = timezone.now() - timedelta(days=7)
     by_status = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).values_list(
         "status", "n"))
-    problems = (WebhookDelivery.objects.filter(Q(status=DeliveryStatus.FAILED) | Q(status=DeliveryStatus.PENDING,
-                                                                                   attempts__gt=0))
-                .select_related("subscription", "message").order_by("-created_at")[:50])
     attempts = (WebhookAttempt.objects.filter(started_at__gte=since).exclude(outcome="succeeded")
                 .select_related("delivery__subscription").order_by("-started_at")[:50])
-    recent = WebhookDelivery.objects.select_related("subscription", "message").order_by("-created_at")[:20]
-    return {"by_status": {s: by_status.get(s, 0) for s in DeliveryStatus.values}, "problems": list(problems),
-            "attempts": list(attempts), "recent": list(recent)}
+    return {"by_status": {s: by_status.get(s, 0) for s in DeliveryStatus.values}, "attempts": list(attempts)}
 
 
-def ingestion_errors(*, limit: int = 100) -> dict:
+def ingestion_errors() -> dict:
+    """Errors by code over the last 7 days and how many are on record (the list is
+    web.ops_lists.ingestion_error_list, filtered and paged)."""
     since = timezone.now() - timedelta(days=7)
-    recent = list(IngestionError.objects.select_related("source").order_by("-received_at")[:limit])
     codes: Counter = Counter()
     for row in IngestionError.objects.filter(received_at__gte=since).values_list("codes", flat=True):
         codes.update(row or [])
-    return {"recent": recent, "codes_7d": codes.most_common(), "total": IngestionError.objects.count()}
+    return {"codes_7d": codes.most_common(), "total": IngestionError.objects.count()}
 
 
 # --- the console's lists ----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from consent.services.evidence import CheckpointKeyMissing, evidence_bundle_buil
 from consent.services.gpc import accessor_of
 from consent.services.verification import ledger_verification_request
 from web import charts, labels, selectors
-from web.filters import ReleaseFilterForm, TimelineFilterForm, page_of
+from web.filters import ReleaseFilterForm, TimelineFilterForm, page_of, query_without
 from web.forms import DsrDecisionForm, LedgerExportForm, PrivacyBudgetLimitForm, SubjectEvidenceForm, SubjectLookupForm
 from web.staff import actor_of, role_required
 
@@ -277,10 +277,8 @@ def budget(request):
     since, until = filters.bounds() if filters.is_bound and found else (None, None)
     releases = selectors.dp_releases(statistic=filters.cleaned_data.get("statistic") if filters.is_bound and found
                                      else None, since=since, until=until)
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(request, "web/compliance/budget.html", {
-        "budgets": budgets, "filters": filters, "query": query.urlencode(),
+        "budgets": budgets, "filters": filters, "query": query_without(request),
         "releases": page_of(releases if found else [], filters.page_number() if filters.is_bound else 1),
         "section": "budget"}, status=400 if form.errors or not found else 200)
 

@@ -13,15 +13,9 @@ from django.views.decorators.cache import never_cache
 
 from consent import selectors as consent_selectors
 from web import selectors
-from web.filters import AccessLogFilterForm, DsrFilterForm, page_of
+from web.filters import AccessLogFilterForm, DsrFilterForm, page_of, query_without
 from web.staff import actor_of
 from web.views.compliance import compliance_only
-
-
-def _query_without_page(request) -> str:
-    query = request.GET.copy()
-    query.pop("page", None)
-    return query.urlencode()
 
 
 @never_cache
@@ -41,7 +35,7 @@ def access_log(request):
     else:
         page = page_of([], 1)
     return render(request, "web/compliance/access_log.html", {
-        "form": form, "page": page, "query": _query_without_page(request), "section": "access-log"},
+        "form": form, "page": page, "query": query_without(request), "section": "access-log"},
         status=200 if valid else 400)
 
 
@@ -62,5 +56,5 @@ def requests(request):
     page = selectors.dsr_page(search=search, number=form.page_number() if data else 1) if valid else page_of([], 1)
     return render(request, "web/compliance/requests.html", {
         "form": form, "page": page, "show": show, "counts": consent_selectors.dsr_counts(),
-        "query": _query_without_page(request), "now": timezone.now(), "section": "requests"},
+        "query": query_without(request), "now": timezone.now(), "section": "requests"},
         status=200 if valid else 400)
