@@ -14,7 +14,6 @@ from collections import Counter
 from datetime import timedelta
 from uuid import UUID
 
-from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.utils import timezone
 
@@ -181,9 +180,8 @@ def dp_statistics() -> list[str]:
 
 def configuration_history(*, limit: int = 200) -> list[dict]:
     """Staff changes to consent configuration, newest first: when, who, what, and each field's
-    value before and after. Staff are shown by user name: this page is for staff only."""
+    value before and after. The page shows staff by user name (`{% actor %}`): it is for staff only."""
     entries = list(configuration_changes()[:limit])
-    names = _staff_names({entry.actor for entry in entries})
     rows = []
     for entry in entries:
         detail = entry.detail or {}
@@ -192,7 +190,7 @@ def configuration_history(*, limit: int = 200) -> list[dict]:
         old, new = dict(_flat(before or {})), dict(_flat(after or {}))
         fields = [{"name": name, "before": old.get(name), "after": new.get(name),
                    "changed": old.get(name) != new.get(name)} for name in dict.fromkeys([*old, *new])]
-        rows.append({"at": entry.at, "who": names.get(entry.actor, entry.actor), "action": entry.purpose,
+        rows.append({"at": entry.at, "who": entry.actor, "action": entry.purpose,
                      "title": CONFIGURATION_TITLES.get(entry.purpose, entry.purpose), "fields": fields,
                      "new": recorded and before is None, "before_recorded": recorded})
     return rows
@@ -204,13 +202,6 @@ def _flat(value: dict, prefix: str = ""):
             yield from _flat(item, f"{prefix}{key} ")
         else:
             yield f"{prefix}{key}", item
-
-
-def _staff_names(actors: set[str]) -> dict[str, str]:
-    ids = {actor: actor.removeprefix("staff:") for actor in actors if actor.startswith("staff:")}
-    known = dict(get_user_model().objects.filter(pk__in=[i for i in ids.values() if i.isdigit()])
-                 .values_list("pk", "username"))
-    return {actor: f"{known[int(i)]} (staff #{i})" for actor, i in ids.items() if i.isdigit() and int(i) in known}
 
 
 def subject_aliases(profile_id: UUID) -> list[UUID]:

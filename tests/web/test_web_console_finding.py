@@ -288,3 +288,15 @@ def test_date_filters_are_days_in_the_viewer_zone(officer_client, officer):
     assert not found()
     officer_client.post("/staff/timezone/", {"timezone": "Europe/Paris"})
     assert found()
+
+
+def test_merged_profiles_on_the_subject_page_are_subject_links(officer_client, ada, bob):
+    from cdp.services.merges import profile_merge
+
+    profile_merge(survivor_id=ada.profile_id, absorbed_id=bob.profile_id)
+    html = officer_client.post("/compliance/subjects/", {"kind": "profile_id",
+                                                         "value": str(ada.profile_id)}).content.decode()
+    heading = html.split('id="subject-heading"')[1].split("</p>")[0]
+    assert "includes merged profiles" in heading and f'name="value" value="{bob.profile_id}"' in heading
+    timeline = html.split('id="consent-timeline"')[1].split("</table>")[0]
+    assert "from merged profile" in timeline and f'value="{bob.profile_id}"' in timeline
