@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.utils import timezone
 
-from consent.selectors import CHANNEL_NAMES, DSR_STATUS_NAMES, DSR_TYPE_NAMES, PURPOSE_TITLES
+from consent.selectors import CHANNEL_NAMES, CONFIGURATION_TITLES, DSR_STATUS_NAMES, DSR_TYPE_NAMES, PURPOSE_TITLES
 from web import labels
 
 PER_PAGE = 25
@@ -218,3 +218,15 @@ def query_without(request, *names: str) -> str:
     for name in names or ("page",):
         query.pop(name, None)
     return query.urlencode()
+
+
+class ConfigurationFilterForm(DateRangeForm):
+    action = forms.ChoiceField(required=False, label="What", choices=[("", "Any setting"),
+                                                                      *CONFIGURATION_TITLES.items()])
+    actor = forms.ChoiceField(required=False, label="Who (staff member)")
+
+    field_order = ["action", "actor", "date_from", "date_to"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["actor"].choices = [c for c in staff_choices() if c[0].startswith("staff:") or not c[0]]

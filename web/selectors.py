@@ -178,10 +178,17 @@ def dp_statistics() -> list[str]:
     return sorted(set(DpRelease.objects.values_list("statistic", flat=True).distinct()))
 
 
-def configuration_history(*, limit: int = 200) -> list[dict]:
-    """Staff changes to consent configuration, newest first: when, who, what, and each field's
-    value before and after. The page shows staff by user name (`{% actor %}`): it is for staff only."""
-    entries = list(configuration_changes()[:limit])
+def configuration_history(*, action: str = "", actor: str = "", since=None, until=None, number: int = 1):
+    """A page of staff changes to consent configuration, newest first: when, who, what, and
+    each field's value before and after. The page shows staff by user name (`{% actor %}`):
+    it is for staff only."""
+    conditions = {"purpose": action, "actor": actor, "at__gte": since, "at__lt": until}
+    page = page_of(configuration_changes().filter(**{k: v for k, v in conditions.items() if v}), number)
+    page.object_list = configuration_rows(page.object_list)
+    return page
+
+
+def configuration_rows(entries) -> list[dict]:
     rows = []
     for entry in entries:
         detail = entry.detail or {}

@@ -300,3 +300,25 @@ def test_merged_profiles_on_the_subject_page_are_subject_links(officer_client, a
     assert "includes merged profiles" in heading and f'name="value" value="{bob.profile_id}"' in heading
     timeline = html.split('id="consent-timeline"')[1].split("</table>")[0]
     assert "from merged profile" in timeline and f'value="{bob.profile_id}"' in timeline
+
+
+def test_configuration_changes_filter_by_setting_staff_member_and_dates(officer_client, officer, staff_user):
+    from consent.services.retention import retention_rule_set
+
+    other = staff_user("auditor", "compliance")
+    retention_rule_set(kind="events", days=30, actor=f"staff:{officer.pk}")
+    retention_rule_set(kind="events", days=60, actor=f"staff:{other.pk}")
+    DsrApprovalRule.objects.create(type="erasure", requires_approval=True)
+
+    def rows(query: str) -> str:
+        html = officer_client.get(f"/compliance/configuration/?{query}").content.decode()
+        found = html.split('id="configuration-changes"')
+        return found[1].split("</table></div>")[0] if len(found) > 1 else ""
+
+    assert rows("").count("Retention rule") == 2
+    mine = rows(f"actor=staff:{officer.pk}")
+    assert mine.count("Retention rule") == 1 and "officer (staff)" in mine and "auditor" not in mine
+    assert rows("action=retention_rule_set").count("Retention rule") == 2
+    assert rows("action=notice_published") == ""
+    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    assert rows(f"date_from={tomorrow}") == ""

@@ -32,7 +32,14 @@ from consent.services.evidence import CheckpointKeyMissing, evidence_bundle_buil
 from consent.services.gpc import accessor_of
 from consent.services.verification import ledger_verification_request
 from web import charts, labels, selectors
-from web.filters import ReleaseFilterForm, TimelineFilterForm, page_of, query_without
+from web.filters import (
+    ConfigurationFilterForm,
+    ReleaseFilterForm,
+    TimelineFilterForm,
+    list_filters,
+    page_of,
+    query_without,
+)
 from web.forms import DsrDecisionForm, LedgerExportForm, PrivacyBudgetLimitForm, SubjectEvidenceForm, SubjectLookupForm
 from web.staff import actor_of, role_required
 
@@ -287,5 +294,10 @@ def budget(request):
 @compliance_only
 def configuration(request):
     """Every staff change to consent configuration, with before and after (changes are made in the admin)."""
+    form = ConfigurationFilterForm(request.GET or None)
+    search, valid = list_filters(form)
+    page = selectors.configuration_history(**search, number=form.page_number() if form.is_bound else 1) \
+        if valid else page_of([], 1)
     return render(request, "web/compliance/configuration.html", {
-        "changes": selectors.configuration_history(), "section": "configuration"})
+        "form": form, "page": page, "query": query_without(request), "section": "configuration"},
+        status=200 if valid else 400)
