@@ -121,7 +121,9 @@ def line_chart(x_labels: Sequence[str], series: Sequence[Series], *, chart_id: s
     """
     left, right, top, bottom = 64, 16, 12, 66
     plot_w, plot_h = width - left - right, height - top - bottom
-    legend_rows = (len(series) + 2) // 3
+    # As many legend columns as the longest name leaves room for (about 7.5 px a character).
+    columns = max(1, min(3, int(plot_w // (max(len(s.name) for s in series) * 7.5 + 30)))) if series else 1
+    legend_rows = (len(series) + columns - 1) // columns
     total_h = height + legend_rows * 22
     xs = _positions(x_labels, x_dates, plot_w, left)
     as_points = len(x_labels) == 1
@@ -183,8 +185,8 @@ def line_chart(x_labels: Sequence[str], series: Sequence[Series], *, chart_id: s
     for n, s in enumerate(series):
         colour, shape = PALETTE[n % len(PALETTE)], MARKERS[n % len(MARKERS)]
         dash = s.dash if s.dash is not None else DASHES[n % len(DASHES)]
-        lx = left + (n % 3) * (plot_w / 3)
-        ly = height - 4 + (n // 3) * 22
+        lx = left + (n % columns) * (plot_w / columns)
+        ly = height - 4 + (n // columns) * 22
         if as_points:
             parts.append(_marker(shape, lx + 6, ly - 4, colour))
         else:

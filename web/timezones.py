@@ -48,8 +48,7 @@ class StaffTimezoneMiddleware:
 
     def __call__(self, request):
         if request.path.startswith(STAFF_PREFIXES):
-            request.staff_timezone = zone_of(request)
-            timezone.activate(zoneinfo.ZoneInfo(request.staff_timezone))
+            timezone.activate(zoneinfo.ZoneInfo(zone_of(request)))
             try:
                 return self.get_response(request)
             finally:

@@ -123,3 +123,16 @@ def test_console_pages_show_no_raw_keys(officer_client, officer, ada, bob):
         text = re.sub(r"<[^>]+>", " ", html.split('<main id="main"', 1)[1])
         for raw in ("sale_sharing", "staff:", "epsilon_limit", "retention_rule_set", "operator_action"):
             assert raw not in text, (path, raw)
+
+
+def test_legend_entries_leave_room_for_their_names():
+    """"Personalized recommendations" no longer runs into the next entry of the legend."""
+    names = ["Analytics", "Personalized recommendations", "Marketing", "Data from partners", "Sale and sharing"]
+    svg = line_chart(["2026-11-01"], [Series(n, [0.3], [0.05]) for n in names], chart_id="l1", title="t",
+                     description="d", x_dates=[date(2026, 11, 1)])
+    entries = [(float(x), float(y), name) for x, y, name in
+               re.findall(r'<text class="legend" x="([\d.]+)" y="([\d.]+)">([^<]+)</text>', svg)]
+    assert [e[2] for e in entries] == names
+    for (x1, y1, name), (x2, y2, _) in zip(entries, entries[1:], strict=False):
+        if y1 == y2:  # same row
+            assert x2 - x1 >= len(name) * 7, (name, x1, x2)
