@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "web.timezones.StaffTimezoneMiddleware",  # the staff pages in the viewer's chosen time zone
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Innermost, so the middleware above adds its headers to the answer it makes: every
     # error under /api/ is problem+json, for unmatched paths too.

@@ -35,14 +35,16 @@ from consent.models import (
     AccessKind,
     AccessLog,
     ChainHead,
+    Channel,
     ConsentEvent,
     ConsentState,
     DataSubjectRequest,
     DsrStatus,
+    DsrType,
     LedgerCheckpoint,
     LedgerVerification,
 )
-from consent.notices import notice_current, notice_text  # noqa: F401  (public reads of the notices)
+from consent.notices import DEFAULT_TEXTS, notice_current, notice_text  # noqa: F401  (public reads of the notices)
 from consent.policy import effective_states
 from consent.purposes import PURPOSES
 from consent.receipts import receipt_for_event
@@ -50,6 +52,12 @@ from consent.services.access import Accessor, personal_data_read, subject_data_r
 from consent.services.verification import LEDGER_VERIFIED, ledger_verification_progress
 
 OPEN_DSR = (DsrStatus.RECEIVED, DsrStatus.AWAITING_APPROVAL, DsrStatus.IN_PROGRESS)
+# The names people read for consent's codes (the console's labels start from these).
+CHANNEL_NAMES = dict(Channel.choices)
+DSR_TYPE_NAMES = dict(DsrType.choices)
+DSR_STATUS_NAMES = dict(DsrStatus.choices)
+ACCESS_KIND_NAMES = dict(AccessKind.choices)
+PURPOSE_TITLES = {purpose: title for purpose, (title, _body) in DEFAULT_TEXTS.items()}
 CONFIGURATION_TITLES = {PURPOSE_BASIS_SET: "Legal basis", NOTICE_PUBLISHED: "Notice published",
                         RETENTION_RULE_SET: "Retention rule",
                         DSR_APPROVAL_RULE_SET: "Approval of data-subject requests"}
@@ -125,10 +133,11 @@ def subject_known(profile_id) -> bool:
 
 def subject_records(*, subject_ids: list) -> dict:
     """What consent holds on these ids (a person and the ids merged into them), newest first:
-    ledger events, access-log entries (the newest 200) and data-subject requests."""
+    ledger events, access-log entries (a query: the console pages through them) and
+    data-subject requests."""
     return {
         "events": list(ConsentEvent.objects.filter(profile_id__in=subject_ids).order_by("-recorded_at", "-seq")),
-        "accesses": list(AccessLog.objects.filter(profile_id__in=subject_ids).order_by("-at", "-id")[:200]),
+        "accesses": AccessLog.objects.filter(profile_id__in=subject_ids).order_by("-at", "-id"),
         "requests": list(DataSubjectRequest.objects.filter(profile_id__in=subject_ids).order_by("-received_at")),
     }
 
@@ -286,21 +295,21 @@ def _csv_lines(header: list[str], rows) -> Iterator[str]:
 
 def access_log_search(*, profile_id=None, actor: str | None = None, kind: str | None = None,
                       purpose: str | None = None, since: datetime | None = None,
-                      until: datetime | None = None) -> QuerySet:
-    entries = AccessLog.objects.all()
-    if profile_id is not None:
-        entries = entries.filter(profile_id=profile_id)
-    if actor:
-        entries = entries.filter(actor=actor)
-    if kind:
-        entries = entries.filter(kind=kind)
-    if purpose:
-        entries = entries.filter(purpose=purpose)
-    if since is not None:
-        entries = entries.filter(at__gte=since)
-    if until is not None:
-        entries = entries.filter(at__lt=until)
+                      until: datetime | None = None, actor_prefix: str | None = None,
+                      purposes: Iterable[str] | None = None) -> QuerySet:
+    """Newest first. `actor_prefix` ("api_key:") finds every actor of a kind; `purposes` any of
+    several reasons or actions (a search by words resolves to these codes)."""
+    conditions = {"profile_id": profile_id, "actor": actor, "actor__startswith": actor_prefix, "kind": kind,
+                  "purpose": purpose, "at__gte": since, "at__lt": until}
+    entries = AccessLog.objects.filter(**{k: v for k, v in conditions.items() if v not in (None, "")})
+    if purposes is not None:
+        entries = entries.filter(purpose__in=list(purposes))
     return entries.order_by("-at", "-id")
+
+
+def access_log_purposes() -> list[str]:
+    """Every reason or action the access log holds (the console's filter offers these)."""
+    return sorted(set(AccessLog.objects.values_list("purpose", flat=True).distinct()))
 
 
 def configuration_changes() -> QuerySet:
@@ -330,21 +339,44 @@ def dsr_is_open(dsr: DataSubjectRequest) -> bool:
     return dsr.status in OPEN_DSR
 
 
-def dsr_queue(*, show: str = "open", limit: int = 200) -> list[dict]:
-    """Open requests by due date (`show="open"`), or every request newest first, with
-    whether each is overdue and the days left."""
+def dsr_search(*, statuses: Iterable[str] | None = None, request_type: str | None = None,
+               channel: str | None = None, since: datetime | None = None, until: datetime | None = None,
+               overdue: bool = False, reference: str | None = None) -> QuerySet:
+    """Requests by status, type, channel, date received and reference (the start of the id):
+    open ones by due date, any other selection newest first."""
+    conditions = {"type": request_type, "channel": channel, "received_at__gte": since, "received_at__lt": until}
+    requests = DataSubjectRequest.objects.filter(**{k: v for k, v in conditions.items() if v not in (None, "")})
+    if statuses is not None:
+        requests = requests.filter(status__in=list(statuses))
+    if overdue:
+        requests = requests.filter(status__in=OPEN_DSR, due_at__lt=timezone.now())
+    if reference:
+        try:  # a whole id, or the 8 characters the queue shows
+            requests = requests.filter(id=UUID(reference))
+        except ValueError:
+            lowest = reference.lower().ljust(32, "0")[:32]
+            highest = reference.lower().ljust(32, "f")[:32]
+            try:
+                requests = requests.filter(id__gte=UUID(lowest), id__lte=UUID(highest))
+            except ValueError:
+                requests = requests.none()
+    open_only = statuses is not None and set(statuses) <= set(OPEN_DSR)
+    return requests.order_by("due_at", "id") if open_only or overdue else requests.order_by("-received_at", "-id")
+
+
+def dsr_rows(requests: Iterable[DataSubjectRequest]) -> list[dict]:
+    """Each request with whether it is open, overdue, and the days left."""
     now = timezone.now()
-    requests = DataSubjectRequest.objects.all()
-    if show == "open":
-        requests = requests.filter(status__in=OPEN_DSR).order_by("due_at")
-    else:
-        requests = requests.order_by("-received_at")
     rows = []
-    for request in requests[:limit]:
+    for request in requests:
         open_ = request.status in OPEN_DSR
         rows.append({"request": request, "open": open_, "overdue": open_ and request.due_at < now,
                      "days_left": (request.due_at - now).days if open_ else None})
     return rows
+
+
+def dsr_channels() -> list[str]:
+    return sorted(set(DataSubjectRequest.objects.values_list("channel", flat=True).distinct()))
 
 
 def dsr_counts() -> dict:

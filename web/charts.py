@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -75,6 +76,10 @@ class Series:
     name: str
     values: list[float | None]
     errors: list[float | None]
+    dash: str | None = None  # a dash pattern tells lines apart without colour (the budget's cap)
+
+
+DASHES = (None, "8 4", "2 3", "10 3 2 3", "4 4", "1 2", "12 2")
 
 
 def _marker(shape: str, x: float, y: float, colour: str) -> str:
@@ -89,18 +94,40 @@ def _marker(shape: str, x: float, y: float, colour: str) -> str:
     return f'<circle cx="{_num(x)}" cy="{_num(y)}" r="4.5" fill="{colour}"/>'
 
 
+def _positions(x_labels: Sequence[str], x_dates: Sequence[date] | None, plot_w: float, left: float) -> list[float]:
+    """x of each label: by elapsed days on a time axis (a missing day leaves a gap), else
+    evenly spaced; a single point sits in the middle."""
+    n = len(x_labels)
+    if n == 1:
+        return [left + plot_w / 2]
+    if x_dates:
+        span = max(1, (x_dates[-1] - x_dates[0]).days)
+        return [left + plot_w * (d - x_dates[0]).days / span for d in x_dates]
+    return [left + plot_w * i / (n - 1) for i in range(n)]
+
+
+def _day(d: date) -> str:
+    return f"{d.day} {d.strftime('%b')} {d.year}"
+
+
 def line_chart(x_labels: Sequence[str], series: Sequence[Series], *, chart_id: str, title: str, description: str,
                y_max: float = 1.0, fmt: Callable[[float], str] = lambda v: f"{v:.0%}",
-               width: int = 640, height: int = 300, guides: Sequence[tuple[str, float]] = ()) -> SafeString:
-    """Lines over time with error bars at every point; y from 0 to `y_max`. `guides` are
-    labelled dashed horizontal lines (thresholds)."""
-    left, right, top, bottom = 56, 16, 12, 58
-    plot_w, plot_h = width - left - right, height - top - bottom
-    legend_rows = (len(series) + 2) // 3
-    total_h = height + legend_rows * 22
+               width: int = 640, height: int = 300, x_dates: Sequence[date] | None = None,
+               x_title: str = "", y_title: str = "", guides: Sequence[tuple[str, float]] = ()) -> SafeString:
+    """A time series: one line per series when there are several points (its 95% error bound
+    a shaded band), points when there is one (a line needs two); y from 0 to `y_max`. `guides`
+    are labelled dashed horizontal lines (thresholds).
 
-    def sx(i: int) -> float:
-        return left + (plot_w / 2 if len(x_labels) == 1 else plot_w * i / (len(x_labels) - 1))
+    With `x_dates` the x axis is time: points sit by date, and the ticks name days.
+    """
+    left, right, top, bottom = 64, 16, 12, 66
+    plot_w, plot_h = width - left - right, height - top - bottom
+    # As many legend columns as the longest name leaves room for (about 7.5 px a character).
+    columns = max(1, min(3, int(plot_w // (max(len(s.name) for s in series) * 7.5 + 30)))) if series else 1
+    legend_rows = (len(series) + columns - 1) // columns
+    total_h = height + legend_rows * 22
+    xs = _positions(x_labels, x_dates, plot_w, left)
+    as_points = len(x_labels) == 1
 
     def sy(v: float) -> float:
         return top + plot_h - plot_h * max(0.0, min(v, y_max)) / y_max
@@ -118,33 +145,60 @@ def line_chart(x_labels: Sequence[str], series: Sequence[Series], *, chart_id: s
         parts.append(f'<line class="guide" x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" '
                      f'stroke="#555" stroke-dasharray="6 4"/><text class="tick" x="{width - right - 4}" '
                      f'y="{_num(y - 4)}" text-anchor="end">{escape(label)}</text>')
-    step = max(1, len(x_labels) // 8)
+    base = top + plot_h
+    parts.append(f'<line class="axis" x1="{left}" y1="{base}" x2="{width - right}" y2="{base}"/>'
+                 f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{base}"/>')
+    step = max(1, len(x_labels) // 6)
     for i, label in enumerate(x_labels):
         if i % step == 0 or i == len(x_labels) - 1:
-            parts.append(f'<text class="tick" x="{_num(sx(i))}" y="{height - bottom + 18}" '
-                         f'text-anchor="middle">{escape(label)}</text>')
-    # Series side by side around each day, so overlapping error bars stay readable.
-    dodge = min(12.0, plot_w / max(1, len(x_labels)) / (len(series) + 1))
+            text = _day(x_dates[i]) if x_dates else label
+            parts.append(f'<line class="axis" x1="{_num(xs[i])}" y1="{base}" x2="{_num(xs[i])}" y2="{base + 5}"/>'
+                         f'<text class="tick" x="{_num(xs[i])}" y="{base + 19}" text-anchor="middle">'
+                         f'{escape(text)}</text>')
+    if x_title:
+        parts.append(f'<text class="tick" x="{_num(left + plot_w / 2)}" y="{base + 38}" text-anchor="middle">'
+                     f'{escape(x_title)}</text>')
+    if y_title:
+        parts.append(f'<text class="tick" x="12" y="{_num(top + plot_h / 2)}" text-anchor="middle" '
+                     f'transform="rotate(-90 12 {_num(top + plot_h / 2)})">{escape(y_title)}</text>')
+    # Points (one day only) sit side by side, so overlapping error bars stay readable.
+    dodge = min(12.0, plot_w / (len(series) + 1)) if as_points else 0.0
     for n, s in enumerate(series):
         colour, shape = PALETTE[n % len(PALETTE)], MARKERS[n % len(MARKERS)]
+        dash = s.dash if s.dash is not None else DASHES[n % len(DASHES)]
         offset = (n - (len(series) - 1) / 2) * dodge
-        points = [(sx(i) + offset, v, e) for i, (v, e) in enumerate(zip(s.values, s.errors)) if v is not None]
+        points = [(xs[i] + offset, v, e) for i, (v, e) in enumerate(zip(s.values, s.errors)) if v is not None]
+        if as_points:
+            for x, v, e in points:
+                if e:
+                    lo, hi = sy(max(0.0, v - e)), sy(v + e)
+                    parts.append(f'<g class="errorbar" stroke="{colour}"><line x1="{_num(x)}" y1="{_num(lo)}" '
+                                 f'x2="{_num(x)}" y2="{_num(hi)}"/><line x1="{_num(x - 5)}" y1="{_num(lo)}" '
+                                 f'x2="{_num(x + 5)}" y2="{_num(lo)}"/><line x1="{_num(x - 5)}" y1="{_num(hi)}" '
+                                 f'x2="{_num(x + 5)}" y2="{_num(hi)}"/></g>')
+                parts.append(_marker(shape, x, sy(v), colour))
+            continue
+        if any(e for _, _, e in points):
+            upper = " ".join(f"{_num(x)},{_num(sy(v + (e or 0)))}" for x, v, e in points)
+            lower = " ".join(f"{_num(x)},{_num(sy(max(0.0, v - (e or 0))))}" for x, v, e in reversed(points))
+            parts.append(f'<polygon class="band" points="{upper} {lower}" fill="{colour}" fill-opacity="0.12"/>')
         if len(points) > 1:
             path = " ".join(f"{_num(x)},{_num(sy(v))}" for x, v, _ in points)
-            parts.append(f'<polyline class="series" points="{path}" stroke="{colour}" fill="none"/>')
-        for x, v, e in points:
-            if e:
-                lo, hi = sy(max(0.0, v - e)), sy(v + e)
-                parts.append(f'<g class="errorbar" stroke="{colour}"><line x1="{_num(x)}" y1="{_num(lo)}" '
-                             f'x2="{_num(x)}" y2="{_num(hi)}"/><line x1="{_num(x - 5)}" y1="{_num(lo)}" '
-                             f'x2="{_num(x + 5)}" y2="{_num(lo)}"/><line x1="{_num(x - 5)}" y1="{_num(hi)}" '
-                             f'x2="{_num(x + 5)}" y2="{_num(hi)}"/></g>')
-            parts.append(_marker(shape, x, sy(v), colour))
+            dashes = f' stroke-dasharray="{dash}"' if dash else ""
+            parts.append(f'<polyline class="series" points="{path}" stroke="{colour}" fill="none"{dashes}/>')
+        elif points:  # a lone value between gaps still shows
+            parts.append(_marker(shape, points[0][0], sy(points[0][1]), colour))
     for n, s in enumerate(series):
         colour, shape = PALETTE[n % len(PALETTE)], MARKERS[n % len(MARKERS)]
-        lx = left + (n % 3) * (plot_w / 3)
-        ly = height - 10 + (n // 3) * 22
-        parts.append(_marker(shape, lx + 6, ly - 4, colour))
-        parts.append(f'<text class="legend" x="{_num(lx + 18)}" y="{_num(ly)}">{escape(s.name)}</text>')
+        dash = s.dash if s.dash is not None else DASHES[n % len(DASHES)]
+        lx = left + (n % columns) * (plot_w / columns)
+        ly = height - 4 + (n // columns) * 22
+        if as_points:
+            parts.append(_marker(shape, lx + 6, ly - 4, colour))
+        else:
+            dashes = f' stroke-dasharray="{dash}"' if dash else ""
+            parts.append(f'<line class="series" x1="{_num(lx - 6)}" y1="{_num(ly - 4)}" x2="{_num(lx + 14)}" '
+                         f'y2="{_num(ly - 4)}" stroke="{colour}"{dashes}/>')
+        parts.append(f'<text class="legend" x="{_num(lx + 20)}" y="{_num(ly)}">{escape(s.name)}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped

@@ -57,7 +57,8 @@ class LedgerExportForm(forms.Form):
 
 
 class DsrDecisionForm(forms.Form):
-    action = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject"), ("extend", "Extend")])
+    action = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject"), ("extend", "Extend")],
+                               error_messages={"required": "Choose a decision: none is made for you."})
     reason = forms.CharField(required=False, max_length=500, label="Reason (no personal data)")
     days = forms.IntegerField(required=False, min_value=1, max_value=MAX_EXTENSION_DAYS, label="Extra days")
 

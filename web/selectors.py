@@ -15,11 +15,10 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
-from cdp.models import Item, Merge, MergeConflict, Source
+from cdp.models import Item, MergeConflict, Source
 from cdp.segment.models import IngestionError
 from cdp.services.conflicts import APPLICABLE_REASONS
 from cdp.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
@@ -27,9 +26,12 @@ from consent import policy, registry
 from consent.policy import PURPOSES, Basis, effective_states
 from consent.selectors import (
     CONFIGURATION_TITLES,
+    access_log_search,
     configuration_changes,
     consent_decisions,
     consent_events_query,
+    dsr_rows,
+    dsr_search,
     notice_text,
     subject_records,
 )
@@ -51,6 +53,7 @@ from personalization.selectors import (
     segmentation_latest,
 )
 from personalization.services.pipeline import pipeline_progress
+from web.filters import page_of
 
 # What the "Why am I seeing this?" panel names, in words, without internal percentages. Only
 # shared categories are shown as attributes: single description words read as noise.
@@ -164,19 +167,37 @@ def privacy_budgets() -> list[dict]:
                      "period": period, "period_spent": float(this_month.epsilon_spent) if this_month else 0.0,
                      "period_limit": float(budget.period_epsilon_limit), "months": months,
                      "changes": list(budget.changes.order_by("-at", "-id")[:50]),
+                     # Counted as the releases list counts them: every release, the derived
+                     # ones (post-processing, ε = 0) among them; the budget's own counter
+                     # counts only the releases it paid for.
+                     "released": budget.releases_made.count(),
+                     "derived": budget.releases_made.filter(epsilon=0).count(),
                      "history": privacy_budget_history(budget)})
     return rows
 
 
-def dp_releases(*, limit: int = 50) -> list[DpRelease]:
-    return list(DpRelease.objects.select_related("budget").order_by("-created_at")[:limit])
+def dp_releases(*, statistic: str | None = None, since=None, until=None):
+    """Every release, newest first (a query: the console pages through it)."""
+    conditions = {"statistic": statistic, "created_at__gte": since, "created_at__lt": until}
+    return (DpRelease.objects.filter(**{k: v for k, v in conditions.items() if v not in (None, "")})
+            .select_related("budget").order_by("-created_at", "-id"))
 
 
-def configuration_history(*, limit: int = 200) -> list[dict]:
-    """Staff changes to consent configuration, newest first: when, who, what, and each field's
-    value before and after. Staff are shown by user name: this page is for staff only."""
-    entries = list(configuration_changes()[:limit])
-    names = _staff_names({entry.actor for entry in entries})
+def dp_statistics() -> list[str]:
+    return sorted(set(DpRelease.objects.values_list("statistic", flat=True).distinct()))
+
+
+def configuration_history(*, action: str = "", actor: str = "", since=None, until=None, number: int = 1):
+    """A page of staff changes to consent configuration, newest first: when, who, what, and
+    each field's value before and after. The page shows staff by user name (`{% actor %}`):
+    it is for staff only."""
+    conditions = {"purpose": action, "actor": actor, "at__gte": since, "at__lt": until}
+    page = page_of(configuration_changes().filter(**{k: v for k, v in conditions.items() if v}), number)
+    page.object_list = configuration_rows(page.object_list)
+    return page
+
+
+def configuration_rows(entries) -> list[dict]:
     rows = []
     for entry in entries:
         detail = entry.detail or {}
@@ -185,7 +206,7 @@ def configuration_history(*, limit: int = 200) -> list[dict]:
         old, new = dict(_flat(before or {})), dict(_flat(after or {}))
         fields = [{"name": name, "before": old.get(name), "after": new.get(name),
                    "changed": old.get(name) != new.get(name)} for name in dict.fromkeys([*old, *new])]
-        rows.append({"at": entry.at, "who": names.get(entry.actor, entry.actor), "action": entry.purpose,
+        rows.append({"at": entry.at, "who": entry.actor, "action": entry.purpose,
                      "title": CONFIGURATION_TITLES.get(entry.purpose, entry.purpose), "fields": fields,
                      "new": recorded and before is None, "before_recorded": recorded})
     return rows
@@ -197,13 +218,6 @@ def _flat(value: dict, prefix: str = ""):
             yield from _flat(item, f"{prefix}{key} ")
         else:
             yield f"{prefix}{key}", item
-
-
-def _staff_names(actors: set[str]) -> dict[str, str]:
-    ids = {actor: actor.removeprefix("staff:") for actor in actors if actor.startswith("staff:")}
-    known = dict(get_user_model().objects.filter(pk__in=[i for i in ids.values() if i.isdigit()])
-                 .values_list("pk", "username"))
-    return {actor: f"{known[int(i)]} (staff #{i})" for actor, i in ids.items() if i.isdigit() and int(i) in known}
 
 
 def subject_aliases(profile_id: UUID) -> list[UUID]:
@@ -227,6 +241,10 @@ def subject_timeline(*, profile_id: UUID, actor: str, by: str) -> dict:
     words = consent_decisions(records["events"])
     for event in records["events"]:
         event.decision = words[event.id]  # declined (first refusal) or withdrawn (after a grant)
+    ever_granted = {event.purpose for event in records["events"] if event.granted}
+    for state in states:  # the state table says "withdrawn" for both; the history tells them apart
+        if state["status"] == "withdrawn" and state["purpose"] not in ever_granted:
+            state["status"] = "declined"
     return {"profile_id": profile_id, "status": status, "aliases": subjects[1:], "states": states, **records}
 
 
@@ -357,31 +375,47 @@ def recommender_runs(*, limit: int = 5) -> list[PipelineRun]:
 
 def merge_review() -> dict:
     return {
-        "conflicts": list(MergeConflict.objects.filter(status="open").order_by("created_at")[:100]),
-        "merges": list(Merge.objects.filter(undone_at__isnull=True).order_by("-created_at")[:50]),
         "open_count": MergeConflict.objects.filter(status="open").count(),
         "applicable_reasons": sorted(APPLICABLE_REASONS),
     }
 
 
 def webhook_overview() -> dict:
+    """Deliveries by status and the failed attempts of the last 7 days (the list of
+    deliveries is web.ops_lists.delivery_list, filtered and paged)."""
     since = timezone.now() - timedelta(days=7)
     by_status = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).values_list(
         "status", "n"))
-    problems = (WebhookDelivery.objects.filter(Q(status=DeliveryStatus.FAILED) | Q(status=DeliveryStatus.PENDING,
-                                                                                   attempts__gt=0))
-                .select_related("subscription", "message").order_by("-created_at")[:50])
     attempts = (WebhookAttempt.objects.filter(started_at__gte=since).exclude(outcome="succeeded")
                 .select_related("delivery__subscription").order_by("-started_at")[:50])
-    recent = WebhookDelivery.objects.select_related("subscription", "message").order_by("-created_at")[:20]
-    return {"by_status": {s: by_status.get(s, 0) for s in DeliveryStatus.values}, "problems": list(problems),
-            "attempts": list(attempts), "recent": list(recent)}
+    return {"by_status": {s: by_status.get(s, 0) for s in DeliveryStatus.values}, "attempts": list(attempts)}
 
 
-def ingestion_errors(*, limit: int = 100) -> dict:
+def ingestion_errors() -> dict:
+    """Errors by code over the last 7 days and how many are on record (the list is
+    web.ops_lists.ingestion_error_list, filtered and paged)."""
     since = timezone.now() - timedelta(days=7)
-    recent = list(IngestionError.objects.select_related("source").order_by("-received_at")[:limit])
     codes: Counter = Counter()
     for row in IngestionError.objects.filter(received_at__gte=since).values_list("codes", flat=True):
         codes.update(row or [])
-    return {"recent": recent, "codes_7d": codes.most_common(), "total": IngestionError.objects.count()}
+    return {"codes_7d": codes.most_common(), "total": IngestionError.objects.count()}
+
+
+# --- the console's lists ----------------------------------------------------------------------------
+
+
+ACCESS_LOG_READ = "access_log_read"
+
+
+def access_log_page(*, search: dict, filters: dict, number: int, actor: str):
+    """A page of the organisation's access log, newest first. Reading it is itself an entry
+    (written first, so it shows on the page): who, which filters (codes; whether a search
+    text was given, never the text) and which page."""
+    operator_action_event(actor=actor, action=ACCESS_LOG_READ, detail={"filters": filters, "page": number})
+    return page_of(access_log_search(**search), number)
+
+
+def dsr_page(*, search: dict, number: int):
+    page = page_of(dsr_search(**search), number)
+    page.object_list = dsr_rows(page.object_list)
+    return page

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from web.views import campaigns, compliance, me, ops, ops_recommendations, staff
+from web.views import campaigns, compliance, compliance_lists, me, ops, ops_recommendations, staff
 
 app_name = "web"
 
@@ -24,6 +24,7 @@ urlpatterns = [
     # Staff log-in.
     path("staff/login/", staff.staff_login, name="staff-login"),
     path("staff/logout/", staff.staff_logout, name="staff-logout"),
+    path("staff/timezone/", staff.staff_timezone, name="staff-timezone"),
     path("compliance/login/", staff.login_redirect),
     path("ops/login/", staff.login_redirect),
     # The compliance console.
@@ -34,8 +35,9 @@ urlpatterns = [
     path("compliance/ledger/checkpoint/", compliance.ledger_checkpoint, name="compliance-ledger-checkpoint"),
     path("compliance/subjects/", compliance.subjects, name="compliance-subjects"),
     path("compliance/subjects/evidence/", compliance.subject_evidence, name="compliance-subject-evidence"),
-    path("compliance/requests/", compliance.requests, name="compliance-requests"),
+    path("compliance/requests/", compliance_lists.requests, name="compliance-requests"),
     path("compliance/requests/<uuid:request_id>/", compliance.request_detail, name="compliance-request"),
+    path("compliance/access-log/", compliance_lists.access_log, name="compliance-access-log"),
     path("compliance/budget/", compliance.budget, name="compliance-budget"),
     path("compliance/configuration/", compliance.configuration, name="compliance-configuration"),
     # The operator dashboard.

@@ -220,11 +220,11 @@ def test_customer_officer_and_operator_in_a_real_browser(demo_world, live_server
             page.get_by_label("Value").fill(email)
             page.get_by_role("button", name="Look up").click()
             assert "/compliance/subjects/" in page.url and email not in page.url
-            rows = page.locator("#consent-timeline tbody tr").filter(has_text="personalization").filter(
-                has_text="withdrawn").filter(has_text="preference_center")
+            rows = page.locator("#consent-timeline tbody tr").filter(has_text="Personalized recommendations").filter(
+                has_text="Withdrawn").filter(has_text="Preference center")
             assert rows.count() == 1
             # The phone's GPC signal is an opt-out of sale and sharing (a new event unless already withdrawn).
-            assert page.locator("#consent-timeline tbody tr").filter(has_text="gpc").count() <= 1
+            assert page.locator("#consent-timeline tbody tr").filter(has_text="Global Privacy Control").count() <= 1
             shot(page, "12-compliance-subject-timeline")
             for name, path in (("13-compliance-requests", "/compliance/requests/"),
                                ("14-compliance-ledger", "/compliance/ledger/"),

@@ -88,9 +88,9 @@ def test_a_first_refusal_reads_declined_and_a_refusal_after_a_grant_withdrawn(of
     page = officer_client.post("/compliance/subjects/", {"kind": "profile_id", "value": str(ada.profile_id)})
     timeline = page.content.decode().split('id="consent-timeline"')[1].split("</table>")[0]
     rows = re.findall(r"<tr>(.*?)</tr>", timeline, re.S)
-    marketing = [r for r in rows if "marketing" in r]
-    analytics = [r for r in rows if "analytics" in r and "withdrawn" in r]
-    assert marketing and ">declined<" in marketing[0] and ">withdrawn<" not in marketing[0]
+    marketing = [r for r in rows if "Marketing" in r]
+    analytics = [r for r in rows if "Analytics" in r and ">Withdrawn (after a grant)<" in r]
+    assert marketing and ">Declined (refused when first asked)<" in marketing[0] and ">Withdrawn" not in marketing[0]
     assert len(analytics) == 1
 
 

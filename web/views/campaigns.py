@@ -16,8 +16,9 @@ from campaigns.services.results import campaign_results
 from campaigns.tasks import campaign_results_release, campaign_weights_recompute
 from cdp.core.errors import ApplicationError
 from cdp.staff import OPERATOR
-from web import charts
+from web import charts, ops_lists
 from web.campaign_forms import CampaignForm
+from web.filters import CampaignFilterForm, list_filters, page_of, query_without
 from web.staff import actor_of, role_required
 
 operator_only = role_required(OPERATOR)
@@ -37,8 +38,14 @@ def campaigns(request):
         else:
             messages.success(request, f"Campaign {campaign.key} created.")
             return redirect("web:ops-campaign", key=campaign.key)
-    rows = [campaign_as_dict(c) for c in Campaign.objects.order_by("-created_at")[:200]]
-    return render(request, "web/ops/campaigns.html", {"campaigns": rows, "form": form, "section": "campaigns"})
+    filters = CampaignFilterForm(request.GET or None)
+    search, valid = list_filters(filters)
+    page = page_of(ops_lists.campaign_list(**search) if valid else [],
+                   filters.page_number() if filters.is_bound else 1)
+    page.object_list = [campaign_as_dict(c) for c in page.object_list]
+    return render(request, "web/ops/campaigns.html", {
+        "page": page, "filters": filters, "query": query_without(request), "form": form, "section": "campaigns"},
+        status=200 if valid else 400)
 
 
 def allocation_chart(campaign: Campaign):

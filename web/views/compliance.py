@@ -8,6 +8,7 @@ look-up, decision, verification and export is written to the access log.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from uuid import UUID
 
@@ -30,21 +31,42 @@ from consent.services.dsr import dsr_approve, dsr_audit_trail, dsr_extend, dsr_g
 from consent.services.evidence import CheckpointKeyMissing, evidence_bundle_build
 from consent.services.gpc import accessor_of
 from consent.services.verification import ledger_verification_request
-from web import charts, selectors
+from web import charts, labels, selectors
+from web.filters import (
+    ConfigurationFilterForm,
+    ReleaseFilterForm,
+    TimelineFilterForm,
+    list_filters,
+    page_of,
+    query_without,
+)
 from web.forms import DsrDecisionForm, LedgerExportForm, PrivacyBudgetLimitForm, SubjectEvidenceForm, SubjectLookupForm
 from web.staff import actor_of, role_required
 
 compliance_only = role_required(COMPLIANCE)
 
 
+def _days(labels_: list[str]) -> list[date] | None:
+    """The labels as dates when every one is an ISO day (a time axis), else None."""
+    try:
+        return [date.fromisoformat(label) for label in labels_]
+    except ValueError:
+        return None
+
+
 def _rates_chart(rates: dict):
     if not rates["labels"]:
         return None
-    series = [charts.Series(p, rates["series"][p]["values"], rates["series"][p]["errors"]) for p in PURPOSES]
+    series = [charts.Series(labels.purpose_label(p), rates["series"][p]["values"], rates["series"][p]["errors"])
+              for p in PURPOSES]
+    days = len(rates["labels"])
+    shape = ("one day so far, so each purpose is a point with its 95% error bar" if days == 1 else
+             f"{days} days, one line per purpose; the shaded band around each line is its 95% error bound")
     return charts.line_chart(
         rates["labels"], series, chart_id="consent-rates", title="Consent rates per purpose over time",
+        x_dates=_days(rates["labels"]), x_title="Day of the release (UTC)", y_title="Share allowing",
         description="Share of active profiles allowing each purpose, per day, from differentially private "
-                    "releases; error bars show the 95% error bound.")
+                    f"releases: {shape}.")
 
 
 @never_cache
@@ -145,15 +167,20 @@ def ledger_export(request):
 def subjects(request):
     """Look a person up by POST; the answer is rendered, never redirected to a URL naming them."""
     form = SubjectLookupForm(request.POST or None)
-    context = {"form": form, "section": "subjects"}
-    if request.method == "POST" and form.is_valid():
+    filters = TimelineFilterForm(request.POST or None)
+    context = {"form": form, "filters": filters, "section": "subjects"}
+    if request.method == "POST" and form.is_valid() and filters.is_valid():
         profile_id = _lookup(form.cleaned_data)
         context["searched"] = True
         if profile_id is not None:
-            context["subject"] = selectors.subject_timeline(profile_id=profile_id, actor=actor_of(request),
-                                                            by=form.cleaned_data["kind"])
-            context["titles"] = selectors.purpose_titles()
-    return render(request, "web/compliance/subjects.html", context, status=400 if form.errors else 200)
+            subject = selectors.subject_timeline(profile_id=profile_id, actor=actor_of(request),
+                                                 by=form.cleaned_data["kind"])
+            subject["events_page"] = page_of([e for e in subject["events"] if filters.keep(e)],
+                                             filters.page_number())
+            subject["accesses_page"] = page_of(subject["accesses"], filters.cleaned_data.get("access_page") or 1)
+            context["subject"] = subject
+    return render(request, "web/compliance/subjects.html", context,
+                  status=400 if form.errors or filters.errors else 200)
 
 
 def _lookup(data: dict) -> UUID | None:
@@ -173,15 +200,6 @@ def _lookup(data: dict) -> UUID | None:
     except (ApplicationError, ValueError):
         return None
     return found[0] if found else None
-
-
-@never_cache
-@compliance_only
-def requests(request):
-    show = "all" if request.GET.get("show") == "all" else "open"
-    return render(request, "web/compliance/requests.html", {
-        "rows": consent_selectors.dsr_queue(show=show), "show": show, "counts": consent_selectors.dsr_counts(),
-        "now": timezone.now(), "section": "requests"})
 
 
 @never_cache
@@ -210,8 +228,12 @@ def request_detail(request, request_id: UUID):
         return redirect("web:compliance-request", request_id=dsr.id)
     now = timezone.now()
     open_ = consent_selectors.dsr_is_open(dsr)
+    audit = [{**entry, "lines": labels.outcome_lines(entry["detail"]), "what": labels.DSR_AUDIT_LABELS.get(
+        entry["action"], labels.words(entry["action"]))} for entry in dsr_audit_trail(request_id=dsr.id)]
     return render(request, "web/compliance/request.html", {
-        "dsr": dsr, "audit": dsr_audit_trail(request_id=dsr.id), "form": form, "open": open_,
+        "dsr": dsr, "audit": audit, "form": form, "open": open_, "plain": labels.DSR_PLAIN.get(dsr.type, ""),
+        "outcome": labels.outcome_lines(dsr.summary), "named_by": [labels.identifier_label(k) for k in
+                                                                   dsr.identifier_kinds or []],
         "overdue": open_ and dsr.due_at < now, "section": "requests"}, status=400 if form.errors else 200)
 
 
@@ -220,14 +242,18 @@ def _budget_chart(row: dict):
     if not history:
         return None
     top = max(max(h["cap"] for h in history), max(h["spent"] for h in history)) * 1.1
+    days = [h["day"] for h in history]
     return charts.line_chart(
-        [h["day"] for h in history],
-        [charts.Series("ε spent (cumulative, never reset)", [h["spent"] for h in history], [None] * len(history)),
-         charts.Series("lifetime cap", [h["cap"] for h in history], [None] * len(history))],
-        chart_id=f"budget-{row['budget'].dataset}", y_max=top, fmt=lambda v: f"{v:.2f}",
-        title=f"Privacy budget of {row['budget'].dataset}: cumulative ε against the lifetime cap",
-        description="Total ε spent by every release of this data set since it was first protected, per day with a "
-                    "release or a change of the cap, and the cap in force that day.")
+        days,
+        [charts.Series("ε spent (cumulative, never reset)", [h["spent"] for h in history], [None] * len(history),
+                       dash=""),
+         charts.Series("Lifetime cap", [h["cap"] for h in history], [None] * len(history), dash="8 4")],
+        chart_id=f"budget-{row['budget'].dataset}", y_max=top, fmt=lambda v: f"{v:.2f}", x_dates=_days(days),
+        x_title="Day (UTC)", y_title="ε",
+        title=f"Privacy budget of {row['budget'].dataset}: cumulative ε spent against the lifetime cap",
+        description="Total ε spent by every release of this data set since it was first protected (solid line), "
+                    "and the lifetime cap in force (dashed line), per day with a paid release or a change of the cap."
+                    + (" One day so far: shown as points." if len(history) == 1 else ""))
 
 
 @never_cache
@@ -253,14 +279,25 @@ def budget(request):
         row["form"] = form if form.is_bound and form.data.get("dataset") == row["budget"].dataset else \
             PrivacyBudgetLimitForm(initial={"dataset": row["budget"].dataset, "limit": "epsilon_limit",
                                             "value": row["budget"].epsilon_limit.normalize()})
+    filters = ReleaseFilterForm(request.GET or None, statistics=selectors.dp_statistics())
+    found = filters.is_valid() if filters.is_bound else True
+    since, until = filters.bounds() if filters.is_bound and found else (None, None)
+    releases = selectors.dp_releases(statistic=filters.cleaned_data.get("statistic") if filters.is_bound and found
+                                     else None, since=since, until=until)
     return render(request, "web/compliance/budget.html", {
-        "budgets": budgets, "releases": selectors.dp_releases(), "section": "budget"},
-        status=400 if form.errors else 200)
+        "budgets": budgets, "filters": filters, "query": query_without(request),
+        "releases": page_of(releases if found else [], filters.page_number() if filters.is_bound else 1),
+        "section": "budget"}, status=400 if form.errors or not found else 200)
 
 
 @never_cache
 @compliance_only
 def configuration(request):
     """Every staff change to consent configuration, with before and after (changes are made in the admin)."""
+    form = ConfigurationFilterForm(request.GET or None)
+    search, valid = list_filters(form)
+    page = selectors.configuration_history(**search, number=form.page_number() if form.is_bound else 1) \
+        if valid else page_of([], 1)
     return render(request, "web/compliance/configuration.html", {
-        "changes": selectors.configuration_history(), "section": "configuration"})
+        "form": form, "page": page, "query": query_without(request), "section": "configuration"},
+        status=200 if valid else 400)

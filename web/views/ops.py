@@ -20,7 +20,8 @@ from cdp.core.errors import ApplicationError
 from cdp.services.conflicts import merge_conflict_apply, merge_conflict_approve
 from cdp.services.merges import merge_undo
 from cdp.staff import OPERATOR
-from web import charts, selectors
+from web import charts, ops_lists, selectors
+from web.filters import DeliveryFilterForm, IngestionFilterForm, MergeFilterForm, list_filters, page_of, query_without
 from web.staff import actor_of, role_required
 
 operator_only = role_required(OPERATOR)
@@ -39,14 +40,16 @@ def segment_charts(overview: dict) -> dict:
         return [charts.Bar(row["segment"].name, (row[key] or {}).get("value"), (row[key] or {}).get("error_95"))
                 for row in segments]
 
+    k = overview["segmentation"].k
+    chosen = f"k = {k} segments, the number the pipeline was asked for (a public parameter, not fitted to the data)"
     return {
         "sizes": charts.bar_chart(
-            bars("size"), chart_id="segment-sizes", title="Segment sizes (differentially private)",
-            description="Customers per segment as released with differential privacy; error bars show the 95% "
-                        "error bound."),
+            bars("size"), chart_id="segment-sizes", title=f"Segment sizes (differentially private), k = {k}",
+            description=f"How many customers each of the {chosen} holds, as released with differential privacy; "
+                        "error bars show the 95% error bound."),
         "spend": charts.bar_chart(
             bars("average_spend"), chart_id="segment-spend", fmt=_money,
-            title="Average spend per segment (differentially private)",
+            title=f"Average spend per segment (differentially private), k = {k}",
             description="Average spend per customer in each segment: noisy total divided by noisy size; error "
                         "bars show the 95% confidence interval."),
     }
@@ -111,7 +114,16 @@ def evaluation_chart(evaluation: dict):
 @never_cache
 @operator_only
 def merges(request):
-    return render(request, "web/ops/merges.html", {**selectors.merge_review(), "section": "merges"})
+    form = MergeFilterForm(request.GET or None, reasons=ops_lists.merge_reasons())
+    search, valid = list_filters(form)
+    lists = ops_lists.merge_lists(**search) if valid else {"conflicts": [], "merges": []}
+    number = form.page_number() if form.is_bound else 1
+    conflicts_number = (form.cleaned_data.get("conflicts_page") if form.is_bound and valid else None) or 1
+    return render(request, "web/ops/merges.html", {
+        **selectors.merge_review(), "form": form, "section": "merges",
+        "conflicts_page": page_of(lists["conflicts"], conflicts_number),
+        "merges_page": page_of(lists["merges"], number),
+        "query": query_without(request, "page", "conflicts_page")}, status=200 if valid else 400)
 
 
 def _conflict_review(request, conflict_id: UUID, review, done: str):
@@ -151,10 +163,20 @@ def unmerge(request, merge_id: UUID):
 @never_cache
 @operator_only
 def webhooks(request):
-    return render(request, "web/ops/webhooks.html", {**selectors.webhook_overview(), "section": "webhooks"})
+    form = DeliveryFilterForm(request.GET or None)
+    search, valid = list_filters(form)
+    deliveries = ops_lists.delivery_list(**search) if valid else []
+    return render(request, "web/ops/webhooks.html", {
+        **selectors.webhook_overview(), "form": form, "section": "webhooks", "query": query_without(request),
+        "page": page_of(deliveries, form.page_number() if form.is_bound else 1)}, status=200 if valid else 400)
 
 
 @never_cache
 @operator_only
 def ingestion(request):
-    return render(request, "web/ops/ingestion.html", {**selectors.ingestion_errors(), "section": "ingestion"})
+    form = IngestionFilterForm(request.GET or None, sources=ops_lists.source_keys(), codes=ops_lists.ingestion_codes())
+    search, valid = list_filters(form)
+    errors = ops_lists.ingestion_error_list(**search) if valid else []
+    return render(request, "web/ops/ingestion.html", {
+        **selectors.ingestion_errors(), "form": form, "section": "ingestion", "query": query_without(request),
+        "page": page_of(errors, form.page_number() if form.is_bound else 1)}, status=200 if valid else 400)

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from cdp.staff import COMPLIANCE, OPERATOR, has_role
 from web.staff import LOCKED, StaffAuthenticationForm
+from web.timezones import COOKIE, COOKIE_AGE, safe_next, zone_valid
 
 
 def _landing(user) -> str:
@@ -67,3 +68,19 @@ def login_redirect(request):
     """/compliance/login/ and /ops/login/ lead to the one staff log-in."""
     query = request.META.get("QUERY_STRING")
     return redirect(resolve_url("web:staff-login") + (f"?{query}" if query else ""))
+
+
+@require_POST
+def staff_timezone(request):
+    """Remember the viewer's time zone for the staff pages (a cookie: a zone name is not personal)."""
+    if not request.user.is_authenticated or not request.user.is_staff:
+        return redirect("web:staff-login")
+    target = safe_next(request, _landing(request.user))
+    zone = zone_valid(request.POST.get("timezone"))
+    response = redirect(target)
+    if zone is None:
+        messages.error(request, "Choose a time zone from the list (an IANA name such as Europe/Paris).")
+        return response
+    response.set_cookie(COOKIE, zone, max_age=COOKIE_AGE, httponly=True, samesite="Lax", secure=request.is_secure())
+    messages.success(request, f"Times are now shown in {zone}.")
+    return response
