@@ -91,9 +91,16 @@ def recommender_fit(*, run_id: int) -> None:
     model = model_fit(data, seed=run.params["seed"])
     payload = {"model": model, "row_of": {str(pid): i for i, pid in enumerate(data.profile_ids)},
                "titles": data.titles, "model_version": model.model_version}
+    tuning = getattr(model, "tuning", None)
     with transaction.atomic():
         artifact_store(run_id=run_id, payload=payload)
         PipelineRun.objects.filter(id=run_id).update(model_version=model.model_version[:64])
+        if tuning is not None:
+            # The configuration served, as the search chose it: `evaluate_recommender` measures
+            # the same search on the same kind of split (the model version hashes this config).
+            run = PipelineRun.objects.select_for_update().get(id=run_id)
+            run.params = {**run.params, "recommender": tuning}
+            run.save(update_fields=["params"])
     pipeline_counts_add(run_id=run_id, trained_profiles=len(data.profile_ids), items=len(data.item_ids),
                         interactions=int(data.interactions.nnz))
     # Logs leave the host: how many people were trained on is an internal count (the run's).
@@ -217,7 +224,8 @@ def _flat(attributes) -> dict[str, str]:
 
 
 def model_fit(data: TrainingData, *, seed: int):
-    """Fit personalization.recommender's HybridRecommender (see its adapter below)."""
+    """Tune and fit personalization.recommender's HybridRecommender (see its adapter): the
+    same `fit_tuned` that `evaluate_recommender` reports as "tessera"."""
     return HybridAdapter.fit(data, seed=seed)
 
 
