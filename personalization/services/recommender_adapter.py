@@ -21,7 +21,7 @@ MAX_BECAUSE = 3
 MAX_ATTRIBUTES = 3
 # The search's share of the recommender_fit task's time limit (840 s soft): it stops after this
 # and keeps the best configuration found, leaving time to fit it on all the data.
-TUNING_MAX_SECONDS = 300
+TUNING_MAX_SECONDS = 120
 
 
 class HybridAdapter:
