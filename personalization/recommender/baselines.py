@@ -93,8 +93,8 @@ class EaseFactors:
     values: np.ndarray
 
 
-def ease_factors(train: sparse.spmatrix) -> EaseFactors:
-    X = binary(train)
+def ease_factors(train: sparse.spmatrix, *, weighted: bool = False) -> EaseFactors:
+    X = sparse.csr_matrix(train, dtype=np.float64) if weighted else binary(train)
     n_users, n_items = X.shape
     if 3 * 8 * min(n_users, n_items) * n_items > EASE_MAX_BYTES:
         raise MemoryError(f"EASE needs about {3 * 8 * min(n_users, n_items) * n_items / 2**30:.0f} GiB for "
@@ -129,13 +129,16 @@ def ease_weights(train: sparse.spmatrix, l2: float) -> np.ndarray:
 
 
 class Ease(Baseline):
-    def __init__(self):
-        super().__init__("ease", {"l2": 250.0}, {"l2": (50.0, 100.0, 175.0, 350.0, 500.0, 750.0, 1000.0, 1500.0,
-                                                         2500.0)})
+    """EASE on the binary matrix; `weighted` keeps the matrix's weights (a check, not the contract's EASE)."""
+
+    def __init__(self, name: str = "ease", *, weighted: bool = False):
+        super().__init__(name, {"l2": 250.0}, {"l2": (50.0, 100.0, 175.0, 350.0, 500.0, 750.0, 1000.0, 1500.0,
+                                                       2500.0)})
+        self.weighted = weighted
 
     def fit(self, train, params, *, seed, cache):
         if "factors" not in cache:
-            cache["factors"] = ease_factors(train)
+            cache["factors"] = ease_factors(train, weighted=self.weighted)
         factors = cache["factors"]
         return lambda users: ease_scores(factors, float(params["l2"]), users)
 

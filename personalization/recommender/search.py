@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from personalization.recommender.exclusion import consumed_outside
-from personalization.recommender.protocol import split_per_user
+from personalization.recommender.protocol import Split, split_per_user
 
 SEARCH_BUDGET = 16                 # configurations evaluated per model (the starting one included)
 VALIDATION_SEED_OFFSET = 7919      # the validation split must not reuse the test split's draws
@@ -38,13 +38,30 @@ class Validation:
 
 
 def validation_split(train: sparse.spmatrix, *, seed: int, consumed: sparse.spmatrix | None = None,
-                     max_users: int = MAX_VALIDATION_USERS) -> Validation:
+                     relevant_min: float | None = None, max_users: int = MAX_VALIDATION_USERS) -> Validation:
     """A validation split of `train` (training data only: never pass test data).
 
     `consumed` is what the caller will exclude when scoring (rows aligned with `train`); what
     the validation split holds out is taken out of it, or it would never be recommended.
+    `relevant_min`: only interactions weighing at least this much are held out (and scored as
+    hits); the lighter ones all stay in training. The held-out draws depend only on the
+    relevant entries, so a matrix of positives and the same positives plus lighter history
+    get the same validation targets.
     """
-    inner = split_per_user(train, seed=seed + VALIDATION_SEED_OFFSET)
+    X = sparse.csr_matrix(train, dtype=np.float64)
+    X.eliminate_zeros()
+    relevant = X
+    if relevant_min is not None:
+        relevant = sparse.csr_matrix(X.multiply(relevant_min <= X))
+        relevant.eliminate_zeros()
+        if relevant.nnz == 0:   # nothing weighs that much: every interaction counts
+            relevant = X
+    inner = split_per_user(relevant, seed=seed + VALIDATION_SEED_OFFSET)
+    if relevant is not X:
+        held = inner.test
+        rest = X - X.multiply(held)
+        rest.eliminate_zeros()
+        inner = Split(train=sparse.csr_matrix(rest), test=held)
     users = inner.evaluated_users
     if len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))

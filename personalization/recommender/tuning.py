@@ -22,6 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from personalization.recommender.config import RecommenderConfig
+from personalization.recommender.feedback import RELEVANT_WEIGHT
 from personalization.recommender.hybrid import FitCache, HybridRecommender
 from personalization.recommender.protocol import ndcg_at
 from personalization.recommender.search import SEARCH_BUDGET, coordinate_search, validation_split
@@ -57,15 +58,17 @@ def tune(interactions: sparse.spmatrix, item_texts: Sequence[str] | None = None,
          item_categories: Sequence[str] | None = None, user_segments: np.ndarray | None = None, *, seed: int,
          k: int = 10, start: RecommenderConfig | None = None, search_space: dict[str, tuple] | None = None,
          budget: int = SEARCH_BUDGET, max_seconds: float | None = None, consumed: sparse.spmatrix | None = None,
-         progress: Callable[[str], None] | None = None) -> TuningResult:
+         relevant_min: float | None = RELEVANT_WEIGHT, progress: Callable[[str], None] | None = None) -> TuningResult:
     """Choose hyper-parameters for `interactions` (the training data: never pass test data).
 
-    `consumed` (rows aligned with `interactions`) is excluded when scoring, as in production.
+    `consumed` (rows aligned with `interactions`) is excluded when scoring, as in production;
+    the validation split holds out (and scores as hits) only interactions weighing at least
+    `relevant_min` (feedback.py: carts, purchases, ratings of four or more).
     Returns the chosen configuration with `seed` set; fit it on all of `interactions`.
     """
     base = (start or RecommenderConfig()).replace(seed=seed)
     space = search_space if search_space is not None else SEARCH_SPACE
-    validation = validation_split(interactions, seed=seed, consumed=consumed)
+    validation = validation_split(interactions, seed=seed, consumed=consumed, relevant_min=relevant_min)
     cache = FitCache()
     users = validation.users
     exclude = validation.consumed[users] if validation.consumed is not None else None

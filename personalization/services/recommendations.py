@@ -37,6 +37,7 @@ from personalization.models import (
     SegmentMembership,
     Stage,
 )
+from personalization.recommender.feedback import CART_WEIGHT, PURCHASE_WEIGHT, VIEW_WEIGHT, rating_weight
 from personalization.services.artifacts import ARTIFACT, artifact_load, artifact_store
 from personalization.services.pipeline import (
     ChunkRange,
@@ -52,10 +53,9 @@ from personalization.services.recommender_adapter import HybridAdapter
 logger = logging.getLogger(__name__)
 PURPOSE = "personalization"
 
-# Implicit feedback: how much each kind of event says about taste. A rating counts by how
-# much the person liked it (stars above two), and a little even when they did not: they
-# still chose to watch or buy it.
-WEIGHTS = {EventType.VIEW: 1.0, EventType.ADD_TO_CART: 2.0, EventType.PURCHASE: 4.0}
+# Implicit feedback: how much each kind of event says about taste (personalization.recommender.feedback,
+# which the offline evaluation uses too).
+WEIGHTS = {EventType.VIEW: VIEW_WEIGHT, EventType.ADD_TO_CART: CART_WEIGHT, EventType.PURCHASE: PURCHASE_WEIGHT}
 # What a person already has is never recommended back.
 CONSUMED = (EventType.PURCHASE, EventType.RATING)
 
@@ -152,7 +152,7 @@ def _weights(pairs: list, row_of: dict, column: dict) -> tuple[np.ndarray, np.nd
     w = (WEIGHTS[EventType.VIEW] * np.asarray(views, dtype=float)
          + WEIGHTS[EventType.ADD_TO_CART] * np.asarray(carts, dtype=float)
          + WEIGHTS[EventType.PURCHASE] * purchases
-         + np.where(ratings > 0, np.maximum(best - 2.0, 0.5), 0.0))
+         + np.where(ratings > 0, rating_weight(best), 0.0))
     keep = c >= 0  # items outside the catalogue cannot be recommended or titled
     return r[keep], c[keep], w[keep]
 

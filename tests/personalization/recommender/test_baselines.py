@@ -117,3 +117,20 @@ def test_the_best_baseline_is_chosen_by_mean_ndcg():
     models = {name: {"mean": {"ndcg@10": value}} for name, value in
               (("tessera", 0.9), ("ease", 0.3), ("als", 0.32), ("popularity", 0.1))}
     assert best_baseline(models, 10) == "als"
+
+
+def test_a_validation_split_can_hold_out_only_the_relevant_interactions():
+    positives = sparse.random(40, 15, density=0.3, random_state=5, format="csr")
+    positives.data[:] = 3.0
+    light = sparse.random(40, 15, density=0.2, random_state=6, format="csr")
+    light.data[:] = 0.5
+    light = light - light.multiply(positives > 0)      # lighter history on other items
+    mixed = sparse.csr_matrix(positives + light)
+    plain = validation_split(positives, seed=2)
+    relevant = validation_split(mixed, seed=2, relevant_min=2.0)
+    # The same positives are held out; the light interactions all stay in training.
+    assert (plain.test != relevant.test).nnz == 0
+    assert set(relevant.train.data.tolist()) <= {3.0, 0.5}
+    assert np.array_equal(relevant.train.toarray() == 0.5, light.toarray() == 0.5)
+    # Nothing weighs enough: every interaction counts.
+    assert validation_split(light, seed=2, relevant_min=2.0).test.nnz > 0

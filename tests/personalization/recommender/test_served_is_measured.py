@@ -69,3 +69,14 @@ def test_one_exclusion_rule_for_production_and_evaluation():
     # The evaluation: the same model, the consumed items as a matrix row.
     consumed = sparse.csr_matrix(([1.0] * 3, ([0, 0, 0], [1, 3, 20])), shape=(1, ITEMS))
     assert set(adapter.model.rank([person], ITEMS, exclude=consumed)[0]) == set(np.flatnonzero(expected))
+
+
+def test_the_evaluation_gives_tessera_the_ratings_weighted_as_production_weighs_them():
+    from personalization.recommender.evaluation import production_input
+    from personalization.recommender.feedback import rating_weight
+
+    rated = sparse.csr_matrix(np.array([[5.0, 1.0, 3.0, 4.0]]))
+    consumed = sparse.csr_matrix(np.array([[1.0, 1.0, 0.0, 1.0]]))   # item 2 is held out
+    data = SimpleNamespace(rated=rated)
+    assert production_input(data, consumed).toarray().tolist() == [[3.0, 0.5, 0.0, 2.0]]
+    assert rating_weight(np.array([1.0, 2.0, 2.5, 3.0, 5.0])).tolist() == [0.5, 0.5, 0.5, 1.0, 3.0]
