@@ -214,6 +214,15 @@ TASKS_IN_PROCESS = CELERY_BROKER_URL is None
 # Per-person recommendation refresh after events, in the ingesting process when there is
 # no broker (personalization.services.realtime.events_refresh_schedule); off by default there.
 TESSERA_REALTIME_IN_PROCESS = env_bool("TESSERA_REALTIME_IN_PROCESS", False)
+# /ops/ alerts on a run's served lists (personalization.services.recommendation_quality):
+# catalogue coverage below, Gini of exposure or popularity miscalibration above, a gap in
+# coverage between segments above, or any figure moving by more than the drift share
+# (relative to the previous run's).
+TESSERA_QUALITY_MIN_COVERAGE = env_float("TESSERA_QUALITY_MIN_COVERAGE", 0.10, minimum=0.0)
+TESSERA_QUALITY_MAX_GINI = env_float("TESSERA_QUALITY_MAX_GINI", 0.95, minimum=0.0)
+TESSERA_QUALITY_MAX_MISCALIBRATION = env_float("TESSERA_QUALITY_MAX_MISCALIBRATION", 0.30, minimum=0.0)
+TESSERA_QUALITY_MAX_SEGMENT_GAP = env_float("TESSERA_QUALITY_MAX_SEGMENT_GAP", 0.50, minimum=0.0)
+TESSERA_QUALITY_MAX_DRIFT = env_float("TESSERA_QUALITY_MAX_DRIFT", 0.25, minimum=0.0)
 CELERY_RESULT_BACKEND = env_url(
     "CELERY_RESULT_BACKEND", schemes={"redis", "rediss", "rpc"},
     default=CELERY_BROKER_URL if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith("redis") else None,

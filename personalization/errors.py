@@ -17,6 +17,7 @@ class PersonalizationErrorCode(StrEnum):
     PROFILE_ERASED = "erased"
     NO_PREDICTION = "no_prediction"
     PROFILE_MERGED = "merged"
+    INVALID_OVERRIDE = "invalid_override"
 
 
 class ConsentRequired(ApplicationError):
@@ -35,3 +36,11 @@ class BudgetExceeded(ApplicationError):
     status = 409
     code = PersonalizationErrorCode.BUDGET_EXCEEDED.value
     title = "Privacy budget exhausted"
+
+
+class InvalidOverride(ApplicationError):
+    """An operator's block or pin names no catalogue item or segment, or gives no reason."""
+
+    status = 422
+    code = PersonalizationErrorCode.INVALID_OVERRIDE.value
+    title = "Invalid override"

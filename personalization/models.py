@@ -55,6 +55,9 @@ class PipelineRun(models.Model):
     stage_started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress; the watchdog's clock.")
+    quality = models.JSONField(default=dict, blank=True,
+                               help_text="Beyond-accuracy figures of the served lists (coverage, Gini, novelty, "
+                                         "ILD, popularity miscalibration, per-segment gaps); aggregates only.")
 
     class Meta:
         constraints = [
@@ -405,3 +408,31 @@ class RecommenderEvaluation(models.Model):
 
     def __str__(self) -> str:
         return f"recommender evaluation {self.id} on {self.dataset}"
+
+
+class OverrideKind(models.TextChoices):
+    BLOCK = "block", "Blocked from recommendations"
+    PIN = "pin", "Pinned first"
+
+
+class RecommendationOverride(models.Model):
+    """An operator's decision about one item: never recommend it (block), or put it first in
+    the lists of one segment's customers, or of everyone (pin). Enforced by the pipeline and
+    the real-time refresh from the next list computed; each change is in the audit trail."""
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=8, choices=OverrideKind.choices)
+    item_id = models.CharField(max_length=128)
+    segment_name = models.CharField(max_length=64, blank=True,
+                                    help_text="Pins only: the segment (by name) whose customers see it; blank: all.")
+    reason = models.CharField(max_length=500)
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_by = models.CharField(max_length=150, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True, help_text="NULL while in force.")
+
+    class Meta:
+        indexes = [models.Index(fields=["lifted_at"], name="recommendation_override_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.item_id}"

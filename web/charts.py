@@ -91,8 +91,9 @@ def _marker(shape: str, x: float, y: float, colour: str) -> str:
 
 def line_chart(x_labels: Sequence[str], series: Sequence[Series], *, chart_id: str, title: str, description: str,
                y_max: float = 1.0, fmt: Callable[[float], str] = lambda v: f"{v:.0%}",
-               width: int = 640, height: int = 300) -> SafeString:
-    """Lines over time with error bars at every point; y from 0 to `y_max`."""
+               width: int = 640, height: int = 300, guides: Sequence[tuple[str, float]] = ()) -> SafeString:
+    """Lines over time with error bars at every point; y from 0 to `y_max`. `guides` are
+    labelled dashed horizontal lines (thresholds)."""
     left, right, top, bottom = 56, 16, 12, 58
     plot_w, plot_h = width - left - right, height - top - bottom
     legend_rows = (len(series) + 2) // 3
@@ -112,6 +113,11 @@ def line_chart(x_labels: Sequence[str], series: Sequence[Series], *, chart_id: s
         y = sy(v)
         parts.append(f'<line class="grid" x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}"/>'
                      f'<text class="tick" x="{left - 6}" y="{_num(y + 4)}" text-anchor="end">{escape(fmt(v))}</text>')
+    for label, value in guides:
+        y = sy(value)
+        parts.append(f'<line class="guide" x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" '
+                     f'stroke="#555" stroke-dasharray="6 4"/><text class="tick" x="{width - right - 4}" '
+                     f'y="{_num(y - 4)}" text-anchor="end">{escape(label)}</text>')
     step = max(1, len(x_labels) // 8)
     for i, label in enumerate(x_labels):
         if i % step == 0 or i == len(x_labels) - 1:

@@ -80,3 +80,17 @@ class PrivacyBudgetLimitForm(forms.Form):
     value = forms.DecimalField(min_value=0, max_digits=20, decimal_places=15, label="New value")
     reason = forms.CharField(max_length=2000, strip=True, label="Reason (recorded and shown here)",
                              widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class RecommendationOverrideForm(forms.Form):
+    """An operator's block or pin (personalization.services.oversight)."""
+
+    kind = forms.ChoiceField(choices=[("block", "Block it from every list"), ("pin", "Pin it first")], label="Action")
+    item_id = forms.CharField(max_length=128, label="Item id", strip=True)
+    segment_name = forms.ChoiceField(required=False, label="For customers in (pins only)")
+    reason = forms.CharField(max_length=500, label="Reason (kept in the audit trail)", strip=True,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, segment_names: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["segment_name"].choices = [("", "all customers")] + [(n, n) for n in segment_names]

@@ -14,11 +14,12 @@ from collections import Counter
 from datetime import timedelta
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from cdp.models import Merge, MergeConflict, Source
+from cdp.models import Item, Merge, MergeConflict, Source
 from cdp.segment.models import IngestionError
 from cdp.services.conflicts import APPLICABLE_REASONS
 from cdp.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
@@ -33,7 +34,14 @@ from consent.selectors import (
     subject_records,
 )
 from consent.services.access import operator_action_event
-from personalization.models import DpRelease, PipelineRun, PrivacyBudget, RunStatus, Segment
+from personalization.models import (
+    DpRelease,
+    PipelineRun,
+    PrivacyBudget,
+    RecommendationOverride,
+    RunStatus,
+    Segment,
+)
 from personalization.selectors import (
     prediction_model_latest,
     privacy_budget_history,
@@ -44,9 +52,11 @@ from personalization.selectors import (
 )
 from personalization.services.pipeline import pipeline_progress
 
-ATTRIBUTE_NAMES = {"text": "words in its description", "category": "category"}
+# What the "Why am I seeing this?" panel names, in words, without internal percentages. Only
+# shared categories are shown as attributes: single description words read as noise.
 PART_NAMES = {"collaborative": "Customers with similar taste", "content": "Similar to items you chose",
-              "segment_popularity": "Popular in your segment", "popularity": "Popular with everyone"}
+              "segment_popularity": "Popular in your segment", "popularity": "Popular with everyone",
+              "exposure": "Balanced so that more of our range gets seen"}
 STATUS_WORDS = {"granted": "On", "withdrawn": "Off", "not_recorded": "Off (never asked)",
                 "expired": "Off (your consent expired)", "reconsent_required": "Off (the notice changed)"}
 
@@ -91,14 +101,13 @@ def me_recommendations(*, profile_id: UUID, limit: int = 10) -> dict:
         explanation = rec.get("explanation") or {}
         rec["why"] = {
             "text": explanation.get("text", ""),
-            "because_of": [{**b, "percent": round(100 * float(b.get("share") or 0))}
-                           for b in explanation.get("because_of", [])],
+            "because_of": explanation.get("because_of", []),
             "segment": explanation.get("segment"),
-            "attributes": [{**a, "name": ATTRIBUTE_NAMES.get(a.get("name"), a.get("name"))}
-                           for a in explanation.get("matched_attributes", [])],
-            "parts": sorted(((PART_NAMES.get(part, part.replace("_", " ")), round(100 * float(share)))
-                             for part, share in
-                             (explanation.get("parts") or {}).items() if share), key=lambda p: -p[1]),
+            "categories": list(dict.fromkeys(a["value"] for a in explanation.get("matched_attributes", [])
+                                             if a.get("name") == "category")),
+            "parts": [PART_NAMES.get(part, part.replace("_", " ")) for part, share in
+                      sorted((explanation.get("parts") or {}).items(), key=lambda p: -p[1]) if share],
+            "pinned": explanation.get("pinned"),
             "fallback": explanation.get("fallback"),
             "sources": [names.get(key, key) for key in explanation.get("data_sources", [])],
             "purposes": [{"purpose": p, "title": titles.get(p, p)} for p in explanation.get("purposes", [])],
@@ -311,6 +320,34 @@ def recommender_evaluation() -> dict | None:
 def _ordered(mapping: dict, first: tuple) -> dict:
     return {**{key: mapping[key] for key in first if key in mapping},
             **{key: value for key, value in mapping.items() if key not in first}}
+
+
+def recommendation_quality_overview(*, limit: int = 20) -> dict:
+    """Quality records of the latest succeeded runs (oldest first), each with its alerts
+    against the TESSERA_QUALITY_* thresholds and the run before it."""
+    from personalization.services.recommendation_quality import quality_alerts
+
+    thresholds = {"min_coverage": settings.TESSERA_QUALITY_MIN_COVERAGE, "max_gini": settings.TESSERA_QUALITY_MAX_GINI,
+                  "max_miscalibration": settings.TESSERA_QUALITY_MAX_MISCALIBRATION,
+                  "max_segment_gap": settings.TESSERA_QUALITY_MAX_SEGMENT_GAP,
+                  "max_drift": settings.TESSERA_QUALITY_MAX_DRIFT}
+    runs = list(PipelineRun.objects.filter(status=RunStatus.SUCCEEDED).exclude(quality={})
+                .order_by("-finished_at", "-id").values("id", "finished_at", "quality")[:limit])[::-1]
+    previous = None
+    for run in runs:
+        run["alerts"] = quality_alerts(run["quality"], previous, thresholds)
+        previous = run["quality"]
+    return {"runs": runs, "thresholds": thresholds, "latest_alerts": runs[-1]["alerts"] if runs else []}
+
+
+def recommendation_overrides() -> dict:
+    """Operators' blocks and pins in force (with item titles), and the latest lifted ones."""
+    current = list(RecommendationOverride.objects.filter(lifted_at__isnull=True).order_by("-created_at", "-id"))
+    lifted = list(RecommendationOverride.objects.filter(lifted_at__isnull=False).order_by("-lifted_at")[:20])
+    titles = dict(Item.objects.filter(id__in={o.item_id for o in current + lifted}).values_list("id", "title"))
+    for override in current + lifted:
+        override.title = titles.get(override.item_id, "")
+    return {"current": current, "lifted": lifted}
 
 
 def recommender_runs(*, limit: int = 5) -> list[PipelineRun]:

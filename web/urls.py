@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from web.views import campaigns, compliance, me, ops, staff
+from web.views import campaigns, compliance, me, ops, ops_recommendations, staff
 
 app_name = "web"
 
@@ -44,6 +44,10 @@ urlpatterns = [
     path("ops/merges/conflicts/<uuid:conflict_id>/approve/", ops.conflict_approve, name="ops-conflict-approve"),
     path("ops/merges/conflicts/<uuid:conflict_id>/apply/", ops.conflict_apply, name="ops-conflict-apply"),
     path("ops/merges/<uuid:merge_id>/unmerge/", ops.unmerge, name="ops-unmerge"),
+    path("ops/recommendations/", ops_recommendations.recommendations, name="ops-recommendations"),
+    path("ops/recommendations/overrides/", ops_recommendations.override_create, name="ops-override-create"),
+    path("ops/recommendations/overrides/<int:override_id>/lift/", ops_recommendations.override_lift,
+         name="ops-override-lift"),
     path("ops/webhooks/", ops.webhooks, name="ops-webhooks"),
     path("ops/ingestion/", ops.ingestion, name="ops-ingestion"),
     path("ops/campaigns/", campaigns.campaigns, name="ops-campaigns"),

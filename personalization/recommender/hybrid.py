@@ -38,6 +38,7 @@ from personalization.recommender.popularity import (
     segment_key,
 )
 from personalization.recommender.ranking import top_k
+from personalization.recommender.reranking import EXPOSURE_K, exposure_penalties, exposure_sample, score_spread
 
 NO_ROW = -1
 _SCORE_BATCH_MEGABYTES = 256
@@ -105,6 +106,7 @@ class HybridRecommender:
         self.weights: sparse.csr_matrix | None = None       # B, collaborative
         self.content: ContentModel | None = None
         self.popularity: PopularityModel | None = None
+        self.exposure: np.ndarray | None = None             # λ·σ·log(1 + c_i), reranking.py
         self.user_segments: list[Hashable | None] = []
         self.fit_seconds: dict[str, float] = {}   # per fitted piece, for logs and the bench
 
@@ -165,6 +167,16 @@ class HybridRecommender:
                 self.content = cache.get("content", (config.content_neighbours,), lambda: fit_content(
                     item_texts, item_categories, n_items=n_items, neighbours=config.content_neighbours,
                     block_megabytes=config.block_megabytes))
+
+        self.exposure = None  # the estimate below ranks without the penalty
+        if config.exposure_penalty > 0 and n_users:
+            with timer("exposure"):
+                lists, spreads = [], []
+                for batch in self._batches(exposure_sample(n_users, seed=config.seed), None, None):
+                    picks = self._select(batch, EXPOSURE_K, exclude_seen=True, exclude=None)
+                    lists.extend([item for item, _ in chosen] for chosen in picks)
+                    spreads.append(score_spread(batch.total, batch.hist))
+                self.exposure = exposure_penalties(lists, np.concatenate(spreads), n_items, config.exposure_penalty)
         return self
 
     def _transform(self, X: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -285,6 +297,15 @@ class HybridRecommender:
         for values in parts.values():
             total += values
             scored |= values != 0
+        exposure = getattr(self, "exposure", None)  # absent from models pickled before re-ranking
+        if exposure is not None:
+            # Re-ranking is one more additive part. It reorders only what the person's history
+            # supports (a positive personal score), so it never lifts an item their history
+            # speaks against above one it speaks for, and every personal pick has an own item
+            # that raised it.
+            scored &= total > 0
+            parts["exposure"] = np.broadcast_to(-exposure, total.shape)
+            total -= exposure
         cold = np.diff(hist.indptr) == 0
         fallback_kind = [SEGMENT_FALLBACK if used is not None else GLOBAL_FALLBACK for used in used_segments]
         return _Batch(hist=hist, parts=parts, total=total, scored=scored, fallback_scores=popularity, cold=cold,
@@ -344,7 +365,8 @@ class HybridRecommender:
                 matches.sort(key=lambda m: (-m.contribution, m.kind, m.value))
             result.append(Recommendation(
                 item=item, score=float(batch.total[r, item]), rank=rank,
-                parts={part: float(batch.parts[part][r, item]) if part in batch.parts else 0.0 for part in PARTS},
+                parts={part: float(batch.parts[part][r, item]) if part in batch.parts else 0.0
+                       for part in PARTS + tuple(p for p in batch.parts if p not in PARTS)},
                 contributing_items=_pairs(own, cf_columns[:, c]) if cf_columns is not None else [],
                 content_items=_pairs(own, content_columns[:, c]) if content_columns is not None else [],
                 matched_attributes=matches,

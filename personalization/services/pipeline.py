@@ -256,6 +256,10 @@ def pipeline_run_finish(*, run_id: int) -> bool:
     if run.status != RunStatus.RUNNING or run.stage != Stage.DONE:
         return False
     now = timezone.now()
+    # Measured before derived_data_retire strips the people from the model (imported here:
+    # it imports this module).
+    run.quality = import_module("personalization.services.recommendation_quality").recommendations_quality(
+        run_id=run.id)
     run.status, run.active, run.finished_at = RunStatus.SUCCEEDED, None, now
     run.timings = {**run.timings, "total": round((now - run.started_at).total_seconds(), 3)}
     run.save()

@@ -25,7 +25,7 @@ from scipy import sparse
 from cdp.models import Event, EventType, Item
 from consent import policy
 from personalization.db import as_uuid, raw_rows, rows_write
-from personalization.explanations import PersonContext, explanation_build
+from personalization.explanations import PersonContext, explanation_build, pinned_explanation
 from personalization.locks import derived_data_write_lock
 from personalization.models import (
     PipelineArtifact,
@@ -39,6 +39,7 @@ from personalization.models import (
 )
 from personalization.recommender.feedback import CART_WEIGHT, PURCHASE_WEIGHT, VIEW_WEIGHT, rating_weight
 from personalization.services.artifacts import ARTIFACT, artifact_load, artifact_store
+from personalization.services.oversight import overrides_in_force
 from personalization.services.pipeline import (
     ChunkRange,
     pipeline_chunk_claim_write,
@@ -90,7 +91,10 @@ def recommender_fit(*, run_id: int) -> None:
         return
     model = model_fit(data, seed=run.params["seed"])
     payload = {"model": model, "row_of": {str(pid): i for i, pid in enumerate(data.profile_ids)},
-               "titles": data.titles, "model_version": model.model_version}
+               "titles": data.titles, "model_version": model.model_version,
+               # For the run's quality record (services.recommendation_quality): people per item.
+               "item_popularity": np.diff(sparse.csc_matrix(data.interactions).indptr).tolist(),
+               "trained_people": len(data.profile_ids)}
     tuning = getattr(model, "tuning", None)
     with transaction.atomic():
         artifact_store(run_id=run_id, payload=payload)
@@ -263,25 +267,47 @@ def score_rows(run_id: int, profile_ids: list, artifact: dict, *, top_k: int, cu
     """Recommendation rows (values in ROW_FIELDS order) for the people, best first.
 
     `current`: score each person's history as it is now rather than their row in the fitted
-    matrix (a refresh between fits: the item-item model stays, the history moves on)."""
+    matrix (a refresh between fits: the item-item model stays, the history moves on).
+    Operators' blocks and pins (services.oversight) apply here, so the pipeline and the
+    real-time refresh enforce the same ones: a blocked item is never a candidate, a pinned
+    one goes first (unless the person already has it)."""
     model, row_of, titles = artifact["model"], artifact["row_of"], artifact["titles"]
     version = artifact["model_version"]
     people = _people(run_id, profile_ids)
+    overrides = overrides_in_force()
     rows_in_model = [row_of.get(str(pid)) for pid in profile_ids]
     segments = [people[pid].segment["index"] if people[pid].segment else None for pid in profile_ids]
-    exclude = [people[pid].consumed for pid in profile_ids]
+    exclude = [people[pid].consumed | overrides.blocked for pid in profile_ids]
     current_history = {"history": histories_load(profile_ids, model.item_ids)} if current else {}
     ranked = model.recommend(rows=rows_in_model, segments=segments, exclude=exclude, k=top_k, **current_history)
+    categories = _categories(ranked, people)
     now = timezone.now()
     result = []
     for pid, recs in zip(profile_ids, ranked):
         person = people[pid]
-        kept = [s for s in recs if s.item_id not in person.consumed][:top_k]
-        for rank, scored in enumerate(kept, start=1):
-            explanation = explanation_build(scored, person=person.context, titles=titles, model_version=version)
-            result.append((run_id, pid, rank, scored.item_id, titles.get(scored.item_id, scored.item_id)[:300],
-                           float(scored.score), explanation, version[:64], now, person.as_of))
+        segment = person.context.segment
+        pinned = {item: for_segment for item, for_segment in overrides.pins_for(segment["name"] if segment else None)
+                  if item in titles and item not in person.consumed}
+        kept = [s for s in recs if s.item_id not in person.consumed and s.item_id not in overrides.blocked
+                and s.item_id not in pinned]
+        best = float(kept[0].score) if kept else 0.0
+        listed = [(item, best, pinned_explanation(segment=segment if for_segment else None, person=person.context,
+                                                  model_version=version)) for item, for_segment in pinned.items()]
+        listed += [(scored.item_id, float(scored.score),
+                    explanation_build(scored, person=person.context, titles=titles, model_version=version,
+                                      categories=categories)) for scored in kept]
+        for rank, (item_id, score, explanation) in enumerate(listed[:top_k], start=1):
+            result.append((run_id, pid, rank, item_id, titles.get(item_id, item_id)[:300], score, explanation,
+                           version[:64], now, person.as_of))
     return result
+
+
+def _categories(ranked: list, people: dict) -> dict[str, str]:
+    """Catalogue categories of the recommended items and of the people's own items."""
+    needed = {scored.item_id for recs in ranked for scored in recs}
+    for person in people.values():
+        needed |= set(person.context.item_actions)
+    return dict(Item.objects.filter(id__in=sorted(needed)).values_list("id", "category"))
 
 
 @dataclass

@@ -63,7 +63,8 @@ def overview(request):
         "predictions": predictions, "prediction_charts": prediction_charts(predictions) if predictions else {},
         "evaluation": evaluation,
         "evaluation_chart": evaluation_chart(evaluation) if evaluation else None,
-        "recommender_runs": selectors.recommender_runs(), "section": "overview"})
+        "recommender_runs": selectors.recommender_runs(),
+        "quality_alerts": selectors.recommendation_quality_overview(limit=2)["latest_alerts"], "section": "overview"})
 
 
 def prediction_charts(overview: dict) -> dict:

@@ -30,9 +30,11 @@ NO_STORE = {"Cache-Control": "no-store"}  # personal data: no proxy or browser m
 
 
 class ExplanationSerializer(serializers.Serializer):
-    text = serializers.CharField(help_text="One sentence saying why, in plain words.")
+    text = serializers.CharField(help_text="Plain sentences saying why: the person's own items and the category "
+                                           "they share with this one; no percentages.")
     parts = serializers.DictField(child=serializers.FloatField(),
-                                  help_text="Share of the score from each part of the model.")
+                                  help_text="Share of the score from each part of the model (`exposure`: the "
+                                            "re-ranking's penalty on items the model over-serves).")
     contributions = serializers.DictField(child=serializers.FloatField(),
                                           help_text="Each part's exact additive contribution to the score.")
     because_of = serializers.ListField(child=serializers.DictField(),
@@ -45,6 +47,11 @@ class ExplanationSerializer(serializers.Serializer):
                                                          "with the person's items.")
     segment = serializers.DictField(allow_null=True, help_text="{id, name} when the segment was used.")
     fallback = serializers.CharField(allow_null=True, help_text="segment_popularity, popularity or null.")
+    category = serializers.CharField(allow_null=True, required=False, help_text="The item's catalogue category.")
+    pinned = serializers.DictField(allow_null=True, required=False,
+                                   help_text="{segment} when our team pinned the item first (segment null: for "
+                                             "everyone); then no model part is listed and the score is the "
+                                             "list's best model score.")
     data_sources = serializers.ListField(child=serializers.CharField(), help_text="Source keys of the data used.")
     purposes = serializers.ListField(child=serializers.CharField(), help_text="Purposes the data was used under.")
     model_version = serializers.CharField()

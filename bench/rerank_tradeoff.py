@@ -1,0 +1,116 @@
+"""The accuracy / coverage / Gini trade-off of the exposure re-ranking's one knob, next to EASE.
+
+    python bench/rerank_tradeoff.py [--path ../shared/data/movielens-100k] [--seeds 42,1,2,3,4]
+                                    [--penalties 0,0.1,0.2,0.3,0.4,0.5,0.6,0.8] [--k 10] [--json]
+
+The evaluate_recommender protocol (ratings ≥ 4, per-person 80/20 split per seed, every
+person with a held-out positive, training positives excluded). For each seed: EASE
+(λ = 250, the evaluation's baseline) and the production recommender (RecommenderConfig
+defaults) at each `exposure_penalty`, fitted on the same training split (the item-item
+model is shared through a FitCache: the knob changes only scoring). Per point: NDCG@k,
+coverage@k, Gini of exposure@k, novelty@k, ILD@k (Jaccard of the u.item genres) and
+popularity miscalibration@k (personalization.recommender.beyond_accuracy), means over seeds,
+and the ratios to EASE measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
+
+import numpy as np  # noqa: E402
+from scipy import sparse  # noqa: E402
+
+from personalization.recommender import beyond_accuracy as ba  # noqa: E402
+from personalization.recommender.config import RecommenderConfig  # noqa: E402
+from personalization.recommender.evaluation import ease_recommend, load_movielens  # noqa: E402
+from personalization.recommender.hybrid import FitCache, HybridRecommender  # noqa: E402
+from personalization.recommender.protocol import ranking_metrics, split_per_user  # noqa: E402
+
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-100k"
+
+
+def genre_features(path: Path, item_ids: list[str]) -> sparse.csr_matrix | None:
+    """Items × 19 genre flags from u.item (ml-100k layout), None for other layouts."""
+    file = path / "u.item"
+    if not file.exists():
+        return None
+    flags = {}
+    for line in file.read_text(encoding="latin-1").splitlines():
+        fields = line.split("|")
+        if len(fields) >= 6:
+            flags[fields[0]] = [int(f or 0) for f in fields[5:]]
+    width = max(len(v) for v in flags.values())
+    return sparse.csr_matrix(np.array([flags.get(i, [0] * width) for i in item_ids], dtype=float))
+
+
+def point(lists, split, users, *, k, n_items, popularity, features) -> dict:
+    histories = [split.train.indices[split.train.indptr[u]:split.train.indptr[u + 1]].tolist() for u in users]
+    metrics = ranking_metrics(lists, split.test, users, k=k, n_items=n_items)
+    return {f"ndcg@{k}": metrics[f"ndcg@{k}"], f"recall@{k}": metrics[f"recall@{k}"],
+            **ba.metrics_at(lists, k=k, n_items=n_items, popularity=popularity, n_people=split.train.shape[0],
+                            features=features, histories=histories)}
+
+
+def run(path: Path, seeds: list[int], penalties: list[float], k: int) -> dict:
+    data = load_movielens(path)
+    n_items = data.positives.shape[1]
+    features = genre_features(path, data.item_ids)
+    per_seed: dict[str, list[dict]] = {"ease": [], **{str(p): [] for p in penalties}}
+    for seed in seeds:
+        split = split_per_user(data.positives, seed=seed)
+        users = split.evaluated_users.tolist()
+        popularity = ba.item_popularity(split.train)
+        args = {"k": k, "n_items": n_items, "popularity": popularity, "features": features}
+        lists, _ = ease_recommend(split.train, users, k)
+        per_seed["ease"].append(point(lists, split, users, **args))
+        cache = FitCache()
+        for penalty in penalties:
+            config = RecommenderConfig(seed=seed, exposure_penalty=penalty)
+            model = HybridRecommender(config).fit(split.train, data.item_texts, data.item_categories, None,
+                                                  cache=cache)
+            per_seed[str(penalty)].append(point(model.rank(users, k), split, users, **args))
+        print(f"seed {seed} done", file=sys.stderr, flush=True)
+    means = {name: {metric: float(np.mean([p[metric] for p in points])) for metric in points[0]}
+             for name, points in per_seed.items()}
+    ease = means["ease"]
+    for values in means.values():
+        values["ndcg_vs_ease"] = values[f"ndcg@{k}"] / ease[f"ndcg@{k}"]
+        values["coverage_vs_ease"] = values[f"coverage@{k}"] / ease[f"coverage@{k}"]
+        values["gini_vs_ease"] = values[f"gini@{k}"] / ease[f"gini@{k}"]
+    return {"dataset": data.name, "k": k, "seeds": seeds, "default_penalty": RecommenderConfig().exposure_penalty,
+            "points": means}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--path", type=Path, default=DEFAULT_PATH)
+    parser.add_argument("--seeds", default="42,1,2,3,4")
+    parser.add_argument("--penalties", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.8")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="print the JSON document only")
+    options = parser.parse_args()
+    if not (options.path / "u.data").exists() and not (options.path / "ratings.csv").exists():
+        sys.exit(f"No MovieLens data at {options.path}.")
+    result = run(options.path, [int(s) for s in options.seeds.split(",")],
+                 [float(p) for p in options.penalties.split(",")], options.k)
+    if options.json:
+        print(json.dumps(result, indent=2))
+        return
+    k = options.k
+    print(f"{result['dataset']}, seeds {result['seeds']}, means; default exposure_penalty "
+          f"{result['default_penalty']}")
+    columns = [f"ndcg@{k}", f"coverage@{k}", f"gini@{k}", f"novelty@{k}", f"ild@{k}", f"miscalibration@{k}",
+               "ndcg_vs_ease", "coverage_vs_ease", "gini_vs_ease"]
+    print(f"{'model':>14} " + " ".join(f"{c:>16}" for c in columns))
+    for name, values in result["points"].items():
+        label = name if name == "ease" else f"tessera λ={name}"
+        print(f"{label:>14} " + " ".join(f"{values.get(c, float('nan')):>16.4f}" for c in columns))
+
+
+if __name__ == "__main__":
+    main()
