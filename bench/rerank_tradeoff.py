@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 from scipy import sparse  # noqa: E402
 
 from personalization.recommender import beyond_accuracy as ba  # noqa: E402
-from personalization.recommender.config import RecommenderConfig  # noqa: E402
 from personalization.recommender.baselines import BASELINES  # noqa: E402
+from personalization.recommender.config import RecommenderConfig  # noqa: E402
 from personalization.recommender.evaluation import load_movielens  # noqa: E402
 from personalization.recommender.hybrid import FitCache, HybridRecommender  # noqa: E402
 from personalization.recommender.protocol import ranking_metrics, split_per_user  # noqa: E402
