@@ -27,8 +27,9 @@ import numpy as np  # noqa: E402
 from scipy import sparse  # noqa: E402
 
 from personalization.recommender import beyond_accuracy as ba  # noqa: E402
+from personalization.recommender.baselines import BASELINES  # noqa: E402
 from personalization.recommender.config import RecommenderConfig  # noqa: E402
-from personalization.recommender.evaluation import ease_recommend, load_movielens  # noqa: E402
+from personalization.recommender.evaluation import load_movielens  # noqa: E402
 from personalization.recommender.hybrid import FitCache, HybridRecommender  # noqa: E402
 from personalization.recommender.protocol import ranking_metrics, split_per_user  # noqa: E402
 
@@ -78,7 +79,7 @@ def run(path: Path, seeds: list[int], penalties: list[float], k: int) -> dict:
         users = split.evaluated_users.tolist()
         popularity = ba.item_popularity(split.train)
         args = {"k": k, "n_items": n_items, "popularity": popularity, "features": features}
-        lists, _ = ease_recommend(split.train, users, k)
+        lists = BASELINES["ease"].recommend(split.train, {"l2": 250.0}, users, k, seed=seed)
         per_seed["ease"].append(point(lists, split, users, **args))
         cache = FitCache()
         for penalty in penalties:

@@ -314,7 +314,7 @@ def recommender_evaluation() -> dict | None:
         return None
     k = document.get("k")
     # The stored JSON's key order is the database's: put ours first and the metrics as printed.
-    models = _ordered(document["models"], ("tessera", "ease", "als", "popularity"))
+    models = _ordered(document["models"], ("tessera", "ease", "rp3beta", "als", "popularity"))
     ablation = _ordered(document.get("ablation", {}), ("collaborative", "content", "popularity"))
     names = list(_ordered(next(iter(models.values())).get("mean", {}),
                           (f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"map@{k}", "coverage")))
@@ -330,9 +330,18 @@ def recommender_evaluation() -> dict | None:
     return {"dataset": document.get("dataset"), "k": k, "seeds": document.get("seeds", []),
             "stored_at": document.get("stored_at"), "metric_names": names, "ndcg_name": ndcg,
             "beats_every_seed": document.get("summary", {}).get("tessera_beats_als_and_ease_on_every_seed"),
+            "paired": _paired(document.get("paired"), ndcg),
             "rows": [{"name": name, "values": [m.get("mean", {}).get(n) for n in names]} for name, m in models.items()],
             "ndcg": [{"name": name, **spread(m)} for name, m in models.items()]
                     + [{"name": f"{part} alone", **spread(m)} for part, m in ablation.items()]}
+
+
+def _paired(paired: dict | None, ndcg: str) -> dict | None:
+    """Tessera minus the best tuned baseline, paired by seed (documents since issue 16)."""
+    if not paired or ndcg not in paired:
+        return None
+    low, high = (paired[ndcg].get("ci95") or [None, None])[:2]
+    return {"baseline": paired.get("baseline"), "mean_diff": paired[ndcg].get("mean_diff"), "low": low, "high": high}
 
 
 def _ordered(mapping: dict, first: tuple) -> dict:

@@ -27,8 +27,10 @@ Public API
 - Explanations are built in one place, `personalization.explanations`, from what
   `personalization.services.recommender_adapter` makes of a `Recommendation`.
 - `tune(...)` chooses hyper-parameters on a validation split carved out of the data it is
-  given (pass training data only); `evaluation.evaluate_movielens` is the offline benchmark
-  behind `manage.py evaluate_recommender`.
+  given (pass training data only; search.py, the same search and budget every baseline gets);
+  `tuning.fit_tuned(...)` tunes and fits: what the pipeline serves and what
+  `evaluation.evaluate_movielens` (behind `manage.py evaluate_recommender`) measures as
+  "tessera". `exclusion.candidate_mask` is the one rule for what is never recommended back.
 
 The model
 ---------

@@ -1,17 +1,27 @@
-"""Offline evaluation: MovieLens loading, the baselines, and the whole `evaluate_recommender` run.
+"""Offline evaluation: MovieLens loading and the whole `evaluate_recommender` run.
 
-Protocol (protocol.py): ratings ≥ 4 are positives and the rest are dropped; a per-person
-80/20 split of positives with each seed; every person with a held-out positive is evaluated
-against all items minus their training positives.
+Protocol (protocol.py): ratings ≥ 4 are positives; a per-person 80/20 split of positives with
+each seed; every person with a held-out positive is evaluated. Candidates follow the production
+rule (exclusion.py): everything in the person's history and everything they consumed is left
+out. What they consumed is what production would know at serving time: their training
+positives and their ratings below 4 outside a held-out fifth. Those low ratings are split like
+the positives (same seed, same 80/20 rule), because the held-out positives stand for the future:
+excluding every low rating would also drop the future's disliked items from the candidates,
+knowledge no production system has. The document also gives NDCG@K under the rule of earlier
+versions of this evaluation: every model learns from training positives only and only those
+are excluded (Tessera: its chosen configuration refitted on them).
 
-"tessera" is exactly what production runs: `tune` on a validation split carved out of the
-seed's training data, then `HybridRecommender(config).fit(...)` on all of it and
-`.recommend(...)` — the same functions, arguments and defaults the pipeline uses. The
-ablation refits the tuned configuration with one part switched on at a time.
-
-Baselines: popularity (training positives per item); implicit's ALS in the reference
-configuration (factors=64, iterations=15, regularization=0.05, alpha=1.0, binary weights,
-random_state=seed, not tuned); EASE with λ=250 (dense closed form, Steck 2019).
+Like for like: every model except popularity is tuned by the same coordinate search (search.py)
+on the same validation split carved out of each seed's training data, with the same budget of
+configurations, then fitted on all of the seed's training data. "tessera" is `fit_tuned`, the
+function the pipeline serves (tuning.py), given what the pipeline would learn from: the ratings
+the person has when scored, weighted as production weighs rating events (feedback.py; the
+baselines get the contract's binary matrix of training positives). Its validation split holds
+out the same positives as the baselines' (search.validation_split, `relevant_min`). The
+ablation refits its chosen configuration with one part switched on at a time; `same_input`
+reports EASE tuned and fitted on Tessera's own input, to show how much of the lead is the input.
+Baselines: baselines.py. Beyond-accuracy figures come from
+beyond_accuracy.py; ILD is the Jaccard dissimilarity of the items' genre sets.
 """
 
 from __future__ import annotations
@@ -23,20 +33,21 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse
-from threadpoolctl import threadpool_limits
 
 from cdp.importers.movielens import Item, Rating, read_items, read_ratings
+from personalization.recommender import beyond_accuracy
+from personalization.recommender.baselines import BASELINES, Ease
 from personalization.recommender.config import PARTS, RecommenderConfig
+from personalization.recommender.exclusion import consumed_outside
+from personalization.recommender.feedback import RELEVANT_WEIGHT, rating_weight
 from personalization.recommender.hybrid import HybridRecommender
-from personalization.recommender.protocol import Split, ranking_metrics, split_per_user
-from personalization.recommender.ranking import top_k
-from personalization.recommender.tuning import tune
+from personalization.recommender.protocol import Split, ndcg_at, ranking_metrics, split_per_user
+from personalization.recommender.report import paired, summarise
+from personalization.recommender.search import SEARCH_BUDGET, coordinate_search, validation_split
+from personalization.recommender.tuning import SEARCH_SPACE, fit_tuned
 
 POSITIVE_RATING = 4.0
-ALS_REFERENCE = {"factors": 64, "iterations": 15, "regularization": 0.05, "alpha": 1.0}
-EASE_L2 = 250.0
-# The dense EASE baseline needs a few n×n float64 matrices.
-EASE_MAX_BYTES = 8 * 2**30
+RECALL_LONG = 20
 
 Progress = Callable[[str], None]
 
@@ -49,15 +60,24 @@ class EvaluationError(ValueError):
 class RatingsData:
     name: str
     positives: sparse.csr_matrix     # people × items, 1 where the rating is ≥ 4
+    rated: sparse.csr_matrix         # people × items, the best rating where there is one (what was consumed)
     user_ids: list[str]
     item_ids: list[str]
     item_titles: list[str]
     item_texts: list[str]
     item_categories: list[str]
+    item_genres: list[list[str]]
+
+    def genre_features(self) -> sparse.csr_matrix:
+        names = sorted({g for genres in self.item_genres for g in genres})
+        column = {name: j for j, name in enumerate(names)}
+        rows = [i for i, genres in enumerate(self.item_genres) for _ in genres]
+        cols = [column[g] for genres in self.item_genres for g in genres]
+        return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(self.item_genres), len(names)))
 
 
 def load_movielens(path: str | Path) -> RatingsData:
-    """Positives (rating ≥ 4) of a MovieLens directory; every catalogue item is a column.
+    """Positives (rating ≥ 4) and all ratings of a MovieLens directory; every catalogue item is a column.
 
     People without a positive have no row. Rows are in numeric user-id order, columns in
     the item file's order. A pair rated twice counts by its best rating.
@@ -69,84 +89,30 @@ def load_movielens(path: str | Path) -> RatingsData:
         if isinstance(rating, Rating):
             key = (rating.user_id, column[rating.item_id])
             best[key] = max(best.get(key, rating.rating), rating.rating)
-    positive = [(user, j) for (user, j), value in best.items() if value >= POSITIVE_RATING]
-    user_ids = sorted({user for user, _ in positive}, key=lambda u: (len(u), u))  # numeric order for digits
+    user_ids = sorted({user for (user, _), value in best.items() if value >= POSITIVE_RATING},
+                      key=lambda u: (len(u), u))  # numeric order for digits
     row = {user: i for i, user in enumerate(user_ids)}
-    rows = np.fromiter((row[user] for user, _ in positive), dtype=np.int64, count=len(positive))
-    cols = np.fromiter((j for _, j in positive), dtype=np.int64, count=len(positive))
-    matrix = sparse.csr_matrix((np.ones(len(positive)), (rows, cols)), shape=(len(user_ids), len(items)))
-    matrix.sort_indices()
+    shape = (len(user_ids), len(items))
+
+    def matrix(pairs: list[tuple[str, int]], values: bool = False) -> sparse.csr_matrix:
+        rows = np.fromiter((row[user] for user, _ in pairs), dtype=np.int64, count=len(pairs))
+        cols = np.fromiter((j for _, j in pairs), dtype=np.int64, count=len(pairs))
+        data = [best[pair] for pair in pairs] if values else np.ones(len(pairs))
+        result = sparse.csr_matrix((data, (rows, cols)), shape=shape)
+        result.sort_indices()
+        return result
+
     return RatingsData(
         name=Path(path).resolve().name,
-        positives=matrix,
+        positives=matrix([key for key, value in best.items() if value >= POSITIVE_RATING]),
+        rated=matrix([key for key in best if key[0] in row], values=True),
         user_ids=user_ids,
         item_ids=[item.id for item in items],
         item_titles=[item.title for item in items],
         item_texts=[f"{item.title}. {item.description}" for item in items],
         item_categories=[item.category for item in items],
+        item_genres=[list(item.attributes.get("genres") or []) for item in items],
     )
-
-
-# -- baselines ---------------------------------------------------------------------------------
-
-
-def _rank_dense(scores: np.ndarray, train: sparse.csr_matrix, users: Sequence[int], k: int) -> list[list[int]]:
-    result = []
-    for r, user in enumerate(users):
-        allowed = np.ones(train.shape[1], dtype=bool)
-        allowed[train.indices[train.indptr[user]:train.indptr[user + 1]]] = False
-        result.append(top_k(scores[r], allowed, k).tolist())
-    return result
-
-
-def popularity_recommend(train: sparse.csr_matrix, users: Sequence[int], k: int, *,
-                         seed: int = 0) -> tuple[list[list[int]], float]:
-    """Training positives per item; `seed` is unused (no randomness)."""
-    started = time.perf_counter()
-    counts = np.diff(train.tocsc().indptr).astype(np.float64)
-    fit_seconds = time.perf_counter() - started
-    return [_rank_dense(counts[None, :], train, [user], k)[0] for user in users], fit_seconds
-
-
-def ease_recommend(train: sparse.csr_matrix, users: Sequence[int], k: int, *, seed: int = 0,
-                   l2: float = EASE_L2) -> tuple[list[list[int]], float]:
-    """EASE's closed form on the binary matrix; `seed` is unused (deterministic)."""
-    started = time.perf_counter()
-    n_items = train.shape[1]
-    if 3 * 8 * n_items**2 > EASE_MAX_BYTES:
-        raise MemoryError(f"The dense EASE baseline needs {3 * 8 * n_items**2 / 2**30:.0f} GiB for "
-                          f"{n_items} items; evaluate on a smaller catalogue.")
-    X = sparse.csr_matrix(train, dtype=np.float64)
-    X.data[:] = 1.0
-    gram = (X.T @ X).toarray()
-    gram[np.diag_indices(n_items)] += l2
-    P = np.linalg.inv(gram)
-    B = P / -np.diag(P)
-    B[np.diag_indices(n_items)] = 0.0
-    fit_seconds = time.perf_counter() - started
-    scores = np.asarray(X[list(users)] @ B)
-    return _rank_dense(scores, train, users, k), fit_seconds
-
-
-def als_recommend(train: sparse.csr_matrix, users: Sequence[int], k: int, *,
-                  seed: int) -> tuple[list[list[int]], float]:
-    # implicit's own threads do the work; a threaded BLAS underneath would oversubscribe the cores.
-    # Imported here: only this offline baseline needs implicit, which is slow to import.
-    from implicit.cpu.als import AlternatingLeastSquares
-
-    started = time.perf_counter()
-    X = sparse.csr_matrix(train, dtype=np.float32)
-    X.data[:] = 1.0
-    with threadpool_limits(limits=1, user_api="blas"):
-        model = AlternatingLeastSquares(random_state=seed, **ALS_REFERENCE)
-        model.fit(X, show_progress=False)
-    fit_seconds = time.perf_counter() - started
-    user_factors = np.asarray(model.user_factors)[list(users)]
-    scores = user_factors @ np.asarray(model.item_factors).T
-    return _rank_dense(scores, train, users, k), fit_seconds
-
-
-# -- the run -----------------------------------------------------------------------------------
 
 
 def ablation_config(config: RecommenderConfig, part: str) -> RecommenderConfig:
@@ -156,87 +122,172 @@ def ablation_config(config: RecommenderConfig, part: str) -> RecommenderConfig:
     return config.replace(exposure_penalty=0.0, **weights)
 
 
-def evaluate_movielens(path: str | Path, *, seeds: Sequence[int], k: int = 10,
+def evaluate_movielens(path: str | Path, *, seeds: Sequence[int], k: int = 10, budget: int = SEARCH_BUDGET,
                        progress: Progress | None = None) -> dict:
     """The `evaluate_recommender` JSON document (see CONTRACT.md)."""
     data = load_movielens(path)
     if data.positives.nnz == 0:
         raise EvaluationError(f"{path} has no ratings of {POSITIVE_RATING:g} or more to evaluate on.")
-    return evaluate(data, seeds=seeds, k=k, progress=progress)
+    return evaluate(data, seeds=seeds, k=k, budget=budget, progress=progress)
 
 
-STEPS_PER_SEED = 5 + len(PARTS)
+def consumed_at_serving(data: RatingsData, split: Split, seed: int) -> sparse.csr_matrix:
+    """Training positives plus the training part (80/20 per person, like the positives) of the
+    ratings below the positive threshold: what a person has consumed when they are scored."""
+    low = consumed_outside(data.rated, data.positives)
+    known = split.train + split_per_user(low, seed=seed).train
+    known.data[:] = 1.0
+    return sparse.csr_matrix(known)
 
 
-def evaluate(data: RatingsData, *, seeds: Sequence[int], k: int = 10, progress: Progress | None = None) -> dict:
+def production_input(data: RatingsData, consumed: sparse.csr_matrix) -> sparse.csr_matrix:
+    """What the pipeline would learn from for these people: each rating they have when scored,
+    weighted as production weighs rating events (feedback.rating_weight)."""
+    known = sparse.csr_matrix(data.rated.multiply(consumed))
+    known.eliminate_zeros()
+    known.data = rating_weight(known.data)
+    return known
+
+
+# EASE fitted on Tessera's input (production's weights, low ratings included): not a contract
+# model, a check of how much of Tessera's lead is the input rather than the model.
+EASE_SAME_INPUT = Ease("ease_on_tessera_input", weighted=True)
+MODELS = ("tessera", *BASELINES)
+STEPS_PER_SEED = len(MODELS) + len(PARTS) + 1
+
+
+@dataclass
+class _Seed:
+    """One seed's data: the split, what is consumed, who is scored, the validation split."""
+
+    seed: int
+    split: Split
+    consumed: sparse.csr_matrix
+    users: list[int]
+    k: int
+
+    @property
+    def length(self) -> int:
+        return max(self.k, RECALL_LONG)
+
+
+def evaluate(data: RatingsData, *, seeds: Sequence[int], k: int = 10, budget: int = SEARCH_BUDGET,
+             progress: Progress | None = None) -> dict:
     step = progress or (lambda _: None)
-    runs: dict[str, list[dict]] = {name: [] for name in ("tessera", "popularity", "als", "ease")}
+    runs: dict[str, list[dict]] = {name: [] for name in MODELS}
     ablation: dict[str, list[dict]] = {part: [] for part in PARTS}
-    tuning = []
-    n_items = data.positives.shape[1]
+    only_training: dict[str, list[float]] = {name: [] for name in MODELS}
+    same_input: list[dict] = []
+    features = data.genre_features()
+    started = time.perf_counter()
     for seed in seeds:
         split = split_per_user(data.positives, seed=seed)
-        users = split.evaluated_users.tolist()
+        case = _Seed(seed, split, consumed_at_serving(data, split, seed), split.evaluated_users.tolist(), k)
+        measure = _Measure(data, case, features)
 
-        step(f"seed {seed}: tuning")
-        result = tune(split.train, data.item_texts, data.item_categories, None, seed=seed, k=k)
-        tuning.append({"seed": seed, f"validation_ndcg@{k}": round(result.validation_ndcg, 6),
-                       f"start_validation_ndcg@{k}": round(result.start_ndcg, 6),
-                       "changes": _final_changes(result.config),
-                       "trials": len(result.trials), "tune_seconds": round(result.seconds, 3),
-                       "model_version": result.config.model_version})
         step(f"seed {seed}: tessera")
-        runs["tessera"].append(_production_run(result.config, data, split, users, k, seed, n_items))
+        inputs = production_input(data, case.consumed)
+        begun = time.perf_counter()
+        model, tuning = fit_tuned(inputs, data.item_texts, data.item_categories, None, seed=seed, k=k,
+                                  budget=budget, consumed=case.consumed)
+        total = time.perf_counter() - begun
+        exclude = case.consumed[case.users]
+        runs["tessera"].append({
+            **measure(model.rank(case.users, case.length, exclude=exclude)),
+            "params": tuning.searched_params(SEARCH_SPACE), "fit_seconds": total - tuning.seconds,
+            "search_seconds": tuning.seconds, "validation_ndcg": tuning.validation_ndcg,
+            "model_version": model.model_version})
+        # The earlier protocol: positives in, training positives out (the chosen configuration).
+        on_positives = HybridRecommender(tuning.config).fit(split.train, data.item_texts, data.item_categories, None)
+        only_training["tessera"].append(measure.ndcg(on_positives.rank(case.users, k)))
         for part in PARTS:
             step(f"seed {seed}: {part} alone")
-            ablation[part].append(_production_run(ablation_config(result.config, part), data, split, users, k,
-                                                  seed, n_items))
-        for name, baseline in (("popularity", popularity_recommend), ("als", als_recommend),
-                               ("ease", ease_recommend)):
+            begun = time.perf_counter()
+            alone = HybridRecommender(ablation_config(tuning.config, part)).fit(
+                inputs, data.item_texts, data.item_categories, None)
+            fit_seconds = time.perf_counter() - begun
+            ablation[part].append({**measure(alone.rank(case.users, case.length, exclude=exclude)),
+                                   "fit_seconds": fit_seconds})
+        for name, baseline in BASELINES.items():
             step(f"seed {seed}: {name}")
-            recommended, fit_seconds = baseline(split.train, users, k, seed=seed)
-            runs[name].append({"seed": seed, "fit_seconds": fit_seconds,
-                               **ranking_metrics(recommended, split.test, users, k=k, n_items=n_items)})
+            run, training_ndcg = _baseline_run(baseline, split.train, case, measure, budget)
+            runs[name].append(run)
+            only_training[name].append(training_ndcg)
+        step(f"seed {seed}: {EASE_SAME_INPUT.name}")
+        run, _ = _baseline_run(EASE_SAME_INPUT, inputs, case, measure, budget, relevant_min=RELEVANT_WEIGHT)
+        same_input.append(run)
 
-    models = {name: _summarise(per_seed, k) for name, per_seed in runs.items()}
-    for entry, run in zip(tuning, runs["tessera"]):
-        entry["fit_seconds"] = round(run["fit_seconds"], 3)
+    models = {name: summarise(per_seed, k) for name, per_seed in runs.items()}
     ndcg = f"ndcg@{k}"
-    ours = [run[ndcg] for run in runs["tessera"]]
-    beats = all(o > a and o > e for o, a, e in zip(ours, (r[ndcg] for r in runs["als"]),
-                                                    (r[ndcg] for r in runs["ease"])))
     return {
         "dataset": data.name,
         "k": k,
         "seeds": list(seeds),
         "models": models,
-        "ablation": {part: _summarise(per_seed, k) for part, per_seed in ablation.items()},
-        "tuning": tuning,
-        "summary": {ndcg: {name: model["mean"][ndcg] for name, model in models.items()},
-                    "tessera_beats_als_and_ease_on_every_seed": beats},
-        "data": {"users": int(data.positives.shape[0]), "items": n_items, "positives": int(data.positives.nnz)},
+        "paired": paired(runs, models, k),
+        "ablation": {part: summarise(per_seed, k) for part, per_seed in ablation.items()},
+        "same_input": {
+            EASE_SAME_INPUT.name: summarise(same_input, k),
+            "paired": paired({"tessera": runs["tessera"], EASE_SAME_INPUT.name: same_input},
+                             {"tessera": models["tessera"], EASE_SAME_INPUT.name: summarise(same_input, k)}, k),
+        },
+        "protocol": {
+            "positives": f"rating >= {POSITIVE_RATING:g}", "split": "per person 80/20 of positives",
+            "exclusion": "training history and the training part (80/20) of the ratings below the threshold",
+            "search": {"budget": budget, "validation": "per-person 80/20 of each seed's training data"},
+            f"{ndcg} learning from and excluding training positives only": {
+                name: round(float(np.mean(values)), 6) for name, values in only_training.items()},
+        },
+        "validation": {name: [run.get("validation_ndcg") for run in runs[name]] for name in MODELS},
+        "data": {"users": int(data.positives.shape[0]), "items": int(data.positives.shape[1]),
+                 "positives": int(data.positives.nnz), "ratings": int(data.rated.nnz)},
+        "seconds": round(time.perf_counter() - started, 1),
     }
 
 
-def _production_run(config: RecommenderConfig, data: RatingsData, split: Split, users: list[int], k: int,
-                    seed: int, n_items: int) -> dict:
-    started = time.perf_counter()
-    model = HybridRecommender(config).fit(split.train, data.item_texts, data.item_categories, None)
-    fit_seconds = time.perf_counter() - started
-    recommended = [[rec.item for rec in recs] for recs in model.recommend(users, k, exclude_seen=True)]
-    return {"seed": seed, **ranking_metrics(recommended, split.test, users, k=k, n_items=n_items),
-            "fit_seconds": fit_seconds}
+class _Measure:
+    """Accuracy and beyond-accuracy figures of one seed's lists."""
+
+    def __init__(self, data: RatingsData, case: _Seed, features: sparse.csr_matrix):
+        self.case, self.features = case, features
+        self.n_items = data.positives.shape[1]
+        self.popularity = beyond_accuracy.item_popularity(case.split.train)
+
+    def __call__(self, lists: list[list[int]]) -> dict:
+        case, k = self.case, self.case.k
+        at_k = [items[:k] for items in lists]
+        result = {"seed": case.seed,
+                  **ranking_metrics(at_k, case.split.test, case.users, k=k, n_items=self.n_items)}
+        result.pop("coverage")
+        long = ranking_metrics(lists, case.split.test, case.users, k=RECALL_LONG, n_items=self.n_items)
+        result["recall@20"] = long["recall@20"]
+        result.update(beyond_accuracy.metrics_at(at_k, k=k, n_items=self.n_items, popularity=self.popularity,
+                                                 n_people=case.split.train.shape[0], features=self.features))
+        return result
+
+    def ndcg(self, lists: list[list[int]]) -> float:
+        return ndcg_at(lists, self.case.split.test, self.case.users, k=self.case.k)
 
 
-def _final_changes(config: RecommenderConfig) -> dict:
-    default = RecommenderConfig(seed=config.seed).to_dict()
-    return {name: value for name, value in config.to_dict().items() if default[name] != value}
+def _baseline_run(baseline, train: sparse.csr_matrix, case: _Seed, measure: _Measure, budget: int, *,
+                  relevant_min: float | None = None) -> tuple[dict, float]:
+    """Search on the validation split of `train`, fit the choice on all of it, measure."""
+    validation = validation_split(train, seed=case.seed, consumed=case.consumed, relevant_min=relevant_min)
+    cache: dict = {}
 
+    def score(params: dict) -> float:
+        if not len(validation.users):
+            return 0.0
+        lists = baseline.recommend(validation.train, params, validation.users, case.k, seed=case.seed,
+                                   consumed=validation.consumed, cache=cache)
+        return ndcg_at(lists, validation.test, validation.users, k=case.k)
 
-def _summarise(per_seed: list[dict], k: int) -> dict:
-    names = [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"map@{k}", "coverage"]
-    return {
-        "mean": {name: round(float(np.mean([run[name] for run in per_seed])), 6) for name in names},
-        "per_seed": [{"seed": run["seed"], **{name: round(run[name], 6) for name in names}} for run in per_seed],
-        "fit_seconds": round(float(np.mean([run["fit_seconds"] for run in per_seed])), 3),
-    }
+    search = coordinate_search(baseline.start, baseline.space, score, budget=budget)
+    begun = time.perf_counter()
+    scorer = baseline.fit(train, search.params, seed=case.seed, cache={})
+    fit_seconds = time.perf_counter() - begun
+    lists = baseline.rank(scorer, train, case.users, case.length, consumed=case.consumed)
+    training_only = baseline.rank(scorer, case.split.train, case.users, case.k)
+    run = {**measure(lists), "params": search.params, "fit_seconds": fit_seconds,
+           "search_seconds": search.seconds, "validation_ndcg": search.score if baseline.space else None}
+    return run, measure.ndcg(training_only)

@@ -28,6 +28,7 @@ from scipy import sparse
 
 from personalization.recommender.config import PARTS, RecommenderConfig
 from personalization.recommender.content import ContentModel, attribute_contributions, fit_content
+from personalization.recommender.exclusion import candidate_mask, row_items
 from personalization.recommender.itemitem import GramFactors, gram_factors, sparse_weights
 from personalization.recommender.popularity import (
     GLOBAL_FALLBACK,
@@ -312,18 +313,13 @@ class HybridRecommender:
                       used_segments=used_segments, fallback_kind=fallback_kind, offset=offset)
 
     def _candidates(self, batch: _Batch, r: int, *, exclude_seen: bool, exclude) -> np.ndarray:
-        candidates = np.ones(batch.total.shape[1], dtype=bool)
-        if exclude_seen:
-            candidates[batch.hist.indices[batch.hist.indptr[r]:batch.hist.indptr[r + 1]]] = False
+        history = row_items(batch.hist, r) if exclude_seen else ()
+        consumed = None
         if exclude is not None:
             position = batch.offset + r
-            if sparse.issparse(exclude):
-                row = sparse.csr_matrix(exclude[position])
-                candidates[row.indices[row.data != 0]] = False
-            else:
-                extra = np.fromiter((int(i) for i in exclude[position]), dtype=np.int64)
-                candidates[extra] = False
-        return candidates
+            consumed = (row_items(sparse.csr_matrix(exclude[position]), 0) if sparse.issparse(exclude)
+                        else exclude[position])
+        return candidate_mask(batch.total.shape[1], history, consumed)
 
     def _select(self, batch: _Batch, k: int, *, exclude_seen: bool, exclude) -> list[list[tuple[int, str | None]]]:
         picks = []

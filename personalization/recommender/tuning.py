@@ -1,20 +1,19 @@
-"""Hyper-parameter search on a validation split carved out of the training data only.
+"""Tessera's hyper-parameters, chosen on a validation split of the training data, and the one
+function that fits what is served.
 
-The training interactions are split again with the evaluation protocol (protocol.py, seeds
-derived from the caller's) into `folds` independent validation splits; a configuration's
-score is its NDCG@k on the held-out parts, averaged over the folds. The search is coordinate
-descent from the starting configuration: each hyper-parameter in turn takes the best value
-of its grid with the others fixed, for a few passes, and a change is kept only if it improves
-the score by more than `min_gain` (relative). On MovieLens-100k one fold's NDCG moves by about
-1% between equally good configurations, which is why there are two folds and a threshold:
-without them tuning chases noise. Pieces that do not depend on the parameter being varied (the
-randomized SVD, the content similarity) are fitted once per fold and reused through
-`FitCache`.
+`tune` runs the shared search (search.py: the same validation split and budget as every
+baseline in the evaluation) over the hybrid's grid; a configuration's score is its NDCG@k on the
+validation split, with consumed items excluded by the production rule (exclusion.py). Pieces
+that do not depend on the parameter being varied (the randomized SVD, the content similarity)
+are fitted once and reused through `FitCache`.
+
+`fit_tuned` is what the pipeline serves and what `evaluate_recommender` reports as "tessera":
+tune on the data given, then fit the chosen configuration on all of it. One code path, so the
+evaluation measures exactly what production would serve for that data.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,21 +22,22 @@ import numpy as np
 from scipy import sparse
 
 from personalization.recommender.config import RecommenderConfig
+from personalization.recommender.feedback import RELEVANT_WEIGHT
 from personalization.recommender.hybrid import FitCache, HybridRecommender
-from personalization.recommender.protocol import ndcg_at, split_per_user
+from personalization.recommender.protocol import ndcg_at
+from personalization.recommender.search import SEARCH_BUDGET, coordinate_search, validation_split
 
-# Ordered: the cheap-to-vary and most influential first.
+# Ordered: the cheap-to-vary and most influential first (the budget may end the search early).
 SEARCH_SPACE: dict[str, tuple] = {
-    "cf_l2": (8.0, 12.0, 18.0, 27.0, 40.0),
-    "cf_diag_reg": (1.0, 2.0, 4.0, 8.0),
-    "cf_popularity_exponent": (0.0, 0.1, 0.2, 0.3, 0.4),
-    "cf_user_exponent": (0.0, 0.3, 0.45),
-    "cf_rank": (192, 384, 512),
-    "cf_neighbours": (400, 800, 1200),
-    "content_weight": (0.0, 0.001, 0.002, 0.004),
-    "popularity_weight": (0.0, 0.01, 0.03),
+    "cf_l2": (8.0, 12.0, 27.0, 40.0),
+    "cf_diag_reg": (1.0, 2.0, 8.0),
+    "cf_popularity_exponent": (0.0, 0.1, 0.3),
+    "content_weight": (0.0, 0.002, 0.004),
+    "cf_user_exponent": (0.0, 0.45),
+    "popularity_weight": (0.01, 0.03),
+    "cf_neighbours": (400, 1200),
+    "cf_rank": (192, 512),
 }
-VALIDATION_SEED_OFFSET = 7919  # the validation split must not reuse the test split's draws
 
 
 @dataclass
@@ -48,57 +48,51 @@ class TuningResult:
     trials: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
+    def searched_params(self, space: dict[str, tuple] | None = None) -> dict[str, Any]:
+        """The chosen values of the searched hyper-parameters."""
+        values = self.config.to_dict()
+        return {name: values[name] for name in (space if space is not None else SEARCH_SPACE)}
+
 
 def tune(interactions: sparse.spmatrix, item_texts: Sequence[str] | None = None,
          item_categories: Sequence[str] | None = None, user_segments: np.ndarray | None = None, *, seed: int,
          k: int = 10, start: RecommenderConfig | None = None, search_space: dict[str, tuple] | None = None,
-         folds: int = 2, passes: int = 2, min_gain: float = 0.005, max_validation_users: int = 5000,
-         progress: Callable[[str], None] | None = None) -> TuningResult:
+         budget: int = SEARCH_BUDGET, max_seconds: float | None = None, consumed: sparse.spmatrix | None = None,
+         relevant_min: float | None = RELEVANT_WEIGHT, progress: Callable[[str], None] | None = None) -> TuningResult:
     """Choose hyper-parameters for `interactions` (the training data: never pass test data).
 
+    `consumed` (rows aligned with `interactions`) is excluded when scoring, as in production;
+    the validation split holds out (and scores as hits) only interactions weighing at least
+    `relevant_min` (feedback.py: carts, purchases, ratings of four or more).
     Returns the chosen configuration with `seed` set; fit it on all of `interactions`.
     """
-    started = time.perf_counter()
     base = (start or RecommenderConfig()).replace(seed=seed)
     space = search_space if search_space is not None else SEARCH_SPACE
-    validations = []
-    for fold in range(folds):
-        inner = split_per_user(interactions, seed=seed + VALIDATION_SEED_OFFSET * (fold + 1))
-        users = inner.evaluated_users
-        if len(users) > max_validation_users:
-            users = np.sort(np.random.default_rng(seed + fold).choice(users, max_validation_users, replace=False))
-        validations.append((inner, users, FitCache()))
-    scores: dict[RecommenderConfig, float] = {}
-    trials: list[dict[str, Any]] = []
+    validation = validation_split(interactions, seed=seed, consumed=consumed, relevant_min=relevant_min)
+    cache = FitCache()
+    users = validation.users
+    exclude = validation.consumed[users] if validation.consumed is not None else None
 
-    def score(config: RecommenderConfig) -> float:
-        if config not in scores:
-            per_fold = []
-            for inner, users, cache in validations:
-                model = HybridRecommender(config).fit(inner.train, item_texts, item_categories, user_segments,
-                                                      cache=cache)
-                per_fold.append(ndcg_at(model.rank(users, k), inner.test, users, k=k) if len(users) else 0.0)
-            scores[config] = float(np.mean(per_fold))
-            trials.append({"changes": _changes(base, config), f"ndcg@{k}": scores[config]})
-            if progress is not None:
-                progress(f"trial {len(trials)}")
-        return scores[config]
+    def score(params: dict[str, Any]) -> float:
+        if not len(users):
+            return 0.0
+        model = HybridRecommender(base.replace(**params)).fit(validation.train, item_texts, item_categories,
+                                                              user_segments, cache=cache)
+        return ndcg_at(model.rank(users, k, exclude=exclude), validation.test, users, k=k)
 
-    best = base
-    best_score = start_score = score(base)
-    for _ in range(passes):
-        moved = False
-        for name, values in space.items():
-            for value in values:
-                candidate = best.replace(**{name: value})
-                if score(candidate) > best_score * (1 + min_gain):
-                    best, best_score, moved = candidate, scores[candidate], True
-        if not moved:
-            break
-    return TuningResult(config=best, validation_ndcg=best_score, start_ndcg=start_score, trials=trials,
-                        seconds=time.perf_counter() - started)
+    start_params = {name: getattr(base, name) for name in space}
+    result = coordinate_search(start_params, space, score, budget=budget, max_seconds=max_seconds,
+                               progress=progress)
+    return TuningResult(config=base.replace(**result.params), validation_ndcg=result.score,
+                        start_ndcg=result.start_score, trials=result.trials, seconds=result.seconds)
 
 
-def _changes(base: RecommenderConfig, config: RecommenderConfig) -> dict[str, Any]:
-    before, after = base.to_dict(), config.to_dict()
-    return {name: value for name, value in after.items() if before[name] != value}
+def fit_tuned(interactions: sparse.spmatrix, item_texts: Sequence[str] | None, item_categories: Sequence[str] | None,
+              user_segments: np.ndarray | None, *, seed: int, k: int = 10, budget: int = SEARCH_BUDGET,
+              max_seconds: float | None = None, consumed: sparse.spmatrix | None = None,
+              progress: Callable[[str], None] | None = None) -> tuple[HybridRecommender, TuningResult]:
+    """Tune on `interactions`, then fit the chosen configuration on all of it: what is served."""
+    tuning = tune(interactions, item_texts, item_categories, user_segments, seed=seed, k=k, budget=budget,
+                  max_seconds=max_seconds, consumed=consumed, progress=progress)
+    model = HybridRecommender(tuning.config).fit(interactions, item_texts, item_categories, user_segments)
+    return model, tuning

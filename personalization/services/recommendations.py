@@ -37,6 +37,7 @@ from personalization.models import (
     SegmentMembership,
     Stage,
 )
+from personalization.recommender.feedback import CART_WEIGHT, PURCHASE_WEIGHT, VIEW_WEIGHT, rating_weight
 from personalization.services.artifacts import ARTIFACT, artifact_load, artifact_store
 from personalization.services.oversight import overrides_in_force
 from personalization.services.pipeline import (
@@ -53,10 +54,9 @@ from personalization.services.recommender_adapter import HybridAdapter
 logger = logging.getLogger(__name__)
 PURPOSE = "personalization"
 
-# Implicit feedback: how much each kind of event says about taste. A rating counts by how
-# much the person liked it (stars above two), and a little even when they did not: they
-# still chose to watch or buy it.
-WEIGHTS = {EventType.VIEW: 1.0, EventType.ADD_TO_CART: 2.0, EventType.PURCHASE: 4.0}
+# Implicit feedback: how much each kind of event says about taste (personalization.recommender.feedback,
+# which the offline evaluation uses too).
+WEIGHTS = {EventType.VIEW: VIEW_WEIGHT, EventType.ADD_TO_CART: CART_WEIGHT, EventType.PURCHASE: PURCHASE_WEIGHT}
 # What a person already has is never recommended back.
 CONSUMED = (EventType.PURCHASE, EventType.RATING)
 
@@ -95,9 +95,16 @@ def recommender_fit(*, run_id: int) -> None:
                # For the run's quality record (services.recommendation_quality): people per item.
                "item_popularity": np.diff(sparse.csc_matrix(data.interactions).indptr).tolist(),
                "trained_people": len(data.profile_ids)}
+    tuning = getattr(model, "tuning", None)
     with transaction.atomic():
         artifact_store(run_id=run_id, payload=payload)
         PipelineRun.objects.filter(id=run_id).update(model_version=model.model_version[:64])
+        if tuning is not None:
+            # The configuration served, as the search chose it: `evaluate_recommender` measures
+            # the same search on the same kind of split (the model version hashes this config).
+            run = PipelineRun.objects.select_for_update().get(id=run_id)
+            run.params = {**run.params, "recommender": tuning}
+            run.save(update_fields=["params"])
     pipeline_counts_add(run_id=run_id, trained_profiles=len(data.profile_ids), items=len(data.item_ids),
                         interactions=int(data.interactions.nnz))
     # Logs leave the host: how many people were trained on is an internal count (the run's).
@@ -149,7 +156,7 @@ def _weights(pairs: list, row_of: dict, column: dict) -> tuple[np.ndarray, np.nd
     w = (WEIGHTS[EventType.VIEW] * np.asarray(views, dtype=float)
          + WEIGHTS[EventType.ADD_TO_CART] * np.asarray(carts, dtype=float)
          + WEIGHTS[EventType.PURCHASE] * purchases
-         + np.where(ratings > 0, np.maximum(best - 2.0, 0.5), 0.0))
+         + np.where(ratings > 0, rating_weight(best), 0.0))
     keep = c >= 0  # items outside the catalogue cannot be recommended or titled
     return r[keep], c[keep], w[keep]
 
@@ -221,7 +228,8 @@ def _flat(attributes) -> dict[str, str]:
 
 
 def model_fit(data: TrainingData, *, seed: int):
-    """Fit personalization.recommender's HybridRecommender (see its adapter below)."""
+    """Tune and fit personalization.recommender's HybridRecommender (see its adapter): the
+    same `fit_tuned` that `evaluate_recommender` reports as "tessera"."""
     return HybridAdapter.fit(data, seed=seed)
 
 

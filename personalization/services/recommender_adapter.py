@@ -12,40 +12,49 @@ import copy
 from scipy import sparse
 
 from personalization.explanations import Scored
-from personalization.recommender import HybridRecommender, RecommenderConfig
+from personalization.recommender import HybridRecommender
+from personalization.recommender.tuning import fit_tuned
 
 # How much of the model's explanation a stored recommendation keeps: the person's top own
 # items and matched attributes are what a sentence (and a reader) can take in.
 MAX_BECAUSE = 3
 MAX_ATTRIBUTES = 3
+# The search's share of the recommender_fit task's time limit (840 s soft): it stops after this
+# and keeps the best configuration found, leaving time to fit it on all the data.
+TUNING_MAX_SECONDS = 120
 
 
 class HybridAdapter:
     """A fitted HybridRecommender with the item ids it was fitted on; pickled as the artifact."""
 
-    def __init__(self, model, item_ids: list[str]):
+    def __init__(self, model, item_ids: list[str], tuning: dict | None = None):
         self.model = model
         self.item_ids = list(item_ids)
         self.column = {item_id: j for j, item_id in enumerate(self.item_ids)}
         self.model_version = str(model.model_version)
+        self.tuning = tuning   # what the search chose and measured, recorded on the run
 
     def without_people(self) -> HybridAdapter:
         """A copy that scores given histories only: the fitted people's rows are dropped."""
         model = copy.copy(self.model)
         model.interactions = sparse.csr_matrix((0, len(self.item_ids)))
         model.user_segments = []
-        return HybridAdapter(model, self.item_ids)
+        return HybridAdapter(model, self.item_ids, self.tuning)
 
     @classmethod
-    def fit(cls, data, *, seed: int, config=None) -> HybridAdapter:
-        config = config or RecommenderConfig(seed=seed)
-        model = HybridRecommender(config).fit(
-            data.interactions,
-            item_texts=data.item_texts,
-            item_categories=[attributes.get("category", "") for attributes in data.item_attributes],
-            user_segments=data.user_segments,
-        )
-        return cls(model, data.item_ids)
+    def fit(cls, data, *, seed: int, config=None, max_seconds: float | None = TUNING_MAX_SECONDS) -> HybridAdapter:
+        """Tune on a validation split of `data` and fit the choice on all of it (`fit_tuned`, the
+        function `evaluate_recommender` measures as "tessera"); `config` skips the search."""
+        categories = [attributes.get("category", "") for attributes in data.item_attributes]
+        if config is not None:
+            model = HybridRecommender(config).fit(data.interactions, data.item_texts, categories, data.user_segments)
+            return cls(model, data.item_ids)
+        model, tuning = fit_tuned(data.interactions, data.item_texts, categories, data.user_segments, seed=seed,
+                                  max_seconds=max_seconds)
+        record = {"config": tuning.config.to_dict(), "validation_ndcg@10": round(tuning.validation_ndcg, 6),
+                  "start_validation_ndcg@10": round(tuning.start_ndcg, 6), "trials": len(tuning.trials),
+                  "search_seconds": round(tuning.seconds, 3)}
+        return cls(model, data.item_ids, record)
 
     def recommend(self, *, rows: list, segments: list, exclude: list[set[str]], k: int,
                   history=None) -> list[list[Scored]]:

@@ -178,3 +178,15 @@ def test_the_stored_recommender_evaluation_is_charted(operator_client):
     assert "0.3200 ± 0.0100" in chart and "content alone" in chart  # tessera: mean 0.32, spread 0.01
     table = html[html.index('id="evaluation-ndcg"'):]
     assert "<th scope=\"row\">als</th><td class=\"num\">0.2100</td><td class=\"num\">0.2000</td>" in table
+
+
+def test_the_stored_evaluation_shows_the_paired_difference(operator_client):
+    from personalization.services.evaluations import recommender_evaluation_save
+
+    model = {"mean": {"ndcg@10": 0.4}, "per_seed": [{"seed": 42, "ndcg@10": 0.4}], "fit_seconds": 1.0}
+    recommender_evaluation_save({
+        "dataset": "movielens-100k", "k": 10, "seeds": [42, 1], "models": {"tessera": model, "ease": model},
+        "paired": {"baseline": "ease", "ndcg@10": {"mean_diff": 0.0228, "ci95": [0.0154, 0.0302]}}})
+    html = operator_client.get("/ops/").content.decode()
+    assert "Tessera − ease (the best tuned baseline), ndcg@10 paired by seed: 0.0228 (95% CI 0.0154 to 0.0302)." \
+        in html

@@ -241,9 +241,11 @@ def test_bad_input_is_refused(shop):
 def test_tune_picks_a_configuration_on_validation_data_only(shop):
     interactions, texts, categories, segments = shop
     space = {"cf_l2": (1.0, 18.0), "content_weight": (0.0, 0.01)}
-    result = tune(interactions, texts, categories, segments, seed=4, k=5, search_space=space, folds=1)
+    result = tune(interactions, texts, categories, segments, seed=4, k=5, search_space=space)
     assert result.config.seed == 4
     assert result.validation_ndcg >= result.start_ndcg
     assert 1 <= len(result.trials) <= 1 + 2 * 2 * 2
-    again = tune(interactions, texts, categories, segments, seed=4, k=5, search_space=space, folds=1)
+    again = tune(interactions, texts, categories, segments, seed=4, k=5, search_space=space)
     assert again.config == result.config
+    assert len(tune(interactions, texts, categories, segments, seed=4, k=5, search_space=space,
+                    budget=2).trials) == 2
