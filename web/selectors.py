@@ -109,9 +109,10 @@ def me_recommendations(*, profile_id: UUID, limit: int = 10) -> dict:
 def me_consent_events(*, profile_id: UUID) -> list:
     """The newest 200 decisions, each with its word (declined or withdrawn read the whole history)."""
     events = list(consent_events_query(profile_id=profile_id).order_by("-recorded_at", "-seq"))
-    words = consent_decisions(events)
+    words, lapsed = consent_decisions(events), policy.consent_grants_lapsed(events)
     for event in events:
         event.decision = words[event.id]
+        event.lapsed = lapsed.get(event.id, (None, None))[0]  # expired or reconsent_required
     return events[:200]
 
 
