@@ -172,8 +172,9 @@ def _what(fields: list, purpose: str, kind: str) -> str:
 def me_access_words(entries: list[dict], locale: CustomerLocale) -> list[dict]:
     """Access-log entries (access_log_as_dict's shape) as sentences: when, who, what and why."""
     names = who_words({e["actor"] for e in entries})
-    return [{"when": locale.when(e["at"]), "who": names[e["actor"]], "you": e["actor"] == "data_subject",
-             "what": _what(list(e.get("fields") or []), e["purpose"], e["kind"])} for e in entries]
+    return [{"at": e["at"], "when": locale.when(e["at"]), "who": names[e["actor"]],
+             "you": e["actor"] == "data_subject", "what": _what(list(e.get("fields") or []), e["purpose"], e["kind"])}
+            for e in entries]
 
 
 def me_access_log(*, subject_ids: list, locale: CustomerLocale, limit: int = 100) -> list[dict]:

@@ -47,7 +47,8 @@ from personalization.services.pipeline import pipeline_progress
 ATTRIBUTE_NAMES = {"text": "words in its description", "category": "category"}
 PART_NAMES = {"collaborative": "Customers with similar taste", "content": "Similar to items you chose",
               "segment_popularity": "Popular in your segment", "popularity": "Popular with everyone"}
-STATUS_WORDS = {"granted": "On", "withdrawn": "Off", "not_recorded": "Off (never asked)",
+STATUS_WORDS = {"granted": "On", "withdrawn": "Off (you withdrew your consent)", "declined": "Off (you said no)",
+                "not_recorded": "Off (never asked)",
                 "expired": "Off (your consent expired)", "reconsent_required": "Off (the notice changed)"}
 
 
@@ -65,15 +66,19 @@ def purpose_titles(language: str = "en") -> dict[str, str]:
 def me_purposes(*, profile_id: UUID, language: str) -> list[dict]:
     """Every purpose with the current notice (text, version) and what the person decided."""
     rows = []
+    events = list(consent_events_query(profile_id=profile_id))
+    words = consent_decisions(events)
+    last = {e.purpose: words[e.id] for e in sorted(events, key=lambda e: (e.occurred_at, e.recorded_at, e.seq))}
     for state in effective_states(profile_id):
         text = notice_text(purpose=state["purpose"], language=language)
         basis = state["basis"]
+        status = last.get(state["purpose"], state["status"]) if state["status"] == "withdrawn" else state["status"]
         rows.append({
             "purpose": state["purpose"], "title": text["title"], "body": text["body"], "language": text["language"],
             "version": text["version"], "granted": state["granted"], "status": state["status"], "basis": basis,
             "status_text": ("On (needed to serve you)" if basis == Basis.CONTRACT
                             else "On unless you object" if basis == Basis.LEGITIMATE_INTEREST and state["granted"]
-                            else STATUS_WORDS.get(state["status"], state["status"])),
+                            else STATUS_WORDS.get(status, status)),
             "changeable": basis != Basis.CONTRACT,
             "agreed_version": state["notice_version"] if state["status"] != "not_recorded" else None,
             "updated_at": state["updated_at"], "expires_at": state["expires_at"],
