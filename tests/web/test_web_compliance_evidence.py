@@ -107,3 +107,5 @@ def test_the_customer_sees_declined_and_withdrawn_in_their_history(ada):
     sign_in(client, ada.profile_id)
     page = client.get("/me/data/").content.decode()
     assert ">Declined<" in page and ">Withdrawn<" in page and "Not allowed" not in page
+    choices = client.get("/me/").content.decode()  # and the choices say which it was
+    assert "Off (you said no)" in choices and "Off (you withdrew your consent)" in choices

@@ -1,6 +1,5 @@
 """The customer's own words: dates in their language and time zone, access-log entries as
-sentences (staff by role, integrations by name, never a raw key), off-states that say
-whether the person said no or withdrew."""
+sentences (staff by role, integrations by name, never a raw key)."""
 
 # ruff: noqa: F811 - pytest fixtures are imported from web_helpers and named as arguments
 
@@ -10,11 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from django.test import Client
-from web_helpers import _fresh_cache, ada, shop, sign_in, staff_user  # noqa: F401
+from web_helpers import _fresh_cache, staff_user  # noqa: F401
 
 from cdp.api.services.api_keys import api_key_create
-from consent.services import consent_set
 from web.customer import ZONE_TABLE, locale_from_attributes, who_words
 
 pytestmark = pytest.mark.django_db
@@ -48,11 +45,3 @@ def test_readers_are_named_by_role_or_integration_name(staff_user):
                      f"api_key:{key.prefix}": "Our connected system “Shop CRM sync”", "data_subject": "You",
                      "api_key:gone": "One of our connected systems", "staff:999": "A member of our staff"}
 
-
-def test_an_off_choice_says_whether_the_person_said_no_or_withdrew(ada):
-    consent_set(profile_id=ada.profile_id, purpose="marketing", granted=False)
-    consent_set(profile_id=ada.profile_id, purpose="analytics", granted=False)
-    client = Client()
-    sign_in(client, ada.profile_id)
-    page = client.get("/me/").content.decode()
-    assert "Off (you said no)" in page and "Off (you withdrew your consent)" in page
