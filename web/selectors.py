@@ -17,6 +17,7 @@ from uuid import UUID
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from cdp.models import Merge, MergeConflict, Source
 from cdp.segment.models import IngestionError
@@ -91,6 +92,7 @@ def me_recommendations(*, profile_id: UUID, limit: int = 10) -> dict:
     if not policy.is_allowed(profile_id, "personalization"):
         return {"allowed": False, "recommendations": [], "generated_at": None}
     body = recommendations_for_profile(profile_id=profile_id, limit=limit)
+    body["made_at"] = parse_datetime(body["generated_at"]) if body.get("generated_at") else None
     names, titles = source_names(), purpose_titles()
     for rec in body["recommendations"]:
         explanation = rec.get("explanation") or {}

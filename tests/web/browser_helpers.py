@@ -78,6 +78,7 @@ SMALL_TARGETS = """(minimum) => {
 
 
 def layout_problems(page) -> list[str]:
+    page.wait_for_load_state("load")  # after a click that navigates, measure the new page
     return page.evaluate(OVERFLOW) + page.evaluate(SMALL_TARGETS, MIN_TAP)
 
 

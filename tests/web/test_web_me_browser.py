@@ -116,7 +116,13 @@ def test_every_me_page_fits_has_big_targets_and_passes_axe(customer, live_server
     anonymous.goto(base + "/me/signin/")
     _check(anonymous, "sign-in", size)
 
-    page = _signed_in_page(browser, base, customer.profile_id, size)
+    from consent.services.signin import sign_in_link
+
+    link = base + link_path(sign_in_link(base_url=base + "/", profile_id=customer.profile_id))
+    page = browser.new_context(**SIZES[size]).new_page()
+    page.goto(link)
+    _check(page, "link-confirm", size)
+    page.get_by_role("button", name="Sign in").click()
     _check(page, "home", size, docs="preference-center-phone.png" if size == "phone" else None)
     page.locator("details.why summary").first.click()
     _check(page, "why-open", size)
@@ -140,6 +146,12 @@ def test_every_me_page_fits_has_big_targets_and_passes_axe(customer, live_server
     page.get_by_role("button", name="Erase my data").click()
     assert page.locator("#confirm[aria-invalid=true]").count() == 1
     _check(page, "erase-unconfirmed", size)
+    page.locator("#confirm").check()
+    page.get_by_role("button", name="Erase my data").click()
+    assert "erased" in page.locator("h1").inner_text().lower()
+    _check(page, "erased", size)
+    page.goto(link)  # the sign-in link again: used, and the person is gone
+    _check(page, "link-refused", size)
 
 
 @pytest.mark.parametrize("size", ["phone", "laptop"])

@@ -158,10 +158,12 @@ def sign_out(request):
 def home(request, profile_id: UUID):
     purposes = selectors.me_purposes(profile_id=profile_id, language=LANGUAGE)
     notices_served_anew(profile_id=profile_id, notices=purposes, channel=Channel.PREFERENCE_CENTER)
-    return render(request, "web/me/home.html", {
-        "purposes": purposes, "gpc": gpc_signalled(request), "section": "home",
-        "recommendations": selectors.me_recommendations(profile_id=profile_id),
-    })
+    locale = customer_locale(profile_id=profile_id, request=request)
+    with timezone.override(locale.zone):
+        return render(request, "web/me/home.html", {
+            "purposes": purposes, "gpc": gpc_signalled(request), "section": "home", "locale": locale,
+            "recommendations": selectors.me_recommendations(profile_id=profile_id),
+        })
 
 
 def _versions(request) -> dict:
