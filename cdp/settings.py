@@ -209,7 +209,7 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tessera <no-reply@localhost>")
 
 # The organisation responsible for the data (the controller): named with its contact details in
-# consent receipts and in the customer's readable export. Unset details are left out (null in
+# consent receipts and in the customer's readable export. Unset details are left out (empty in
 # receipts), never replaced by made-up ones; set at least name, address and e-mail in production.
 TESSERA_CONTROLLER_NAME = env_str("TESSERA_CONTROLLER_NAME")
 TESSERA_CONTROLLER_ADDRESS = (env_str("TESSERA_CONTROLLER_ADDRESS") or "").replace("\\n", "\n") or None

@@ -3,7 +3,7 @@
 The receipt names the subject by pseudonymous profile id (`piiPrincipalId`): it is
 handed to the person, who knows who they are, and it holds no personal value. The
 controller's details come from settings (TESSERA_CONTROLLER_*); a detail that is not
-configured is null, never a made-up value. `termination` and the `tessera.decision`
+configured is an empty string, never a made-up value. `termination` and the `tessera.decision`
 extension say what the event was: a grant, a first refusal (declined) or a refusal after a
 grant (withdrawn); `tessera.statusNow` says when a grant still in force has lapsed
 (expired, or re-consent required after a material notice change).
@@ -83,14 +83,15 @@ def receipt_for_event(event: ConsentEvent, *, decision: str, lapsed: tuple | Non
         "language": text["language"],
         "piiPrincipalId": str(event.profile_id),
         "piiControllers": [{
-            "piiController": controller["name"],
+            # Kantara requires these strings: an unset one is empty, never a made-up value.
+            "piiController": controller["name"] or "",
             "onBehalf": False,
-            "contact": controller["contact"],
-            "address": controller["address"],
-            "email": controller["email"],
-            "phone": controller["phone"],
+            "contact": controller["contact"] or "",
+            "address": controller["address"] or "",
+            "email": controller["email"] or "",
+            "phone": controller["phone"] or "",
         }],
-        "policyUrl": controller["policy_url"],
+        "policyUrl": controller["policy_url"] or "",
         "services": [{
             "service": "Tessera customer data platform",
             "purposes": [{

@@ -2,8 +2,8 @@
 time zone, and who looked at their data (the access log, as sentences).
 
 The person's language comes from their profile (`language`), else their browser; their time
-zone from their profile (`timezone` or `time_zone`, an IANA name), else their country when it
-has one time zone, else UTC, which the page then names. Access-log entries name staff by role
+zone from their profile (`timezone` or `time_zone`, an IANA name), else their country's when it
+has one (or a main one), else UTC, which the page then names. Access-log entries name staff by role
 and integrations by the name the operator gave their API key, never by a raw key.
 """
 
@@ -79,14 +79,21 @@ class CustomerLocale:
 
 
 @cache
-def _country_zones() -> dict[str, list[str]]:
-    zones: dict[str, list[str]] = {}
+def _country_zones() -> dict[str, str]:
+    """Country → its time zone, where it has one, or one the table calls the country's main
+    one ("most of Germany", "Spain (mainland)"); other countries (the US) get none."""
+    zones: dict[str, list[tuple[str, str]]] = {}
     if ZONE_TABLE.exists():
         for line in ZONE_TABLE.read_text().splitlines():
             if line and not line.startswith("#"):
                 parts = line.split("\t")
-                zones.setdefault(parts[0], []).append(parts[2])
-    return zones
+                zones.setdefault(parts[0], []).append((parts[2], parts[3] if len(parts) > 3 else ""))
+    chosen = {}
+    for country, candidates in zones.items():
+        main = [zone for zone, note in candidates if note.startswith("most of") or "(mainland)" in note]
+        if len(candidates) == 1 or len(main) == 1:
+            chosen[country] = candidates[0][0] if len(candidates) == 1 else main[0]
+    return chosen
 
 
 def _zone(name) -> zoneinfo.ZoneInfo | None:
@@ -112,8 +119,7 @@ def locale_from_attributes(attributes: dict, *, browser_language: str | None = N
         language = "en"
     zone = _zone(_value(attributes, "timezone", "time_zone"))
     if zone is None:
-        candidates = _country_zones().get(str(_value(attributes, "country") or "").upper(), [])
-        zone = _zone(candidates[0]) if len(candidates) == 1 else None
+        zone = _zone(_country_zones().get(str(_value(attributes, "country") or "").upper()))
     return CustomerLocale(language=language.lower(), zone=zone or UTC, zone_name=zone.key if zone else "UTC")
 
 

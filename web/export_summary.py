@@ -108,11 +108,12 @@ def _history(data: dict, titles: dict, locale: CustomerLocale) -> list[dict]:
 
 
 def _activity(events: list[dict], locale: CustomerLocale, sources: dict) -> list[dict]:
-    names = item_titles(e["item_id"] for e in events if e.get("item_id"))
+    names = item_titles(e["item_id"] for e in events if e.get("item_id") and not e.get("item_title"))
     rows = []
     for event in sorted(events, key=lambda e: e.get("occurred_at") or "", reverse=True):
         item = event.get("item_id")
-        what = names.get(item) or ("an item no longer in our catalogue" if item else event.get("name") or "")
+        what = event.get("item_title") or names.get(item) or (
+            "an item no longer in our catalogue" if item else event.get("name") or "")
         rows.append({"when": locale.when(event.get("occurred_at")),
                      "action": ACTION_WORDS.get(event.get("type"), _label(str(event.get("type")))),
                      "item": what, "quantity": event.get("quantity"), "price": event.get("price"),

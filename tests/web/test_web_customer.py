@@ -32,6 +32,7 @@ def test_dates_read_in_the_persons_language_and_time_zone():
 @pytest.mark.skipif(not Path(ZONE_TABLE).exists(), reason="needs the system's time zone table (tzdata)")
 def test_a_country_with_one_time_zone_gives_it_and_one_with_several_gives_none():
     assert locale_from_attributes({"country": {"value": "FR"}}).zone_name == "Europe/Paris"
+    assert locale_from_attributes({"country": {"value": "DE"}}).zone_name == "Europe/Berlin"  # "most of Germany"
     assert locale_from_attributes({"country": {"value": "US"}}).zone_name == "UTC"
 
 
