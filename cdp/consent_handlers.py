@@ -31,7 +31,7 @@ from cdp.models import (
 )
 from cdp.segment.models import IngestionError, IngestionErrorIdentifier
 from cdp.segment.services import ingestion_error_message_read, ingestion_errors_shred
-from cdp.selectors import profile_ids_by_identifier, profile_ids_by_identifiers, profile_unified_view
+from cdp.selectors import item_titles, profile_ids_by_identifier, profile_ids_by_identifiers, profile_unified_view
 from cdp.services import identity_rules
 from cdp.services.attributes import attribute_value_read
 from cdp.services.corrections import profile_rectify
@@ -135,6 +135,9 @@ def export(*, profile_id, aliases: list) -> dict:
          "quantity": e.quantity, "price": str(e.price) if e.price is not None else None, "rating": e.rating,
          "occurred_at": _iso(e.occurred_at), "received_at": _iso(e.received_at), "message_id": e.message_id}
         for e in Event.objects.filter(profile=profile).select_related("source").order_by("occurred_at", "id")]
+    titles = item_titles(e["item_id"] for e in events if e["item_id"])  # names a person reads, beside the ids
+    for event in events:
+        event["item_title"] = titles.get(event["item_id"])
     merges = [
         {"id": str(m.id), "survivor": str(m.survivor_id), "absorbed": str(m.absorbed_id), "reason": m.reason,
          "created_at": _iso(m.created_at), "undone_at": _iso(m.undone_at)}

@@ -15,7 +15,7 @@ from cdp.core.errors import NotFound
 from cdp.core.http.pagination import Page, paginate
 from cdp.core.identifiers import GLOBAL_KINDS
 from cdp.errors import ProfileErased
-from cdp.models import AttributeValue, Event, Identity, Profile, ProfileStatus, Source, SourceKind, SourceRecord
+from cdp.models import AttributeValue, Event, Identity, Item, Profile, ProfileStatus, Source, SourceKind, SourceRecord
 from cdp.services.attributes import attribute_value_read
 from cdp.services.profiles import identity_value_read, profile_dek
 from cdp.services.records import IdentifierKey, parse_identifiers
@@ -105,6 +105,11 @@ def unified_attributes(profile: Profile, *, dek: bytes) -> dict:
                "observed_at": row.observed_at.isoformat()}
         for name, row in sorted(best.items())
     }
+
+
+def item_titles(item_ids) -> dict[str, str]:
+    """Catalogue titles by item id (ids no longer in the catalogue are left out)."""
+    return dict(Item.objects.filter(id__in=list(set(item_ids))).values_list("id", "title"))
 
 
 def source_by_key(source_key: str) -> Source | None:

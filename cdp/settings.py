@@ -209,6 +209,16 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tessera <no-reply@localhost>")
 
+# The organisation responsible for the data (the controller): named with its contact details in
+# consent receipts and in the customer's readable export. Unset details are left out (empty in
+# receipts), never replaced by made-up ones; set at least name, address and e-mail in production.
+TESSERA_CONTROLLER_NAME = env_str("TESSERA_CONTROLLER_NAME")
+TESSERA_CONTROLLER_ADDRESS = (env_str("TESSERA_CONTROLLER_ADDRESS") or "").replace("\\n", "\n") or None
+TESSERA_CONTROLLER_EMAIL = env_str("TESSERA_CONTROLLER_EMAIL")
+TESSERA_CONTROLLER_PHONE = env_str("TESSERA_CONTROLLER_PHONE")
+TESSERA_CONTROLLER_CONTACT = env_str("TESSERA_CONTROLLER_CONTACT")
+TESSERA_PRIVACY_POLICY_URL = env_str("TESSERA_PRIVACY_POLICY_URL")
+
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", schemes={"redis", "rediss", "amqp", "amqps", "pyamqp"})
 TASKS_IN_PROCESS = CELERY_BROKER_URL is None

@@ -177,6 +177,24 @@ def notice_served(*, profile_id, purpose: str, version: int | None = None, langu
                                        served_at=timezone.now())
 
 
+def notices_served_anew(*, profile_id, notices: list[dict], channel: str = Channel.PREFERENCE_CENTER) -> int:
+    """Record the notices a page shows a person, each only the first time that version (in that
+    language, on that channel) is shown to them: the served-notice log proves what was shown,
+    and a page view that shows the same text again adds nothing to it. `notices`: dicts with
+    purpose, version and language (notice_text's shape). Returns how many were recorded."""
+    shown = {(n["purpose"], n["version"], language_check(n["language"])) for n in notices}
+    for purpose, _, _ in shown:
+        purpose_check(purpose)
+    known = set(ServedNotice.objects.filter(profile_id=profile_id, channel=channel,
+                                            purpose__in={p for p, _, _ in shown})
+                .values_list("purpose", "notice_version", "language"))
+    now = timezone.now()
+    new = [ServedNotice(profile_id=profile_id, purpose=purpose, notice_version=version, language=language,
+                        channel=channel, served_at=now) for purpose, version, language in sorted(shown - known)]
+    ServedNotice.objects.bulk_create(new)
+    return len(new)
+
+
 # --- legal bases ------------------------------------------------------------------------------
 
 

@@ -189,3 +189,34 @@ def effective_states(profile_id: UUID) -> list[dict]:
             "event_id": state.event_id if state else None,
         })
     return result
+
+
+def consent_decisions(events: Iterable) -> dict:
+    """Each event's word: "granted", "declined" (a refusal with no earlier grant for that
+    purpose: the person said no when first asked) or "withdrawn" (a refusal after a grant).
+    Pass all of one person's events (their merged ids included): the words read the history."""
+    words, granted_once = {}, set()
+    for event in sorted(events, key=lambda e: (e.occurred_at, e.recorded_at, e.seq)):
+        if event.granted:
+            granted_once.add(event.purpose)
+            words[event.id] = "granted"
+        else:
+            words[event.id] = "withdrawn" if event.purpose in granted_once else "declined"
+    return words
+
+
+def consent_grants_lapsed(events: Iterable) -> dict:
+    """Event id → (status, expires_at) for each grant among `events` that is still the person's
+    decision in force but no longer allows: "expired" (its lifetime ran out) or
+    "reconsent_required" (a material notice was published since). A grant that lapsed this way
+    was neither declined nor withdrawn, and the people reading it must be able to tell."""
+    granted = [e.id for e in events if e.granted]
+    if not granted:
+        return {}
+    versions, now, lapsed = notice_versions(), timezone.now(), {}
+    for state in ConsentState.objects.filter(event_id__in=granted):
+        status = decision_status(state.granted, state.notice_version, state.expires_at,
+                                 minimum=versions[state.purpose]["minimum"], now=now)
+        if status in (EXPIRED, RECONSENT_REQUIRED):
+            lapsed[state.event_id] = (status, state.expires_at)
+    return lapsed

@@ -45,9 +45,9 @@ from consent.models import (
     LedgerVerification,
 )
 from consent.notices import DEFAULT_TEXTS, notice_current, notice_text  # noqa: F401  (public reads of the notices)
-from consent.policy import effective_states
+from consent.policy import consent_decisions, effective_states  # noqa: F401  (public: the decisions' words)
 from consent.purposes import PURPOSES
-from consent.receipts import receipt_for_event
+from consent.receipts import controller_details, receipts_for_events  # noqa: F401  (public: the controller)
 from consent.services.access import Accessor, personal_data_read, subject_data_read
 from consent.services.verification import LEDGER_VERIFIED, ledger_verification_progress
 
@@ -168,33 +168,21 @@ def consent_receipt(*, profile_id, event_id, accessor: Accessor) -> dict:
     if event is None:
         raise ProfileUnknown("This profile has no consent event with this id.", code=ConsentErrorCode.EVENT_UNKNOWN)
     subject_data_read(accessor=accessor, profile_id=profile_id, fields=["consent_receipt"], purpose="consent_read")
-    return receipt_for_event(event)
+    # The receipt's words read the person's whole history (a refusal is declined or withdrawn).
+    history = list(ConsentEvent.objects.filter(profile_id=profile_id, purpose=event.purpose))
+    return next(r for r in receipts_for_events(history) if r["consentReceiptID"] == str(event.id))
 
 
 def consent_receipt_list(*, profile_id, accessor: Accessor) -> list[dict]:
     """Every receipt of the person's ledger, oldest first; logged as one read."""
     events = list(ConsentEvent.objects.filter(profile_id=profile_id).order_by("seq"))
     subject_data_read(accessor=accessor, profile_id=profile_id, fields=["consent_receipts"], purpose="consent_read")
-    return [receipt_for_event(event) for event in events]
+    return receipts_for_events(events)
 
 
 def consent_history(*, profile_ids) -> list[dict]:
     events = ConsentEvent.objects.filter(profile_id__in=list(profile_ids)).order_by("profile_id", "seq")
     return [consent_event_as_dict(e) for e in events]
-
-
-def consent_decisions(events: Iterable[ConsentEvent]) -> dict:
-    """Each event's word: "granted", "declined" (a refusal with no earlier grant for that
-    purpose: the person said no when first asked) or "withdrawn" (a refusal after a grant).
-    Pass all of one person's events (their merged ids included): the words read the history."""
-    words, granted_once = {}, set()
-    for event in sorted(events, key=lambda e: (e.occurred_at, e.recorded_at, e.seq)):
-        if event.granted:
-            granted_once.add(event.purpose)
-            words[event.id] = "granted"
-        else:
-            words[event.id] = "withdrawn" if event.purpose in granted_once else "declined"
-    return words
 
 
 def previous_links(events: list[ConsentEvent]) -> dict:
@@ -315,6 +303,12 @@ def access_log_purposes() -> list[str]:
 def configuration_changes() -> QuerySet:
     """Staff changes to consent configuration, newest first; each entry's detail has before and after."""
     return access_log_search(kind=AccessKind.OPERATOR_ACTION).filter(purpose__in=CONFIGURATION_ACTIONS)
+
+
+def access_log_for_subjects(*, subject_ids: list, limit: int = 200) -> list[AccessLog]:
+    """The newest access-log entries about a person (and the ids merged into them), for the
+    person themselves: not logged again, or every look at the list would add to it."""
+    return list(AccessLog.objects.filter(profile_id__in=subject_ids).order_by("-at", "-id")[:limit])
 
 
 def access_log_as_dict(entry: AccessLog) -> dict:

@@ -45,6 +45,18 @@ ARCHETYPES: dict[str, tuple[float, ...]] = {
     "Browsers": (0.0, -0.8, -0.8, 0.0, 0.8),
     "Regular": (0.0, 0.0, 0.0, 0.0, 0.0),
 }
+# What each name means, in words for the customers it describes (their export, their page).
+ARCHETYPE_DESCRIPTIONS: dict[str, str] = {
+    "High-value loyal": "customers who buy often, recently and spend the most",
+    "Loyal": "customers who come back and buy regularly",
+    "At risk": "customers who used to buy often but not lately",
+    "Big spenders": "customers whose orders are larger than most",
+    "New": "customers who started buying recently",
+    "Promising": "recent customers who have started coming back",
+    "Hibernating": "customers who have not bought anything for a while",
+    "Browsers": "customers who look around a lot but buy less often",
+    "Regular": "customers who buy about as often and as much as most",
+}
 
 
 # --- the private fit's space: public bounds, no statistic of the data -------------------------------

@@ -17,6 +17,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from cdp.models import Item, MergeConflict, Source
 from cdp.segment.models import IngestionError
@@ -60,7 +61,8 @@ from web.filters import page_of
 PART_NAMES = {"collaborative": "Customers with similar taste", "content": "Similar to items you chose",
               "segment_popularity": "Popular in your segment", "popularity": "Popular with everyone",
               "exposure": "Balanced so that more of our range gets seen"}
-STATUS_WORDS = {"granted": "On", "withdrawn": "Off", "not_recorded": "Off (never asked)",
+STATUS_WORDS = {"granted": "On", "withdrawn": "Off (you withdrew your consent)", "declined": "Off (you said no)",
+                "not_recorded": "Off (never asked)",
                 "expired": "Off (your consent expired)", "reconsent_required": "Off (the notice changed)"}
 
 
@@ -78,15 +80,19 @@ def purpose_titles(language: str = "en") -> dict[str, str]:
 def me_purposes(*, profile_id: UUID, language: str) -> list[dict]:
     """Every purpose with the current notice (text, version) and what the person decided."""
     rows = []
+    events = list(consent_events_query(profile_id=profile_id))
+    words = consent_decisions(events)
+    last = {e.purpose: words[e.id] for e in sorted(events, key=lambda e: (e.occurred_at, e.recorded_at, e.seq))}
     for state in effective_states(profile_id):
         text = notice_text(purpose=state["purpose"], language=language)
         basis = state["basis"]
+        status = last.get(state["purpose"], state["status"]) if state["status"] == "withdrawn" else state["status"]
         rows.append({
             "purpose": state["purpose"], "title": text["title"], "body": text["body"], "language": text["language"],
             "version": text["version"], "granted": state["granted"], "status": state["status"], "basis": basis,
             "status_text": ("On (needed to serve you)" if basis == Basis.CONTRACT
                             else "On unless you object" if basis == Basis.LEGITIMATE_INTEREST and state["granted"]
-                            else STATUS_WORDS.get(state["status"], state["status"])),
+                            else STATUS_WORDS.get(status, status)),
             "changeable": basis != Basis.CONTRACT,
             "agreed_version": state["notice_version"] if state["status"] != "not_recorded" else None,
             "updated_at": state["updated_at"], "expires_at": state["expires_at"],
@@ -99,6 +105,7 @@ def me_recommendations(*, profile_id: UUID, limit: int = 10) -> dict:
     if not policy.is_allowed(profile_id, "personalization"):
         return {"allowed": False, "recommendations": [], "generated_at": None}
     body = recommendations_for_profile(profile_id=profile_id, limit=limit)
+    body["made_at"] = parse_datetime(body["generated_at"]) if body.get("generated_at") else None
     names, titles = source_names(), purpose_titles()
     for rec in body["recommendations"]:
         explanation = rec.get("explanation") or {}
@@ -121,9 +128,10 @@ def me_recommendations(*, profile_id: UUID, limit: int = 10) -> dict:
 def me_consent_events(*, profile_id: UUID) -> list:
     """The newest 200 decisions, each with its word (declined or withdrawn read the whole history)."""
     events = list(consent_events_query(profile_id=profile_id).order_by("-recorded_at", "-seq"))
-    words = consent_decisions(events)
+    words, lapsed = consent_decisions(events), policy.consent_grants_lapsed(events)
     for event in events:
         event.decision = words[event.id]
+        event.lapsed = lapsed.get(event.id, (None, None))[0]  # expired or reconsent_required
     return events[:200]
 
 

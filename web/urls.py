@@ -18,6 +18,8 @@ urlpatterns = [
     path("me/data/", me.data, name="me-data"),
     path("me/data/export/", me.export_request, name="me-export"),
     path("me/data/requests/<uuid:request_id>/download/", me.export_download, name="me-export-download"),
+    path("me/data/requests/<uuid:request_id>/summary/", me.export_download, {"readable": True},
+         name="me-export-summary"),
     path("me/data/receipts/", me.receipts_all, name="me-receipts"),
     path("me/data/receipts/<uuid:event_id>/", me.receipt, name="me-receipt"),
     path("me/erase/", me.erase, name="me-erase"),

@@ -5,7 +5,7 @@ with the values those take and return (channels, request types and statuses).
 """
 
 from consent.models import Channel, DsrStatus, DsrType, VerificationStatus  # noqa: F401
-from consent.notices import notice_served  # noqa: F401
+from consent.notices import notice_served, notices_served_anew  # noqa: F401
 from consent.services.consents import (  # noqa: F401
     ConsentChange,
     Evidence,

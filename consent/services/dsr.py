@@ -47,7 +47,7 @@ from consent.models import (
     ServedNotice,
 )
 from consent.policy import effective_states
-from consent.receipts import receipt_for_event
+from consent.receipts import receipts_for_events
 from consent.selectors import access_log_as_dict, consent_decisions, consent_event_as_dict
 from consent.services.access import Accessor, personal_data_read
 
@@ -368,7 +368,7 @@ def _consent_sections(pid: UUID, alias_ids: list[UUID]) -> dict:
         "consents": [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in s.items()}
                      for s in effective_states(pid)],
         "consent_history": [{**consent_event_as_dict(e), "decision": words[e.id]} for e in events],
-        "consent_receipts": [receipt_for_event(e) for e in events],
+        "consent_receipts": receipts_for_events(events),
         "served_notices": [
             {"purpose": n.purpose, "notice_version": n.notice_version, "language": n.language,
              "channel": n.channel, "served_at": n.served_at.isoformat()}

@@ -22,7 +22,7 @@ from consent.ledger import CheckpointKeyMissing, event_link, genesis_link, head_
 from consent.ledger.chain import LINKED_FIELDS
 from consent.models import AccessLog, ChainHead, ConsentEvent, DataSubjectRequest, ServedNotice
 from consent.notices import notice_text
-from consent.receipts import receipt_for_event
+from consent.receipts import receipts_for_events
 from consent.selectors import access_log_as_dict, consent_decisions, consent_event_evidence, ledger_status
 from consent.services.dsr import dsr_as_dict
 
@@ -57,7 +57,7 @@ def evidence_bundle_build(*, profile_id, aliases: list, actor: str) -> tuple[str
         "subject": str(pid), "merged_ids": [str(s) for s in subjects[1:]],
         "linked_fields": list(LINKED_FIELDS),
         "timeline": timeline,
-        "receipts": [receipt_for_event(e) for e in events],
+        "receipts": receipts_for_events(events),
         "notice_texts": [{**notice_text(purpose=p, version=v, language=lang), "asked_language": lang}
                          for p, v, lang in shown],
         "served_notices": [{"purpose": n.purpose, "notice_version": n.notice_version, "language": n.language,

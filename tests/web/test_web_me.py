@@ -69,6 +69,19 @@ def test_the_page_shows_each_purpose_with_its_notice_and_logs_it_as_served(ada_c
     assert ServedNotice.objects.filter(profile_id=ada.profile_id).count() == 5
 
 
+def test_a_notice_is_recorded_as_served_only_when_shown_anew(ada_client, ada):
+    """Issue 22: served_notices grew by five on every page load."""
+    for _ in range(3):
+        assert ada_client.get("/me/").status_code == 200
+    served = ServedNotice.objects.filter(profile_id=ada.profile_id)
+    assert served.count() == 5
+    notice_publish(purpose="marketing", texts={"en": ("Marketing", "New words.")}, material=True, actor="staff:1")
+    ada_client.get("/me/")
+    ada_client.get("/me/")
+    assert served.count() == 6
+    assert set(served.filter(purpose="marketing").values_list("notice_version", flat=True)) == {1, 2}
+
+
 def test_saving_records_only_what_changed_under_the_notice_shown(ada_client, ada):
     before = ConsentEvent.objects.filter(profile_id=ada.profile_id).count()
     response = choices(ada_client, ["personalization", "analytics", "marketing"],

@@ -21,6 +21,12 @@ def pairs(mapping) -> list[tuple]:
     return list(mapping.items()) if isinstance(mapping, dict) else []
 
 
+@register.filter
+def messages_at(messages, place: str) -> list:
+    """The messages to show at one place of the page ("" for the top: untagged ones)."""
+    return [m for m in messages or [] if (m.extra_tags or "") == place]
+
+
 @register.simple_tag(takes_context=True)
 def actor(context, value) -> str:
     """An audit actor for people: `staff:<id>` shows the staff member's user name, the

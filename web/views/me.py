@@ -16,18 +16,22 @@ from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone, translation
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from consent import policy
 from consent.errors import ProfileUnknown
 from consent.selectors import consent_receipt, consent_receipt_list, dsr_for_profile, dsr_list_for_profile
-from consent.services import Channel, DsrStatus, DsrType, notice_served
+from consent.services import Channel, DsrStatus, DsrType, notices_served_anew
 from consent.services.dsr import dsr_result, dsr_submit
 from consent.services.gpc import accessor_of, gpc_signalled
 from consent.services.signin import demo_sign_in_links, sign_in_link, sign_in_request
 from personalization.selectors import profile_ids_with_recommendations
 from web import selectors
+from web.customer import customer_locale, me_access_log
+from web.export_summary import export_summary
 from web.services import CUSTOMER_ACTOR, ChoiceRefused, me_choices_save
 from web.signin import (
     LINK_MINUTES,
@@ -52,6 +56,12 @@ def _json_download(document, filename: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _to(request, view: str, place: str):
+    """Back to the page, scrolled to the section whose message answers the action (on a phone
+    the top of the page is often far from the button that was pressed)."""
+    return redirect(f"{reverse(view)}#{place}")
 
 
 # --- signing in ----------------------------------------------------------------------------------------
@@ -147,13 +157,13 @@ def sign_out(request):
 @customer_required
 def home(request, profile_id: UUID):
     purposes = selectors.me_purposes(profile_id=profile_id, language=LANGUAGE)
-    for purpose in purposes:
-        notice_served(profile_id=profile_id, purpose=purpose["purpose"], version=purpose["version"],
-                      language=purpose["language"], channel=Channel.PREFERENCE_CENTER)
-    return render(request, "web/me/home.html", {
-        "purposes": purposes, "gpc": gpc_signalled(request), "section": "home",
-        "recommendations": selectors.me_recommendations(profile_id=profile_id),
-    })
+    notices_served_anew(profile_id=profile_id, notices=purposes, channel=Channel.PREFERENCE_CENTER)
+    locale = customer_locale(profile_id=profile_id, request=request)
+    with timezone.override(locale.zone):
+        return render(request, "web/me/home.html", {
+            "purposes": purposes, "gpc": gpc_signalled(request), "section": "home", "locale": locale,
+            "recommendations": selectors.me_recommendations(profile_id=profile_id),
+        })
 
 
 def _versions(request) -> dict:
@@ -171,11 +181,11 @@ def choices_save(request, profile_id: UUID):
         recorded = me_choices_save(profile_id=profile_id, allowed=set(request.POST.getlist("allow")),
                                    versions=_versions(request), request=request)
     except ChoiceRefused as refusal:
-        messages.error(request, refusal.message)
-        return redirect("web:me-home")
+        messages.error(request, refusal.message, extra_tags="choices")
+        return _to(request, "web:me-home", "choices")
     messages.success(request, f"Saved: {recorded} change{'s' if recorded != 1 else ''} recorded in your consent "
-                              "history." if recorded else "Nothing changed.")
-    return redirect("web:me-home")
+                              "history." if recorded else "Nothing changed.", extra_tags="choices")
+    return _to(request, "web:me-home", "choices")
 
 
 @require_POST
@@ -187,12 +197,12 @@ def personalization_set(request, profile_id: UUID):
         me_choices_save(profile_id=profile_id, allowed={"personalization"} if turn_on else set(),
                         versions=_versions(request), request=request, only={"personalization"})
     except ChoiceRefused as refusal:
-        messages.error(request, refusal.message)
-        return redirect("web:me-home")
+        messages.error(request, refusal.message, extra_tags="recommendations")
+        return _to(request, "web:me-home", "recommendations")
     messages.success(request, "Personalized recommendations are on." if turn_on else
                      "Personalized recommendations are off. Your recommendations were deleted and none will "
-                     "be made until you turn them on again.")
-    return redirect(f"{request.build_absolute_uri('/me/')}#recommendations")
+                     "be made until you turn them on again.", extra_tags="recommendations")
+    return _to(request, "web:me-home", "recommendations")
 
 
 # --- your data: export, receipts, erasure -----------------------------------------------------------------
@@ -201,11 +211,15 @@ def personalization_set(request, profile_id: UUID):
 @never_cache
 @customer_required
 def data(request, profile_id: UUID):
-    return render(request, "web/me/data.html", {
-        "events": selectors.me_consent_events(profile_id=profile_id),
-        "requests": dsr_list_for_profile(profile_id=profile_id),
-        "titles": selectors.purpose_titles(LANGUAGE), "section": "data",
-    })
+    locale = customer_locale(profile_id=profile_id, request=request)
+    with timezone.override(locale.zone):
+        return render(request, "web/me/data.html", {
+            "events": selectors.me_consent_events(profile_id=profile_id),
+            "requests": dsr_list_for_profile(profile_id=profile_id),
+            "titles": selectors.purpose_titles(LANGUAGE), "section": "data", "locale": locale,
+            "accesses": me_access_log(subject_ids=[profile_id, *selectors.subject_aliases(profile_id)],
+                                      locale=locale),
+        })
 
 
 @require_POST
@@ -213,25 +227,37 @@ def data(request, profile_id: UUID):
 def export_request(request, profile_id: UUID):
     dsr = dsr_submit(request_type=DsrType.ACCESS, channel=Channel.PREFERENCE_CENTER, actor=CUSTOMER_ACTOR,
                      profile_id=profile_id)
+    dsr.refresh_from_db()  # carried out after its commit when tasks run in-process
     if dsr.status == DsrStatus.AWAITING_APPROVAL:
         messages.info(request, "Your request needs a check by our privacy team first. We will answer within "
-                               "30 days; the download appears here when it is ready.")
+                               "30 days; the download appears here when it is ready.", extra_tags="export")
+    elif dsr.status == DsrStatus.COMPLETED:
+        messages.success(request, "Your data is ready: download it below, as a file (JSON) or as a page to read "
+                                  "and print.", extra_tags="export")
     else:
-        messages.success(request, "Your data is being gathered. The download appears below when it is ready.")
-    return redirect("web:me-data")
+        messages.success(request, "Your data is being gathered. The download appears below when it is ready.",
+                         extra_tags="export")
+    return _to(request, "web:me-data", "export")
 
 
 @never_cache
 @customer_required
-def export_download(request, profile_id: UUID, request_id: UUID):
+def export_download(request, profile_id: UUID, request_id: UUID, readable: bool = False):
+    """One of the person's completed exports: the JSON file, or (`readable`) the same export as
+    a page to read and print, with names, dates and words instead of codes."""
     dsr = dsr_for_profile(profile_id=profile_id, request_id=request_id)
     if dsr is None or dsr.type not in (DsrType.ACCESS, DsrType.PORTABILITY) or dsr.status != DsrStatus.COMPLETED:
         raise Http404
     document = dsr_result(dsr, reader=CUSTOMER_ACTOR)
     if document.get("expired"):
-        messages.info(request, "This download has expired. Ask for a new one.")
-        return redirect("web:me-data")
-    return _json_download(document, f"my-data-{dsr.received_at:%Y-%m-%d}.json")
+        messages.info(request, "This download has expired. Ask for a new one.", extra_tags="export")
+        return _to(request, "web:me-data", "export")
+    if not readable:
+        return _json_download(document, f"my-data-{dsr.received_at:%Y-%m-%d}.json")
+    summary = export_summary(document, browser_language=translation.get_language_from_request(request))
+    response = render(request, "web/me/export_summary.html", {**summary, "dsr": dsr, "section": "data"})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @never_cache
@@ -269,5 +295,5 @@ def erase(request, profile_id: UUID):
         customer_sign_out(request)
         return render(request, "web/me/erased.html", {"dsr": dsr})
     messages.info(request, "Your erasure request was received. We will carry it out within 30 days and you "
-                           "can follow it below.")
-    return redirect("web:me-data")
+                           "can follow it below.", extra_tags="export")
+    return _to(request, "web:me-data", "export")

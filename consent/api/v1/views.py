@@ -266,6 +266,11 @@ class ReceiptServiceSerializer(serializers.Serializer):
 class ReceiptExtensionSerializer(serializers.Serializer):
     purpose = serializers.ChoiceField(choices=PURPOSES)
     granted = serializers.BooleanField()
+    decision = serializers.ChoiceField(choices=["granted", "declined", "withdrawn"], help_text=(
+        "declined: a refusal with no earlier grant for the purpose; withdrawn: a refusal after a grant."))
+    statusNow = serializers.ChoiceField(choices=["expired", "reconsent_required"], allow_null=True, help_text=(
+        "For a grant still in force that no longer allows: its lifetime ran out, or a material notice "
+        "was published since."))
     noticeVersion = serializers.IntegerField()
     basis = serializers.ChoiceField(choices=Basis.values)
     channel = serializers.ChoiceField(choices=CHANNELS)
