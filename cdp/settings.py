@@ -215,6 +215,8 @@ TASKS_IN_PROCESS = CELERY_BROKER_URL is None
 # broker, in the ingesting process after the response is sent, only when this is on (the
 # refresh's CPU is then the web process's: README "Real-time recommendations").
 TESSERA_REALTIME_IN_PROCESS = env_bool("TESSERA_REALTIME_IN_PROCESS", False)
+# Off: new events refresh nobody between pipeline runs (a personalization grant still does).
+TESSERA_REALTIME_REFRESH = env_bool("TESSERA_REALTIME_REFRESH", True)
 # Events of one person arriving within this window (any requests) make one refresh.
 TESSERA_REALTIME_WINDOW_MS = env_int("TESSERA_REALTIME_WINDOW_MS", 100, minimum=0)
 CELERY_RESULT_BACKEND = env_url(

@@ -46,7 +46,8 @@ _draining = threading.Lock()
 
 def events_refresh_schedule(profile_ids: set, committed_at: float | None = None) -> None:
     """The event hook's listener (after a commit): note these people, then ask for a drain."""
-    if not profile_ids or (settings.TASKS_IN_PROCESS and not settings.TESSERA_REALTIME_IN_PROCESS):
+    if not profile_ids or not settings.TESSERA_REALTIME_REFRESH or (
+            settings.TASKS_IN_PROCESS and not settings.TESSERA_REALTIME_IN_PROCESS):
         return
     at = datetime.fromtimestamp(committed_at, tz=UTC) if committed_at else datetime.now(UTC)
     RefreshPending.objects.bulk_create([RefreshPending(profile_id=pid, committed_at=at) for pid in profile_ids])
