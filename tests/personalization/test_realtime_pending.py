@@ -112,3 +112,27 @@ def test_recommendations_updated_reaches_only_those_who_asked(served):
     no_list = next(pid for pid in served.profile_ids if pid not in served.personalization)
     realtime.recommendations_refresh(profile_ids=[no_list])
     assert OutboxMessage.objects.filter(topic=realtime.UPDATED_TOPIC).count() == 2
+
+
+def test_with_a_broker_one_drain_is_queued_a_window(served, monkeypatch, settings):
+    """While a queued drain waits (its flag in the shared cache), more events only join the
+    pending set; the drain, once it runs, clears the flag and refreshes them all once."""
+    from django.core.cache import cache
+
+    settings.TASKS_IN_PROCESS = False  # a broker; tasks still run eagerly in the tests
+    calls = refreshes_counted(monkeypatch)
+    person, other = sorted(served.personalization)[:2]
+    cache.delete(realtime_pending._SCHEDULED)
+    assert cache.add(realtime_pending._SCHEDULED, 1, timeout=60)  # a drain already queued
+    for n, pid in enumerate((person, other, person)):
+        events_ingest(source=served.source, events=[
+            {"profile_id": str(pid), "type": "view", "item_id": served.item_ids[n],
+             "occurred_at": f"2026-12-0{n + 1}T12:00:00Z", "message_id": f"window-{n}"}])
+    assert calls == [] and RefreshPending.objects.count() == 3
+    assert realtime_pending.refresh_pending_drain() == 3
+    assert calls == [sorted([str(person), str(other)])]
+    # The flag went with the drain: the next event queues (here: runs) one at once.
+    events_ingest(source=served.source, events=[
+        {"profile_id": str(other), "type": "view", "item_id": served.item_ids[5],
+         "occurred_at": "2026-12-05T12:00:00Z", "message_id": "window-after"}])
+    assert calls[-1] == [str(other)] and not RefreshPending.objects.exists()
