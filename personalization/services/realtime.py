@@ -78,7 +78,8 @@ def recommendations_refresh(*, profile_ids, committed_at: float | dict | None = 
     if run is None or not ids:
         return 0
     _segments_refresh(run, ids)
-    refreshed = _recommendations_rescore(run, ids) if served_run() == run else set()
+    served = PipelineArtifact.objects.filter(run_id=run.id, name=ARTIFACT).exists()
+    refreshed = _recommendations_rescore(run, ids) if served else set()
     if committed_at is not None:
         now = time.time()
         for pid in ids:

@@ -58,8 +58,10 @@ def events_refresh_schedule(profile_ids: set, committed_at: float | None = None)
         cache.delete(_SCHEDULED)  # not queued: the next event tries again (beat sweeps meanwhile)
 
 
-def refresh_pending_drain(*, rounds: int | None = None) -> int:
-    """Refresh everyone waiting (at most `rounds` batches); returns how many rows were taken."""
+def refresh_pending_drain(*, rounds: int | None = None, until_empty: bool = False) -> int:
+    """Refresh everyone waiting (at most `rounds` batches); returns how many rows were taken.
+    `until_empty`: go on after a short round too (in-process, where people noted meanwhile
+    queue no drain of their own while this one runs)."""
     # First, so that a person noted from now on queues a new drain rather than relying on
     # this one having seen them.
     cache.delete(_SCHEDULED)
@@ -68,6 +70,8 @@ def refresh_pending_drain(*, rounds: int | None = None) -> int:
         taken = _take(realtime.REFRESH_BATCH)
         if not taken:
             break
+        # A short round took everyone: people noted since have queued their own drain.
+        last = len(taken) < realtime.REFRESH_BATCH and not until_empty
         done += 1
         taken_total += len(taken)
         committed: dict[str, float] = {}
@@ -80,20 +84,27 @@ def refresh_pending_drain(*, rounds: int | None = None) -> int:
             # Back in the set for the next drain (or the sweep), then fail as before.
             RefreshPending.objects.bulk_create([RefreshPending(profile_id=pid, committed_at=at) for pid, at in taken])
             raise
+        if last:
+            break
     return taken_total
 
 
 def refresh_pending_drain_in_process() -> None:
     """After a response: drain, unless another thread of this process is already at it
     (it will see the new rows in its next round)."""
-    if not _draining.acquire(blocking=False):
-        return
-    try:
-        refresh_pending_drain(rounds=_IN_PROCESS_ROUNDS)
-    except Exception:  # the rows are back; the next response or sweep tries again
-        logger.warning("refresh_drain_failed", exc_info=True)
-    finally:
-        _draining.release()
+    for _ in range(2):
+        if not _draining.acquire(blocking=False):
+            return
+        try:
+            refresh_pending_drain(rounds=_IN_PROCESS_ROUNDS, until_empty=True)
+        except Exception:  # the rows are back; the next response or sweep tries again
+            logger.warning("refresh_drain_failed", exc_info=True)
+            return
+        finally:
+            _draining.release()
+        # A thread that noted someone just before the release found the lock taken.
+        if not RefreshPending.objects.exists():
+            return
 
 
 def _take(limit: int) -> list[tuple]:
