@@ -10,6 +10,8 @@ from test_realtime import refreshes_counted, segment_track
 from cdp.core import outbox
 from cdp.core.models import OutboxMessage
 from cdp.services.events import events_ingest
+from cdp.webhooks.models import WebhookDelivery
+from cdp.webhooks.services.relay import deliveries_fan_out
 from cdp.webhooks.services.subscriptions import webhook_create
 from personalization import segmentation
 from personalization.models import ProfileFeatures, RefreshPending, Segmentation, SegmentMembership
@@ -104,11 +106,15 @@ def test_recommendations_updated_reaches_only_those_who_asked(served):
     realtime.recommendations_refresh(profile_ids=[person])
     assert not OutboxMessage.objects.filter(topic=realtime.UPDATED_TOPIC).exists(), "nobody listens yet"
 
-    webhook_create(url="https://example.com/hooks", events=[realtime.UPDATED_TOPIC])
+    subscription = webhook_create(url="https://example.com/hooks", events=[realtime.UPDATED_TOPIC]).subscription
+    webhook_create(url="https://example.com/other", events=["consent.changed"])
     realtime.recommendations_refresh(profile_ids=[person, other])
     payloads = sorted(OutboxMessage.objects.filter(topic=realtime.UPDATED_TOPIC).values_list("payload", flat=True),
                       key=lambda p: p["profile_id"])
     assert payloads == [{"profile_id": str(person)}, {"profile_id": str(other)}]
+    deliveries_fan_out()
+    assert {(d.subscription_id, d.message.topic) for d in WebhookDelivery.objects.select_related("message")} == {
+        (subscription.id, realtime.UPDATED_TOPIC)}
     no_list = next(pid for pid in served.profile_ids if pid not in served.personalization)
     realtime.recommendations_refresh(profile_ids=[no_list])
     assert OutboxMessage.objects.filter(topic=realtime.UPDATED_TOPIC).count() == 2
