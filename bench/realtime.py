@@ -20,9 +20,11 @@ only), and this process, as the client:
    the gunicorn workers after each response (TESSERA_REALTIME_IN_PROCESS).
 2. **throughput**: --messages messages as fast as --clients posters can, with the
    refresh on, then (gunicorn restarted with TESSERA_REALTIME_REFRESH=false, the same
-   broker and worker) the same number again: messages/s side by side, the gunicorn
-   workers' CPU a message in both (what the refresh costs the ingestion itself) and the
-   realtime worker's (what the refresh costs, on other cores in production).
+   broker) the same number again: messages/s side by side, the gunicorn workers' CPU a
+   message in both and the realtime worker's; with a broker also a run with the refresh
+   on but the worker stopped: what noting the people and queuing the drains costs the
+   ingestion itself, without the worker's CPU competing on the same cores (in
+   production it runs on others).
 
 Loops are bounded (a message count, a deadline for the last refresh). The machine may be
 shared: the load average is printed; run it more than once.
@@ -256,7 +258,9 @@ def main() -> None:
         keys.parent.mkdir(parents=True, exist_ok=True)
         names = ("SECRET_KEY", "TESSERA_MASTER_KEYS", "TESSERA_INDEX_KEY", "TESSERA_LEDGER_KEY")
         keys.write_text(json.dumps({name: os.environ[name] for name in names} | {"_WRITE_KEY": write_key}))
-    from personalization.models import Recommendation, SegmentMembership
+    from personalization.models import Recommendation, RefreshPending, SegmentMembership
+
+    RefreshPending.objects.all().delete()  # a previous run's paused phase leaves its people noted
 
     print(f"shop: {args.people:,} people, {args.items} items, {Recommendation.objects.count():,} recommendations, "
           f"{SegmentMembership.objects.count():,} segment memberships; set up in {time.perf_counter() - setup:.0f} s")
@@ -293,7 +297,17 @@ def main() -> None:
                 rate_on, _, _ = _push(port, "/v1/batch", payload, headers, args.clients, idempotent=False,
                                       count=args.messages)
                 pending_wait(300)
-            # The same server, broker and worker, with the events' refresh switched off.
+            rate_paused, per = None, args.messages / 1e6
+            worker_cpu = f"; realtime worker {refresh.used['workers'] / per:,.0f} µs"
+            if worker:
+                # The ingestion's own share: the people are noted and drains queued, but no
+                # worker takes them (its CPU out of the way).
+                stop(worker)
+                worker = None
+                with CpuMeter(server.pid) as web_paused:
+                    rate_paused, _, _ = _push(port, "/v1/batch", bodies(args.messages, args, rng), headers,
+                                              args.clients, idempotent=False, count=args.messages)
+            # The same server and broker, with the events' refresh switched off.
             stop(server)
             os.environ["TESSERA_REALTIME_REFRESH"] = "false"
             server = _start_gunicorn(port, args.workers, 1, None)
@@ -304,11 +318,15 @@ def main() -> None:
             os.environ.pop("TESSERA_REALTIME_REFRESH")
             print(f"throughput: {rate_on:,.0f} messages/s with the refresh ({args.mode}), {rate_off:,.0f} without "
                   f"({rate_on / rate_off:.0%}; target >= 90%), {args.messages:,} messages each")
-            per = args.messages / 1e6
             on_cpu, off_cpu = web.used["workers"] / per, web_off.used["workers"] / per
-            worker_cpu = f"; realtime worker {refresh.used['workers'] / per:,.0f} µs" if worker else ""
+            worker_cpu = worker_cpu if args.mode == "broker" else ""
             print(f"  gunicorn CPU a message: {on_cpu:,.0f} µs with, {off_cpu:,.0f} µs without "
                   f"({on_cpu / off_cpu - 1:+.0%}){worker_cpu}")
+            if rate_paused:
+                paused_cpu = web_paused.used["workers"] / per
+                print(f"  the ingestion's own share (refresh on, worker stopped): {rate_paused:,.0f} messages/s "
+                      f"({rate_paused / rate_off:.0%} of without), gunicorn CPU {paused_cpu:,.0f} µs a message "
+                      f"({paused_cpu / off_cpu - 1:+.0%})")
     finally:
         stop(worker)
         stop(server)
