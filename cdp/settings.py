@@ -222,8 +222,9 @@ TESSERA_PRIVACY_POLICY_URL = env_str("TESSERA_PRIVACY_POLICY_URL")
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", schemes={"redis", "rediss", "amqp", "amqps", "pyamqp"})
 TASKS_IN_PROCESS = CELERY_BROKER_URL is None
-# Per-person recommendation refresh after events, in the ingesting process when there is
-# no broker (personalization.services.realtime.events_refresh_schedule); off by default there.
+# Per-person refresh after events (personalization.services.realtime_pending): without a
+# broker, in the ingesting process after the response is sent, only when this is on (the
+# refresh's CPU is then the web process's: README "Real-time recommendations").
 TESSERA_REALTIME_IN_PROCESS = env_bool("TESSERA_REALTIME_IN_PROCESS", False)
 # /ops/ alerts on a run's served lists (personalization.services.recommendation_quality):
 # catalogue coverage below, Gini of exposure or popularity miscalibration above, a gap in
@@ -234,6 +235,10 @@ TESSERA_QUALITY_MAX_GINI = env_float("TESSERA_QUALITY_MAX_GINI", 0.95, minimum=0
 TESSERA_QUALITY_MAX_MISCALIBRATION = env_float("TESSERA_QUALITY_MAX_MISCALIBRATION", 0.30, minimum=0.0)
 TESSERA_QUALITY_MAX_SEGMENT_GAP = env_float("TESSERA_QUALITY_MAX_SEGMENT_GAP", 0.50, minimum=0.0)
 TESSERA_QUALITY_MAX_DRIFT = env_float("TESSERA_QUALITY_MAX_DRIFT", 0.25, minimum=0.0)
+# Off: new events refresh nobody between pipeline runs (a personalization grant still does).
+TESSERA_REALTIME_REFRESH = env_bool("TESSERA_REALTIME_REFRESH", True)
+# Events of one person arriving within this window (any requests) make one refresh.
+TESSERA_REALTIME_WINDOW_MS = env_int("TESSERA_REALTIME_WINDOW_MS", 100, minimum=0)
 CELERY_RESULT_BACKEND = env_url(
     "CELERY_RESULT_BACKEND", schemes={"redis", "rediss", "rpc"},
     default=CELERY_BROKER_URL if CELERY_BROKER_URL and CELERY_BROKER_URL.startswith("redis") else None,
@@ -255,6 +260,7 @@ CELERY_TASK_QUEUES = {name: {} for name in ("realtime", "pipeline", "maintenance
 CELERY_TASK_ROUTES = {
     "personalization.pipeline_watchdog": {"queue": "maintenance"},  # not behind the run it watches
     "personalization.recommendations_refresh": {"queue": "realtime"},  # seconds, never behind a run
+    "personalization.recommendations_refresh_drain": {"queue": "realtime"},
     "personalization.*": {"queue": "pipeline"},
     "consent.retention_purge": {"queue": "maintenance"},
     "consent.ledger_checkpoint_create": {"queue": "maintenance"},
@@ -317,6 +323,8 @@ CELERY_BEAT_SCHEDULE.update({
 
 # --- Personalization: the nightly pipeline and its watchdog ----------------------------
 CELERY_BEAT_SCHEDULE.update({
+    # People left waiting for a real-time refresh by a lost task or an unreachable broker.
+    "personalization-refresh-sweep": {"task": "personalization.recommendations_refresh_drain", "schedule": 60.0},
     # Quiet hours; a run that is still going when the next is due is not doubled.
     "personalization-pipeline": {"task": "personalization.pipeline_run", "schedule": crontab(hour=2, minute=30),
                                  "kwargs": {"trigger": "schedule"}},

@@ -170,6 +170,16 @@ class ProfileFeatures(models.Model):
         indexes = [models.Index(fields=["profile_id"], name="features_profile_idx")]
 
 
+class RefreshPending(models.Model):
+    """A person whose newly committed events wait for a real-time refresh
+    (services/realtime_pending.py): written after the ingestion commits, taken by the
+    next drain, so the events of many requests make one refresh. Rows live for moments."""
+
+    id = models.BigAutoField(primary_key=True)
+    profile_id = models.UUIDField()
+    committed_at = models.DateTimeField(help_text="When the events' transaction committed (for the lag histogram).")
+
+
 class Segmentation(models.Model):
     """One run's segmentation: differentially private centroids (DP-Lloyd) and what members need to be assigned."""
 

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from cdp.core.broker import BROKER_UNREACHABLE
 from personalization.errors import PipelineActive
 from personalization.models import PipelineRun, RunStatus, Stage
-from personalization.services import pipeline, realtime
+from personalization.services import pipeline, realtime, realtime_pending
 
 logger = logging.getLogger(__name__)
 
@@ -216,3 +216,10 @@ def pipeline_watchdog() -> list[int]:
 def recommendations_refresh(profile_ids: list[str], committed_at: float | None = None) -> int:
     """Rescore the people whose events just arrived (services/realtime.py)."""
     return realtime.recommendations_refresh(profile_ids=profile_ids, committed_at=committed_at)
+
+
+@shared_task(name="personalization.recommendations_refresh_drain", ignore_result=True, acks_late=True,
+             autoretry_for=TRANSIENT_ERRORS, retry_backoff=1, max_retries=5)
+def recommendations_refresh_drain() -> int:
+    """Refresh everyone whose events are waiting, once each (services/realtime_pending.py)."""
+    return realtime_pending.refresh_pending_drain()

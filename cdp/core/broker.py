@@ -36,6 +36,11 @@ def enqueue(task, *args, **kwargs) -> bool:
     """Queue `task(*args, **kwargs)` now if the broker answers; False when it did not
     (logged; the caller's sweep picks the work up later). With tasks in-process it runs
     here, as `task.delay` would."""
+    return enqueue_in(task, None, *args, **kwargs)
+
+
+def enqueue_in(task, countdown: float | None, *args, **kwargs) -> bool:
+    """`enqueue`, for a worker to run `countdown` seconds from now (in-process: at once)."""
     if settings.TASKS_IN_PROCESS or task.app.conf.task_always_eager:
         task.delay(*args, **kwargs)
         return True
@@ -49,7 +54,8 @@ def enqueue(task, *args, **kwargs) -> bool:
             _connect(connection, timeout)
             # Nothing in a request reads a task's result: not subscribing to it keeps the
             # result backend (Redis too) out of the request as well.
-            task.apply_async(args, kwargs, connection=connection, retry=False, ignore_result=True)
+            task.apply_async(args, kwargs, connection=connection, retry=False, ignore_result=True,
+                             countdown=countdown)
     except (*BROKER_UNREACHABLE, OSError):
         state.failed()
         logger.warning("task_not_queued", extra={"task": task.name, "reason": "broker_unreachable"})

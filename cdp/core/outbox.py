@@ -30,7 +30,9 @@ from cdp.core.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
 
-# The change feed's types (CONTRACT.md); `dsr.completed` goes to webhooks only.
+# The change feed's types (CONTRACT.md); `dsr.completed` and `recommendations.updated`
+# (personalization's real-time refresh, written only while a subscription asks for it) go
+# to webhooks only.
 CHANGE_TYPES = (
     "profile.created",
     "profile.updated",
@@ -39,7 +41,7 @@ CHANGE_TYPES = (
     "consent.changed",
     "profile.erased",
 )
-TOPICS = frozenset(CHANGE_TYPES) | {"dsr.completed"}
+TOPICS = frozenset(CHANGE_TYPES) | {"dsr.completed", "recommendations.updated"}
 
 # Keys whose values are short codes, never personal: everything else must be an `*_id`
 # (a UUID) or `*_ids` (a list of UUIDs).
@@ -101,11 +103,18 @@ _request_wakes: ContextVar[list | None] = ContextVar("outbox_request_wakes", def
 
 
 def _wake_after_request() -> None:
+    after_response(_wake)
+
+
+def after_response(callback: Callable[[], None]) -> None:
+    """Call `callback()` once the current request's response has been sent (once however
+    often asked in the request), or at once outside a request: work the answer does not
+    wait for, e.g. the in-process real-time refresh."""
     waiting = _request_wakes.get()
     if waiting is None:
-        _wake()
-    elif not waiting:
-        waiting.append(_wake)
+        callback()
+    elif callback not in waiting:
+        waiting.append(callback)
 
 
 # With a broker, beat runs the periodic sweeps (the webhook relay for due retries and

@@ -23,3 +23,9 @@ def webhooks_of(subscriptions: QuerySet[WebhookSubscription], *, owner: ApiKey |
     if owner.source_id is None:
         return subscriptions.filter(Q(owner_key=owner) | Q(owner_key__isnull=True))
     return subscriptions.filter(owner_key=owner)
+
+
+def topic_subscribed(topic: str) -> bool:
+    """Whether a live subscription asked for `topic` (for topics written only on demand)."""
+    return any(topic in (events or []) for events in
+               WebhookSubscription.objects.filter(deleted_at__isnull=True).values_list("events", flat=True))

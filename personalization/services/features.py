@@ -43,7 +43,7 @@ def features_compute(*, run_id: int, chunk_index: int) -> int:
     ids = chunk.profile_ids()
     allowed = policy.allowed(ids, PURPOSE)
     as_of = datetime.fromisoformat(chunk.params["as_of"])
-    rows = [_features(run_id, row, as_of) for row in features_aggregate(profile_ids=sorted(allowed))]
+    rows = features_rows(run_id=run_id, profile_ids=sorted(allowed), as_of=as_of)
     with transaction.atomic():
         if not pipeline_chunk_claim_write(chunk):
             return 0
@@ -54,6 +54,12 @@ def features_compute(*, run_id: int, chunk_index: int) -> int:
         rows_write(ProfileFeatures, FIELDS, rows)
         pipeline_chunk_finish(chunk, count=len(rows), skipped=len(ids) - len(allowed))
     return len(rows)
+
+
+def features_rows(*, run_id: int, profile_ids: list, as_of: datetime) -> list[tuple]:
+    """ProfileFeatures rows (values in FIELDS order) of these people as of `as_of`: the
+    pipeline's chunks and the real-time refresh (services/realtime.py) both write these."""
+    return [_features(run_id, row, as_of) for row in features_aggregate(profile_ids=profile_ids)]
 
 
 def features_aggregate(*, profile_ids: list) -> list[dict]:

@@ -97,22 +97,33 @@ def segments_assign(*, run_id: int, chunk_index: int) -> int:
     seg = Segmentation.objects.filter(run_id=run_id).first()
     ids = chunk.profile_ids()
     allowed = policy.allowed(ids, PURPOSE)
-    memberships = []
-    if seg is not None and allowed:
-        featured, matrix = features_matrix(run_id=run_id, profile_ids=sorted(allowed))
-        if featured:
-            labels = segmentation.assign(matrix, seg.model)
-            scores = segmentation.rfm_scores(matrix, seg.model)
-            segment_ids = dict(Segment.objects.filter(segmentation=seg).values_list("index", "id"))
-            memberships = [(seg.id, segment_ids[int(label)], pid, int(r), int(f), int(m))
-                           for pid, label, (r, f, m) in zip(featured, labels, scores)]
+    memberships = membership_rows(seg, run_id=run_id, profile_ids=sorted(allowed)) if seg is not None else []
     with transaction.atomic():
         if not pipeline_chunk_claim_write(chunk):
             return 0
         derived_data_write_lock()
         still = policy.allowed([m[2] for m in memberships], PURPOSE)
         memberships = [m for m in memberships if m[2] in still]
-        rows_write(SegmentMembership, ("segmentation_id", "segment_id", "profile_id", "r_score", "f_score", "m_score"),
-                   memberships)
+        rows_write(SegmentMembership, MEMBERSHIP_FIELDS, memberships)
         pipeline_chunk_finish(chunk, count=len(memberships), skipped=len(ids) - len(allowed))
     return len(memberships)
+
+
+MEMBERSHIP_FIELDS = ("segmentation_id", "segment_id", "profile_id", "r_score", "f_score", "m_score")
+
+
+def membership_rows(seg: Segmentation, *, run_id: int, profile_ids: list) -> list[tuple]:
+    """SegmentMembership rows (values in MEMBERSHIP_FIELDS order) of these people from the
+    run's stored features: each goes to the nearest centroid of `seg`, with RFM quintile
+    scores on its cut points. The pipeline's chunks and the real-time refresh
+    (services/realtime.py) both write these."""
+    if not profile_ids:
+        return []
+    featured, matrix = features_matrix(run_id=run_id, profile_ids=profile_ids)
+    if not featured:
+        return []
+    labels = segmentation.assign(matrix, seg.model)
+    scores = segmentation.rfm_scores(matrix, seg.model)
+    segment_ids = dict(Segment.objects.filter(segmentation=seg).values_list("index", "id"))
+    return [(seg.id, segment_ids[int(label)], pid, int(r), int(f), int(m))
+            for pid, label, (r, f, m) in zip(featured, labels, scores)]

@@ -5,39 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 
 import pytest
-from personalization_helpers import shop_population
 from prometheus_client import generate_latest
 from rest_framework.test import APIClient
 
 from cdp.core.observability import REGISTRY
 from cdp.services.events import events_ingest
-from cdp.services.sources import source_create
 from consent.services import consent_set
-from personalization.models import Recommendation
-from personalization.services import pipeline, realtime
+from personalization.models import Recommendation, RefreshPending
+from personalization.services import realtime, realtime_pending
 
 # Real commits: the refresh runs after the ingestion commits, never inside its transaction.
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def refresh_in_process(settings):
-    """Tasks run in-process here: the events' refresh is opt-in in that mode."""
-    settings.TESSERA_REALTIME_IN_PROCESS = True
-
-
-@pytest.fixture
-def served(db):
-    """A shop whose first-party source also takes Segment calls, after one pipeline run
-    with the real recommender."""
-    source, write_key = source_create(key="shop", name="Shop", kind="first_party", trust=80)
-    population = shop_population(people=40, source_key="shop")
-    run = pipeline.pipeline_run_create(params={"chunk_size": 15, "k": 3})
-    pipeline.pipeline_run_sync(run_id=run.id)
-    population.write_key = write_key
-    return population
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("refresh_in_process")]
 
 
 def recommendations(profile_id) -> dict:
@@ -145,15 +126,13 @@ def test_grants_of_one_transaction_make_one_refresh(served, monkeypatch):
 def test_without_a_broker_events_refresh_only_when_asked(settings, monkeypatch):
     """In-process, the refresh would run in the ingesting process: off unless
     TESSERA_REALTIME_IN_PROCESS is on (a grant still computes at once)."""
-    scheduled = []
-    monkeypatch.setattr(realtime, "recommendations_refresh_schedule", lambda ids, at=None: scheduled.append(ids))
+    drains = []
+    monkeypatch.setattr(realtime_pending, "refresh_pending_drain_in_process", lambda: drains.append(1))
+    person = uuid.uuid4()
     settings.TASKS_IN_PROCESS = True  # no broker (CI sets one)
     settings.TESSERA_REALTIME_IN_PROCESS = False
-    realtime.events_refresh_schedule({"a"}, 0.0)
-    assert scheduled == []
+    realtime_pending.events_refresh_schedule({person}, 0.0)
+    assert drains == [] and not RefreshPending.objects.exists()
     settings.TESSERA_REALTIME_IN_PROCESS = True
-    realtime.events_refresh_schedule({"a"}, 0.0)
-    assert scheduled == [{"a"}]
-    settings.TASKS_IN_PROCESS, settings.TESSERA_REALTIME_IN_PROCESS = False, False  # a broker: always
-    realtime.events_refresh_schedule({"b"}, 0.0)
-    assert scheduled == [{"a"}, {"b"}]
+    realtime_pending.events_refresh_schedule({person}, 0.0)
+    assert drains == [1] and RefreshPending.objects.filter(profile_id=person).count() == 1

@@ -76,6 +76,7 @@ def test_a_change_written_after_a_cursor_was_handed_out_comes_after_it():
 
 def test_changes_the_feed_does_not_list_are_skipped_and_the_cursor_moves_past_them():
     listed = put()
+    outbox_put(topic="recommendations.updated", payload={"profile_id": str(uuid.uuid4())})
     outbox_put(topic="dsr.completed", payload={"request_id": str(uuid.uuid4()), "status": "completed"})
     page = changes_list()
     assert [r["id"] for r in page.results] == [str(listed.event_id)]

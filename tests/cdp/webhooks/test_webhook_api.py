@@ -47,11 +47,11 @@ def test_no_key_is_401(client):
 
 def test_create_answers_the_secret_once_and_lists_never_show_it(make_client):
     client = make_client(MANAGE)
-    response = create(client, events=["profile.erased", "consent.changed", "dsr.completed"])
+    response = create(client, events=["profile.erased", "consent.changed", "dsr.completed", "recommendations.updated"])
     assert response.status_code == 201
     body = response.json()
     assert body["secret"].startswith("whsec_") and len(body["secret"]) > 40
-    assert body["events"] == ["consent.changed", "dsr.completed", "profile.erased"]
+    assert body["events"] == ["consent.changed", "dsr.completed", "profile.erased", "recommendations.updated"]
     assert uuid.UUID(body["id"]) and body["previous_secret_expires_at"] is None
     listed = client.get("/api/v1/webhooks").json()
     assert listed["next_cursor"] is None
