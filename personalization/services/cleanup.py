@@ -19,6 +19,7 @@ from personalization.models import (
     Prediction,
     ProfileFeatures,
     Recommendation,
+    RefreshPending,
     RunStatus,
     Segmentation,
     SegmentMembership,
@@ -69,6 +70,8 @@ def _derived_data_delete(profile_ids: list) -> dict:
         "segment_memberships": SegmentMembership.objects.filter(profile_id__in_array=profile_ids).delete()[0],
         "features": ProfileFeatures.objects.filter(profile_id__in_array=profile_ids).delete()[0],
         "predictions": Prediction.objects.filter(profile_id__in_array=profile_ids).delete()[0],
+        # Only an id waiting for its real-time refresh, but erasure leaves no trace of the person.
+        "refresh_pending": RefreshPending.objects.filter(profile_id__in_array=profile_ids).delete()[0],
     }
 
 

@@ -13,7 +13,7 @@ from personalization_helpers import fake_model_fit, shop_population
 from consent import registry
 from consent.services import consent_set
 from personalization.locks import derived_data_write_lock
-from personalization.models import PipelineRun, ProfileFeatures, Recommendation, SegmentMembership
+from personalization.models import PipelineRun, ProfileFeatures, Recommendation, RefreshPending, SegmentMembership
 from personalization.services import pipeline
 
 pytestmark = pytest.mark.django_db
@@ -30,11 +30,13 @@ def ran(db, monkeypatch):
 
 def test_erasure_deletes_everything_derived(ran):
     person = sorted(ran.analytics & ran.personalization)[0]
+    RefreshPending.objects.create(profile_id=person, committed_at=timezone.now())  # a refresh still waiting
     counts = {}
     for result in registry.run(registry.ERASE, profile_id=person):
         counts.update(result or {})
     assert counts["recommendations"] > 0 and counts["segment_memberships"] == 1 and counts["features"] == 1
-    for model in (Recommendation, SegmentMembership, ProfileFeatures):
+    assert counts["refresh_pending"] == 1
+    for model in (Recommendation, SegmentMembership, ProfileFeatures, RefreshPending):
         assert not model.objects.filter(profile_id=person).exists()
 
 
