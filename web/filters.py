@@ -179,6 +179,35 @@ class DeliveryFilterForm(DateRangeForm):
     field_order = ["status", "endpoint", "date_from", "date_to"]
 
 
+class AttemptFilterForm(DateRangeForm):
+    """The failed webhook attempts, beside the deliveries' own filters on the same page (hence
+    the prefix: `attempts-date_from`, `attempts-page`)."""
+
+    outcome = forms.ChoiceField(required=False, label="Outcome", choices=[
+        ("", "Any failure"), ("failed", "Failed"), ("lost", "Lost (the worker stopped mid-attempt)"),
+        ("sending", "Still sending")])
+    endpoint = forms.CharField(required=False, max_length=200, label="Endpoint contains")
+
+    field_order = ["outcome", "endpoint", "date_from", "date_to"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, prefix="attempts", **kwargs)
+
+
+class RunFilterForm(DateRangeForm):
+    status = forms.ChoiceField(required=False, label="Status")
+    trigger = forms.ChoiceField(required=False, label="Started by")
+
+    field_order = ["status", "trigger", "date_from", "date_to"]
+
+    def __init__(self, *args, statuses=(), triggers=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [("", "Any status"), *statuses]
+        self.fields["trigger"].choices = [("", "Anyone or anything"), *((t, labels.trigger_label(t))
+                                                                        for t in triggers)]
+        self.fields["date_from"].label, self.fields["date_to"].label = "Created from", "Created until"
+
+
 class MergeFilterForm(DateRangeForm):
     reason = forms.ChoiceField(required=False, label="Reason")
     conflicts_page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)

@@ -87,6 +87,20 @@ STATISTIC_LABELS = {"consent_rates": "Consent rates per purpose", "predictions":
                     "segment_sizes": "Segment sizes", "segment_total_spend": "Total spend per segment",
                     "segment_average_spend": "Average spend per segment (derived)",
                     "campaign_counts": "Campaign participants and conversions", "campaign_value": "Campaign value"}
+# What went wrong in a pipeline run (the run's errors keep the code; operators read words).
+PIPELINE_PROBLEM_LABELS = {
+    "recommender_unavailable": "The recommender could not run",
+    "task_failed": "A task failed after its retries",
+    "stage_failed": "The stage failed",
+    "not_picked_up": "No worker picked the run up",
+    "no_purchases": "No purchases to predict from",
+    "not_enough_data": "Not enough data",
+    "no_interactions": "No interactions to learn from",
+    "segment_definition_reused": "The previous segment definitions were reused",
+    "privacy_budget_exceeded": "The privacy budget could not pay for a release",
+}
+TRIGGER_LABELS = {"command": "An operator (run_pipeline)", "schedule": "The nightly schedule",
+                  "beat": "The nightly schedule", "api": "The API", "admin": "The admin"}
 FIELD_LABELS = {"consent_events": "consent decisions", "consent_receipt": "a consent receipt",
                 "consent_receipts": "consent receipts", "consents": "consent decisions"}
 
@@ -107,6 +121,20 @@ def state_label(state: str) -> str:
 
 def action_label(code: str) -> str:
     return ACTION_LABELS.get(code) or (purpose_label(code) if code in PURPOSE_TITLES else words(code))
+
+
+def problem_label(code: str) -> str:
+    return PIPELINE_PROBLEM_LABELS.get(code, words(code))
+
+
+def trigger_label(code: str) -> str:
+    return TRIGGER_LABELS.get(code, words(code))
+
+
+def stage_label(code: str) -> str:
+    from personalization.models import Stage  # the pipeline's own names of its stages
+
+    return dict(Stage.choices).get(code) or words(code)
 
 
 def channel_label(code: str) -> str:

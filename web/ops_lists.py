@@ -1,6 +1,7 @@
-"""The dashboard's lists you search: ingestion errors, webhook deliveries, merges and refused
-merges, campaigns. Read-only queries (these apps have no public list reader yet), filtered
-by what the operator chose (web.filters) and paged; ids, codes and statuses only."""
+"""The dashboard's lists you search: pipeline runs, ingestion errors, webhook deliveries and
+failed attempts, merges and refused merges, campaigns. Read-only queries (these apps have no
+public list reader yet), filtered by what the operator chose (web.filters) and paged; ids,
+codes and statuses only."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ from django.utils import timezone
 from campaigns.models import Campaign
 from cdp.models import Merge, MergeConflict, Source
 from cdp.segment.models import IngestionError
-from cdp.webhooks.models import DeliveryStatus, WebhookDelivery
+from cdp.webhooks.models import AttemptOutcome, DeliveryStatus, WebhookAttempt, WebhookDelivery
+from personalization.models import PipelineRun, RunStatus
 
 
 def _within(rows: QuerySet, field: str, since, until) -> QuerySet:
     bounds = {f"{field}__gte": since, f"{field}__lt": until}
     return rows.filter(**{k: v for k, v in bounds.items() if v is not None})
+
+
+def _matching(rows: QuerySet, **conditions) -> QuerySet:
+    """Only the conditions the operator chose (an empty choice filters nothing)."""
+    return rows.filter(**{k: v for k, v in conditions.items() if v})
 
 
 def ingestion_error_list(*, source: str = "", code: str = "", since=None, until=None) -> QuerySet:
@@ -44,9 +51,28 @@ def delivery_list(*, status: str = "", endpoint: str = "", since=None, until=Non
         rows = rows.filter(Q(status=DeliveryStatus.FAILED) | Q(status=DeliveryStatus.PENDING, attempts__gt=0))
     elif status:
         rows = rows.filter(status=status)
-    if endpoint:
-        rows = rows.filter(subscription__url__icontains=endpoint)
+    return _within(_matching(rows, subscription__url__icontains=endpoint), "created_at", since, until)
+
+
+def attempt_list(*, outcome: str = "", endpoint: str = "", since=None, until=None) -> QuerySet:
+    """Webhook attempts that did not succeed, newest first."""
+    rows = (WebhookAttempt.objects.exclude(outcome=AttemptOutcome.SUCCEEDED)
+            .select_related("delivery__subscription").order_by("-started_at", "-id"))
+    rows = _matching(rows, outcome=outcome, delivery__subscription__url__icontains=endpoint)
+    return _within(rows, "started_at", since, until)
+
+
+def pipeline_run_list(*, status: str = "", trigger: str = "", since=None, until=None) -> QuerySet:
+    rows = _matching(PipelineRun.objects.order_by("-created_at", "-id"), status=status, trigger=trigger)
     return _within(rows, "created_at", since, until)
+
+
+def pipeline_triggers() -> list[str]:
+    return sorted(set(PipelineRun.objects.values_list("trigger", flat=True).distinct()))
+
+
+def run_statuses() -> list[tuple[str, str]]:
+    return list(RunStatus.choices)
 
 
 def merge_lists(*, reason: str = "", since=None, until=None) -> dict[str, QuerySet]:

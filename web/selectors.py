@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 from cdp.models import Item, MergeConflict, Source
 from cdp.segment.models import IngestionError
 from cdp.services.conflicts import APPLICABLE_REASONS
-from cdp.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from cdp.webhooks.models import DeliveryStatus, WebhookDelivery
 from consent import policy, registry
 from consent.policy import PURPOSES, Basis, effective_states
 from consent.selectors import (
@@ -259,9 +259,10 @@ def subject_timeline(*, profile_id: UUID, actor: str, by: str) -> dict:
 # --- the operator dashboard -------------------------------------------------------------------------
 
 
-def pipeline_runs(*, limit: int = 10) -> list[dict]:
+def pipeline_run_rows(runs) -> list[dict]:
+    """Each run (one page of web.ops_lists.pipeline_run_list) with its progress and problems."""
     rows = []
-    for run in PipelineRun.objects.order_by("-created_at")[:limit]:
+    for run in runs:
         progress = pipeline_progress(run_id=run.id)
         total = progress["total"] or 1
         rows.append({"run": run, "done": progress["done"], "total": progress["total"],
@@ -398,14 +399,11 @@ def merge_review() -> dict:
 
 
 def webhook_overview() -> dict:
-    """Deliveries by status and the failed attempts of the last 7 days (the list of
-    deliveries is web.ops_lists.delivery_list, filtered and paged)."""
-    since = timezone.now() - timedelta(days=7)
+    """Deliveries by status (the deliveries and the failed attempts are web.ops_lists'
+    delivery_list and attempt_list, filtered and paged)."""
     by_status = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).values_list(
         "status", "n"))
-    attempts = (WebhookAttempt.objects.filter(started_at__gte=since).exclude(outcome="succeeded")
-                .select_related("delivery__subscription").order_by("-started_at")[:50])
-    return {"by_status": {s: by_status.get(s, 0) for s in DeliveryStatus.values}, "attempts": list(attempts)}
+    return {"by_status": {s: by_status.get(s, 0) for s in DeliveryStatus.values}}
 
 
 def ingestion_errors() -> dict:

@@ -5,6 +5,8 @@ webhook failures and ingestion errors."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -105,7 +107,10 @@ def test_a_failed_run_shows_why(operator_client):
                                errors=[{"stage": "recommender_fit", "chunk": None, "code": "recommender_unavailable",
                                         "message": "The recommender model package is not installed."}])
     html = operator_client.get("/ops/").content.decode()
-    assert "Failed" in html and "recommender_unavailable" in html
+    assert "Failed" in html and "The recommender could not run" in html and "Recommender fit" in html
+    # The code stays for support, as a tooltip only: never in the page's text.
+    assert 'title="Code for support: recommender_unavailable"' in html
+    assert "recommender_unavailable" not in re.sub(r"<[^>]+>", " ", html)
 
 
 def test_merge_review_approves_a_refusal_and_undoes_a_merge(operator_client, operator, ada, bob):

@@ -87,3 +87,53 @@ def test_a_bad_date_range_is_said_not_ignored(operator_client):
     for path in ("/ops/ingestion/", "/ops/webhooks/", "/ops/merges/", "/ops/campaigns/"):
         response = operator_client.get(f"{path}?date_from=2026-02-02&date_to=2026-01-01")
         assert response.status_code == 400 and b"before the start date" in response.content, path
+
+
+def test_pipeline_runs_filter_by_status_trigger_and_date_and_page(operator_client):
+    from personalization.models import PipelineRun, RunStatus
+
+    for _ in range(26):
+        PipelineRun.objects.create(status=RunStatus.SUCCEEDED, active=None, trigger="schedule")
+    PipelineRun.objects.create(status=RunStatus.FAILED, active=None, trigger="command",
+                               errors=[{"stage": "features", "chunk": 0, "code": "task_failed", "message": "x"}])
+    page = operator_client.get("/ops/").content.decode()
+    assert "1–25 of 27" in page and "?page=2" in page
+    failed = _table(operator_client.get("/ops/?status=failed").content.decode(), "pipeline-runs")
+    assert failed.count("<tr>") == 2 and "A task failed after its retries" in failed  # header row and the run
+    by_command = operator_client.get("/ops/?trigger=command").content.decode()
+    assert "1–1 of 1" in by_command
+    scheduled = operator_client.get("/ops/?trigger=schedule&page=2").content.decode()
+    assert "26–26 of 26" in scheduled and "trigger=schedule&amp;page=1" in scheduled
+    future = (timezone.localdate() + timezone.timedelta(days=1)).isoformat()
+    assert "No pipeline run matches" in operator_client.get(f"/ops/?date_from={future}").content.decode()
+
+
+def test_failed_webhook_attempts_filter_and_page(operator_client):
+    from cdp.core.models import OutboxMessage
+    from cdp.webhooks.models import AttemptOutcome, WebhookAttempt, WebhookDelivery, WebhookSubscription
+
+    def attempts(url: str, outcome: str, n: int, days_ago: int = 0):
+        subscription = WebhookSubscription.objects.create(url=url, events=["consent.changed"], secret_cipher=b"s")
+        message = OutboxMessage.objects.create(topic="consent.changed", payload={})
+        delivery = WebhookDelivery.objects.create(subscription=subscription, message=message, attempts=n)
+        for number in range(1, n + 1):
+            WebhookAttempt.objects.create(delivery=delivery, number=number, outcome=outcome, status_code=500,
+                                          started_at=timezone.now() - timezone.timedelta(days=days_ago))
+
+    attempts("https://crm.example.com/hook", AttemptOutcome.FAILED, 27)
+    attempts("https://old.example.com/hook", AttemptOutcome.FAILED, 1, days_ago=30)  # past the old 7-day cut
+    attempts("https://mail.example.com/hook", AttemptOutcome.SUCCEEDED, 1)
+    page = operator_client.get("/ops/webhooks/").content.decode()
+    table = _table(page, "failed-attempts")
+    assert "crm.example.com" in table and "mail.example.com" not in table
+    assert "1–25 of 28" in page and "attempts-page=2" in page
+    second = _table(operator_client.get("/ops/webhooks/?attempts-page=2").content.decode(), "failed-attempts")
+    assert "old.example.com" in second
+    old = _table(operator_client.get("/ops/webhooks/?attempts-endpoint=old").content.decode(), "failed-attempts")
+    assert "old.example.com" in old and "crm.example.com" not in old
+    recent_from = (timezone.localdate() - timezone.timedelta(days=7)).isoformat()
+    recent = _table(operator_client.get(f"/ops/webhooks/?attempts-date_from={recent_from}").content.decode(),
+                    "failed-attempts")
+    assert "crm.example.com" in recent and "old.example.com" not in recent
+    bad = operator_client.get("/ops/webhooks/?attempts-date_from=2026-02-02&attempts-date_to=2026-01-01")
+    assert bad.status_code == 400 and b"before the start date" in bad.content

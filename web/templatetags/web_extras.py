@@ -82,6 +82,7 @@ def label(value, kind: str) -> str:
             "field": lambda v: labels.FIELD_LABELS.get(v, labels.words(v)),
             "limit": lambda v: labels.LIMIT_LABELS.get(v, labels.words(v)),
             "statistic": lambda v: labels.STATISTIC_LABELS.get(v, labels.words(v)),
+            "problem": labels.problem_label, "stage": labels.stage_label, "trigger": labels.trigger_label,
             "words": labels.words}[kind](value)
 
 

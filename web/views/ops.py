@@ -21,7 +21,16 @@ from cdp.services.conflicts import merge_conflict_apply, merge_conflict_approve
 from cdp.services.merges import merge_undo
 from cdp.staff import OPERATOR
 from web import charts, ops_lists, selectors
-from web.filters import DeliveryFilterForm, IngestionFilterForm, MergeFilterForm, list_filters, page_of, query_without
+from web.filters import (
+    AttemptFilterForm,
+    DeliveryFilterForm,
+    IngestionFilterForm,
+    MergeFilterForm,
+    RunFilterForm,
+    list_filters,
+    page_of,
+    query_without,
+)
 from web.staff import actor_of, role_required
 
 operator_only = role_required(OPERATOR)
@@ -58,16 +67,21 @@ def segment_charts(overview: dict) -> dict:
 @never_cache
 @operator_only
 def overview(request):
+    form = RunFilterForm(request.GET or None, statuses=ops_lists.run_statuses(), triggers=ops_lists.pipeline_triggers())
+    search, valid = list_filters(form)
+    page = page_of(ops_lists.pipeline_run_list(**search) if valid else [], form.page_number() if form.is_bound else 1)
     segments = selectors.segments_overview()
     evaluation = selectors.recommender_evaluation()
     predictions = selectors.predictions_overview()
     return render(request, "web/ops/overview.html", {
-        "runs": selectors.pipeline_runs(), "segments": segments, "charts": segment_charts(segments),
+        "form": form, "page": page, "runs": selectors.pipeline_run_rows(page.object_list),
+        "query": query_without(request), "segments": segments, "charts": segment_charts(segments),
         "predictions": predictions, "prediction_charts": prediction_charts(predictions) if predictions else {},
         "evaluation": evaluation,
         "evaluation_chart": evaluation_chart(evaluation) if evaluation else None,
         "recommender_runs": selectors.recommender_runs(),
-        "quality_alerts": selectors.recommendation_quality_overview(limit=2)["latest_alerts"], "section": "overview"})
+        "quality_alerts": selectors.recommendation_quality_overview(limit=2)["latest_alerts"], "section": "overview"},
+        status=200 if valid else 400)
 
 
 def prediction_charts(overview: dict) -> dict:
@@ -166,9 +180,15 @@ def webhooks(request):
     form = DeliveryFilterForm(request.GET or None)
     search, valid = list_filters(form)
     deliveries = ops_lists.delivery_list(**search) if valid else []
+    attempt_form = AttemptFilterForm(request.GET or None)  # its own fields, prefixed, on the same page
+    attempt_search, attempts_valid = list_filters(attempt_form)
+    attempts = ops_lists.attempt_list(**attempt_search) if attempts_valid else []
     return render(request, "web/ops/webhooks.html", {
         **selectors.webhook_overview(), "form": form, "section": "webhooks", "query": query_without(request),
-        "page": page_of(deliveries, form.page_number() if form.is_bound else 1)}, status=200 if valid else 400)
+        "page": page_of(deliveries, form.page_number() if form.is_bound else 1), "attempt_form": attempt_form,
+        "attempts_page": page_of(attempts, attempt_form.page_number() if attempt_form.is_bound else 1),
+        "attempts_query": query_without(request, "attempts-page")},
+        status=200 if valid and attempts_valid else 400)
 
 
 @never_cache
