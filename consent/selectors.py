@@ -385,14 +385,24 @@ def dsr_counts() -> dict:
 
 
 def ledger_status() -> dict:
-    """The last verification's log entry, the one running now, the newest checkpoint and
-    the ten last verifications."""
+    """The last verification's log entry, the one running now and the newest checkpoint
+    (every verification: ledger_verifications)."""
     verified = access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED)
     return {
         "last": verified.first(), "running": ledger_verification_active(),
         "checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
-        "history": list(verified[:10]),
     }
+
+
+def ledger_verifications(*, outcome: str = "", since: datetime | None = None,
+                         until: datetime | None = None) -> QuerySet:
+    """Every verification's log entry, newest first: "intact" or "broken" ones only, between two times."""
+    entries = access_log_search(kind=AccessKind.OPERATOR_ACTION, purpose=LEDGER_VERIFIED, since=since, until=until)
+    if outcome == "intact":
+        entries = entries.filter(detail__intact=True)
+    elif outcome == "broken":
+        entries = entries.exclude(detail__intact=True)
+    return entries
 
 
 def ledger_verification_active() -> dict | None:

@@ -147,6 +147,18 @@ class TimelineFilterForm(DateRangeForm):
                 and (since is None or event.occurred_at >= since) and (until is None or event.occurred_at < until))
 
 
+class VerificationFilterForm(DateRangeForm):
+    outcome = forms.ChoiceField(required=False, label="Outcome", choices=[
+        ("", "Any outcome"), ("intact", "Intact"), ("broken", "Broken")])
+
+    field_order = ["outcome", "date_from", "date_to"]
+
+    def __init__(self, *args, **kwargs):
+        # Beside the export form on the same page: its own element ids.
+        super().__init__(*args, auto_id="history_%s", **kwargs)
+        self.fields["date_from"].label, self.fields["date_to"].label = "Verified from", "Verified until"
+
+
 class ReleaseFilterForm(DateRangeForm):
     statistic = forms.ChoiceField(required=False, label="Statistic")
 

@@ -36,6 +36,7 @@ from web.filters import (
     ConfigurationFilterForm,
     ReleaseFilterForm,
     TimelineFilterForm,
+    VerificationFilterForm,
     list_filters,
     page_of,
     query_without,
@@ -139,8 +140,17 @@ def ledger(request):
     today = timezone.now().date()
     form = LedgerExportForm(initial={"date_from": today.replace(day=1), "date_to": today, "kind": "history",
                                      "format": "csv"})
-    return render(request, "web/compliance/ledger.html", {"ledger": consent_selectors.ledger_status(), "form": form,
-                                                          "section": "ledger"})
+    return _ledger_page(request, form, filters=VerificationFilterForm(request.GET or None))
+
+
+def _ledger_page(request, form: LedgerExportForm, *, filters: VerificationFilterForm, status: int = 200):
+    """The ledger's integrity, the export form and the verification history (filtered, paged)."""
+    search, valid = list_filters(filters)
+    history = consent_selectors.ledger_verifications(**search) if valid else []
+    return render(request, "web/compliance/ledger.html", {
+        "ledger": consent_selectors.ledger_status(), "form": form, "filters": filters, "query": query_without(request),
+        "history": page_of(history, filters.page_number() if filters.is_bound else 1), "section": "ledger"},
+        status=status if valid else 400)
 
 
 @compliance_only
@@ -148,8 +158,7 @@ def ledger_export(request):
     """A streamed download of the ledger (or current states) for a date range; logged."""
     form = LedgerExportForm(request.GET)
     if not form.is_valid():
-        return render(request, "web/compliance/ledger.html", {"ledger": consent_selectors.ledger_status(), "form": form,
-                                                              "section": "ledger"}, status=400)
+        return _ledger_page(request, form, filters=VerificationFilterForm(), status=400)
     since, until = form.bounds()
     kind, fmt = form.cleaned_data["kind"], form.cleaned_data["format"]
     lines = consent_export_stream(kind=kind, fmt=fmt, since=since, until=until,
