@@ -6,6 +6,7 @@ from django import forms
 
 from campaigns.models import Allocation, MetricKind
 from consent.policy import PURPOSES
+from web import labels
 
 
 class CampaignForm(forms.Form):
@@ -14,7 +15,7 @@ class CampaignForm(forms.Form):
     variants = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Variants, one key a line; the "
                                "first is the control (fixed allocation: key=weight)")
     allocation = forms.ChoiceField(choices=Allocation.choices)
-    purpose = forms.ChoiceField(choices=[(p, p) for p in PURPOSES], initial="marketing")
+    purpose = forms.ChoiceField(choices=[(p, labels.purpose_label(p)) for p in PURPOSES], initial="marketing")
     metric_event = forms.CharField(max_length=200, label="Metric event (name, or type such as purchase)")
     metric_kind = forms.ChoiceField(choices=MetricKind.choices)
     control_share = forms.FloatField(required=False, min_value=0.01, max_value=0.99,

@@ -175,6 +175,27 @@ def actor_label(actor: str, names: dict[str, str] | None = None) -> str:
     return fixed.get(text, words(text))
 
 
+def setting_value(name: str, value):
+    """A configuration setting's value as words: purposes, bases and request types by their
+    names, yes or no, lists joined; text (a notice's wording) as it was written."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(setting_value(name, v)) for v in value) or "none"
+    field = str(name).split()[-1]
+    if field == "purpose":
+        return purpose_label(value)
+    if field == "basis":
+        return BASIS_LABELS.get(value, words(value))
+    if field in ("type", "request_type"):
+        return dsr_type_label(value)
+    if field == "channel":
+        return channel_label(value)
+    return value
+
+
 def outcome_lines(detail: dict | None) -> list[str]:
     """A request's outcome or audit detail as sentences, not program output."""
     lines = []

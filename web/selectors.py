@@ -54,6 +54,7 @@ from personalization.selectors import (
     segmentation_latest,
 )
 from personalization.services.pipeline import pipeline_progress
+from web import labels
 from web.filters import page_of
 
 # What the "Why am I seeing this?" panel names, in words, without internal percentages. Only
@@ -212,8 +213,9 @@ def configuration_rows(entries) -> list[dict]:
         recorded = "after" in detail  # entries from before the change recorded the new values only
         before, after = (detail.get("before"), detail.get("after")) if recorded else (None, detail)
         old, new = dict(_flat(before or {})), dict(_flat(after or {}))
-        fields = [{"name": name, "before": old.get(name), "after": new.get(name),
-                   "changed": old.get(name) != new.get(name)} for name in dict.fromkeys([*old, *new])]
+        fields = [{"name": name, "before": labels.setting_value(name, old.get(name)),
+                   "after": labels.setting_value(name, new.get(name)), "changed": old.get(name) != new.get(name)}
+                  for name in dict.fromkeys([*old, *new])]
         rows.append({"at": entry.at, "who": entry.actor, "action": entry.purpose,
                      "title": CONFIGURATION_TITLES.get(entry.purpose, entry.purpose), "fields": fields,
                      "new": recorded and before is None, "before_recorded": recorded})
