@@ -14,25 +14,10 @@ import re
 import pytest
 from django.test import Client
 from django.utils import timezone
-from web_helpers import (  # noqa: F401
-    _fresh_cache,
-    ada,
-    bob,
-    officer,
-    officer_client,
-    operator,
-    operator_client,
-    shop,
-    sign_in,
-    staff_user,
-)
+from web_helpers import _fresh_cache, ada, bob, officer, officer_client, shop, sign_in, staff_user  # noqa: F401
 
-from consent.models import DataSubjectRequest, DsrApprovalRule
 from consent.purposes import PURPOSES
 from consent.selectors import CHANNEL_NAMES, DSR_STATUS_NAMES
-from consent.services.access import operator_action_event
-from consent.services.consents import consent_set
-from consent.services.dsr import dsr_submit
 from web import labels
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +61,11 @@ def records(ada, bob, officer, shop, source_factory):
     from cdp.segment.models import IngestionError
     from cdp.services.merges import profile_merge
     from cdp.webhooks.models import AttemptOutcome, WebhookAttempt, WebhookDelivery, WebhookSubscription
+    from consent.models import DataSubjectRequest, DsrApprovalRule
     from consent.notices import notice_publish, purpose_basis_set
+    from consent.services.access import operator_action_event
+    from consent.services.consents import consent_set
+    from consent.services.dsr import dsr_submit
     from personalization.models import PipelineRun, RunStatus, Stage
     from personalization.privacy import privacy_budget_get, privacy_budget_limits_change
 
