@@ -297,6 +297,13 @@ def pipeline_run_fail(*, run_id: int, stage: str, code: str, message: str, chunk
     logger.warning("pipeline_failed", extra={"run_id": run_id, "stage": stage, "code": code, "chunk": chunk_index})
 
 
+def _task_failure(stage: str, chunk_index: int | None, retries: int, error_type: str) -> str:
+    """What operators read on /ops/ (the task's own name stays in the dead letter)."""
+    part = f", part {chunk_index + 1}," if chunk_index is not None else ""
+    name = dict(Stage.choices).get(stage, stage or "A task")
+    return f"{name}{part} failed after {retries} retries ({error_type})."
+
+
 def pipeline_dead_letter_record(*, task_name: str, task_id: str, arguments: dict, retries: int,
                                 error: BaseException) -> PipelineDeadLetter:
     """Keep a task that failed for good, then fail its run with the same error."""
@@ -310,7 +317,7 @@ def pipeline_dead_letter_record(*, task_name: str, task_id: str, arguments: dict
     )
     if run_id:
         pipeline_run_fail(run_id=run_id, stage=stage, code="task_failed", chunk_index=arguments.get("chunk_index"),
-                          message=f"{task_name} failed after {retries} retries: {letter.error_type}.")
+                          message=_task_failure(stage, arguments.get("chunk_index"), retries, letter.error_type))
     return letter
 
 
@@ -376,7 +383,7 @@ def pipeline_run_sync(*, run_id: int, on_stage: Callable[[str, float], None] | N
             stage = NEXT[stage]
     except BaseException as error:
         pipeline_run_fail(run_id=run_id, stage=stage, code="stage_failed",
-                          message=f"{stage} failed: {error_message(error)}.")
+                          message=f"{Stage(stage).label} failed: {error_message(error)}.")
         raise
     pipeline_run_finish(run_id=run_id)
     return PipelineRun.objects.get(id=run_id)

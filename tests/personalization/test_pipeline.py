@@ -152,6 +152,9 @@ def test_a_failing_stage_fails_the_run_and_keeps_nothing_served(shop, monkeypatc
     assert run.status == RunStatus.FAILED and run.active is None
     assert run.errors[-1]["stage"] == Stage.RECOMMENDER_FIT
     assert "boom" not in run.errors[-1]["message"]  # only the error type: texts may quote data
+    # Operators read the message on /ops/: the stage by its name, not its code.
+    assert run.errors[-1]["message"].startswith("Recommender fit failed:") and "recommender_fit" not in \
+        run.errors[-1]["message"]
     assert not SegmentMembership.objects.exists() and not ProfileFeatures.objects.exists()
     pipeline.pipeline_run_create()  # the failed run no longer blocks the next
 
@@ -210,6 +213,7 @@ def test_a_task_that_keeps_failing_is_dead_lettered_and_fails_its_run(shop, monk
     assert letter.error_type == "KeyError" and "must not" not in letter.error_message
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.errors[-1]["chunk"] == 0
+    assert run.errors[-1]["message"] == "Features (fan-out), part 1, failed after 0 retries (KeyError)."
 
 
 def test_transient_errors_are_retried_with_backoff_and_a_cap():
