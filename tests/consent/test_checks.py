@@ -3,6 +3,12 @@ are not set; development (no --deploy) says nothing."""
 
 from __future__ import annotations
 
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from django.core import checks
 from django.test import override_settings
 
@@ -34,3 +40,25 @@ def test_only_the_deploy_check_runs_it():
     with override_settings(TESSERA_CONTROLLER_NAME=None):
         ordinary = checks.run_checks(include_deployment_checks=False, tags=[checks.Tags.security])
     assert not [m for m in ordinary if m.id == "tessera.W001"]
+
+
+def _deploy_check(tmp_path, **controller) -> subprocess.CompletedProcess:
+    """`manage.py check --deploy --fail-level WARNING` as .ci/run runs it, in production settings."""
+    def key() -> str:
+        return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_") and k not in {
+        "DATABASE_URL", "CELERY_BROKER_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE"}}
+    env.update({"TESSERA_VAR_DIR": str(tmp_path), "DEBUG": "false", "SECRET_KEY": key() + key(),
+                "ALLOWED_HOSTS": "tessera.example.com", "TESSERA_MASTER_KEYS": key(), "TESSERA_INDEX_KEY": key(),
+                "TESSERA_LEDGER_KEY": key(), **controller})
+    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                          cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_a_production_deploy_check_fails_on_it_until_the_details_are_set(tmp_path):
+    unset = _deploy_check(tmp_path)
+    assert unset.returncode != 0 and "tessera.W001" in unset.stderr and "Traceback" not in unset.stderr
+    complete = _deploy_check(tmp_path, **{**SET, "TESSERA_CONTROLLER_ADDRESS": "1 High Street\\nLondon"})
+    assert complete.returncode == 0, complete.stderr
