@@ -177,10 +177,13 @@ def unmerge(request, merge_id: UUID):
 @never_cache
 @operator_only
 def webhooks(request):
-    form = DeliveryFilterForm(request.GET or None)
+    # Two lists, two forms: each is bound only by its own fields (the attempts' are prefixed).
+    mine = {"attempts": any(k.startswith("attempts-") for k in request.GET),
+            "deliveries": any(not k.startswith("attempts-") for k in request.GET)}
+    form = DeliveryFilterForm(request.GET if mine["deliveries"] else None)
     search, valid = list_filters(form)
     deliveries = ops_lists.delivery_list(**search) if valid else []
-    attempt_form = AttemptFilterForm(request.GET or None)  # its own fields, prefixed, on the same page
+    attempt_form = AttemptFilterForm(request.GET if mine["attempts"] else None)
     attempt_search, attempts_valid = list_filters(attempt_form)
     attempts = ops_lists.attempt_list(**attempt_search) if attempts_valid else []
     return render(request, "web/ops/webhooks.html", {
