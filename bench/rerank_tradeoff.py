@@ -1,17 +1,18 @@
-"""The accuracy / coverage / Gini trade-off of the exposure re-ranking's one knob, next to EASE.
+"""The accuracy / coverage / Gini trade-off of the capacity re-ranking's one knob, next to EASE.
 
     python bench/rerank_tradeoff.py [--path ../shared/data/movielens-100k] [--seeds 42,1,2,3,4]
-                                    [--penalties 0,0.1,0.2,0.3,0.4,0.5,0.6,0.8] [--k 10] [--json]
+                                    [--capacities 0,8,4,3,2,1.5] [--k 10] [--json]
 
-The evaluate_recommender protocol (ratings ≥ 4, per-person 80/20 split per seed, every
-person with a held-out positive, training positives excluded). For each seed: EASE
-(λ = 250, the evaluation's baseline) and the production recommender (RecommenderConfig
-defaults) at each `exposure_penalty`, fitted on the same training split (the item-item
-model is shared through a FitCache: the knob changes only scoring). Per point: NDCG@k,
-coverage@k, Gini of exposure@k, novelty@k, ILD@k (Jaccard of the u.item genres) and
-popularity miscalibration@k (personalization.recommender.beyond_accuracy), the NDCG and
-coverage gaps between light, medium and heavy users (terciles of training-history size),
-means over seeds, and the ratios to EASE measured in the same run.
+evaluate_recommender's protocol (evaluation.py): ratings ≥ 4, per-person 80/20 split per
+seed, every person with a held-out positive; the production exclusion rule (history and what
+was consumed, exclusion.py). Per seed: EASE tuned by the shared search on the validation split
+(as in the evaluation), Tessera as `fit_tuned` serves it ("chosen": the knob chosen on the
+validation split, tuning.py) and the same tuned configuration at each `exposure_capacity`
+C (0 = off), fitted on the same input through a FitCache (the knob changes only the prices).
+Per point: NDCG@k, coverage@k, Gini of exposure@k, novelty@k, ILD@k (Jaccard of the u.item
+genres), popularity miscalibration@k (beyond_accuracy.py), the NDCG and coverage gaps between
+light, medium and heavy users (terciles of training-history size), means over seeds, and the
+ratios to EASE measured in the same run.
 """
 
 from __future__ import annotations

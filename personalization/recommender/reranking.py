@@ -14,17 +14,28 @@ Kawale and Banerjee, SDM 2017) solved through its Lagrangian dual, as an auction
 score − p. The prices are found at fit time by raising, for every item more people pick than
 its capacity, its price by the margin of the (capacity + 1)-th of them over their next-best
 choice, until no item is over (or `PRICE_ROUNDS` rounds have passed: what is left over is
-measured and reported by `capacity_prices`).
+measured and reported by `capacity_prices`), with Bertsekas's bid increment ε so that it
+ends. A person's `PROTECTED` best places (by the unpriced score) pay no price: they count
+against the capacity, but an item that is many people's best can exceed it through those
+places alone (it is then priced out of every other place). They keep most of the accuracy,
+since NDCG weighs the first places most, while the priced places spread exposure.
 
-Why prices and not a greedy assignment over people: a price is the same for everyone and
-does not depend on who else is ranked, so the pipeline's batch and the real-time refresh of
-one person rank with the same code and the same numbers (the model carries the prices from
-its fit), and the price is one more additive part of the score ("exposure" in
-`Recommendation.parts`, −p_i). The parts still add up to the served score exactly, the list
-is exactly that score's order, and removing an own item still lowers the score by exactly its
-contribution. The re-ranking reorders only items the person's history supports (a positive
-personal score); an item it speaks against is left to the popularity fill-in, flagged as such,
-and popularity fall-backs for people without a history are untouched.
+The knob is not searched with the other hyper-parameters: tuning.py chooses it afterwards on
+the same validation split (the strongest capacity within a fixed share of the validation NDCG).
+
+Why prices and not a greedy assignment over people: a price does not depend on who else is
+ranked, so the pipeline's batch and the real-time refresh of one person rank with the same
+code and the same numbers (the model carries the prices set from its fit's lists, i.e. the
+last run's exposure), and the price is one more additive part of the score ("exposure" in
+`Recommendation.parts`): −s_u·p_i, s_u the person's best unpriced candidate score
+(`person_scale`), so an item costs every person the same share of their own scale. The parts
+still add up to the served score exactly, and the collaborative and content parts are still
+exact sums of the own items' terms; the exposure part is its own line, never folded into
+them. A protected place's exposure part is 0, and its served score is still at least every
+other candidate's, so the list is exactly the served score's order. The re-ranking reorders
+only items the person's history supports (a positive personal score); an item it speaks
+against is left to the popularity fill-in, flagged as such, and popularity fall-backs for
+people without a history are untouched.
 bench/rerank_tradeoff.py prints the accuracy / coverage / Gini curve over C next to EASE.
 """
 

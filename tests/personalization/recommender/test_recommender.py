@@ -56,7 +56,7 @@ def shop():
 @pytest.fixture(scope="module")
 def model(shop):
     interactions, texts, categories, segments = shop
-    config = RecommenderConfig(content_weight=0.01, popularity_weight=0.01, seed=5)
+    config = RecommenderConfig(content_weight=0.01, popularity_weight=0.01, exposure_capacity=2.0, seed=5)
     return HybridRecommender(config).fit(interactions, texts, categories, segments)
 
 
