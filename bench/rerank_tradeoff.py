@@ -1,17 +1,18 @@
-"""The accuracy / coverage / Gini trade-off of the exposure re-ranking's one knob, next to EASE.
+"""The accuracy / coverage / Gini trade-off of the capacity re-ranking's one knob, next to EASE.
 
     python bench/rerank_tradeoff.py [--path ../shared/data/movielens-100k] [--seeds 42,1,2,3,4]
-                                    [--penalties 0,0.1,0.2,0.3,0.4,0.5,0.6,0.8] [--k 10] [--json]
+                                    [--capacities 0,8,4,3,2,1.5] [--k 10] [--json]
 
-The evaluate_recommender protocol (ratings ≥ 4, per-person 80/20 split per seed, every
-person with a held-out positive, training positives excluded). For each seed: EASE
-(λ = 250, the evaluation's baseline) and the production recommender (RecommenderConfig
-defaults) at each `exposure_penalty`, fitted on the same training split (the item-item
-model is shared through a FitCache: the knob changes only scoring). Per point: NDCG@k,
-coverage@k, Gini of exposure@k, novelty@k, ILD@k (Jaccard of the u.item genres) and
-popularity miscalibration@k (personalization.recommender.beyond_accuracy), the NDCG and
-coverage gaps between light, medium and heavy users (terciles of training-history size),
-means over seeds, and the ratios to EASE measured in the same run.
+evaluate_recommender's protocol (evaluation.py): ratings ≥ 4, per-person 80/20 split per
+seed, every person with a held-out positive; the production exclusion rule (history and what
+was consumed, exclusion.py). Per seed: EASE tuned by the shared search on the validation split
+(as in the evaluation), Tessera as `fit_tuned` serves it ("chosen": the knob chosen on the
+validation split, tuning.py) and the same tuned configuration at each `exposure_capacity`
+C (0 = off), fitted on the same input through a FitCache (the knob changes only the prices).
+Per point: NDCG@k, coverage@k, Gini of exposure@k, novelty@k, ILD@k (Jaccard of the u.item
+genres), popularity miscalibration@k (beyond_accuracy.py), the NDCG and coverage gaps between
+light, medium and heavy users (terciles of training-history size), means over seeds, and the
+ratios to EASE measured in the same run.
 """
 
 from __future__ import annotations
@@ -28,10 +29,18 @@ from scipy import sparse  # noqa: E402
 
 from personalization.recommender import beyond_accuracy as ba  # noqa: E402
 from personalization.recommender.baselines import BASELINES  # noqa: E402
-from personalization.recommender.config import RecommenderConfig  # noqa: E402
-from personalization.recommender.evaluation import load_movielens  # noqa: E402
+from personalization.recommender.evaluation import (  # noqa: E402
+    _baseline_run,
+    _Measure,
+    _Seed,
+    consumed_at_serving,
+    load_movielens,
+    production_input,
+)
 from personalization.recommender.hybrid import FitCache, HybridRecommender  # noqa: E402
 from personalization.recommender.protocol import ranking_metrics, split_per_user  # noqa: E402
+from personalization.recommender.search import SEARCH_BUDGET  # noqa: E402
+from personalization.recommender.tuning import fit_tuned  # noqa: E402
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-100k"
 
@@ -69,25 +78,34 @@ def point(lists, split, users, *, k, n_items, popularity, features) -> dict:
             "ndcg_gap": ndcg_gap, "coverage_gap": ba.coverage_by_segment(lists, groups, n_items)["gap"]}
 
 
-def run(path: Path, seeds: list[int], penalties: list[float], k: int) -> dict:
+def run(path: Path, seeds: list[int], capacities: list[float], k: int, budget: int = SEARCH_BUDGET) -> dict:
     data = load_movielens(path)
     n_items = data.positives.shape[1]
     features = genre_features(path, data.item_ids)
-    per_seed: dict[str, list[dict]] = {"ease": [], **{str(p): [] for p in penalties}}
+    per_seed: dict[str, list[dict]] = {"ease": [], "chosen": [], **{str(c): [] for c in capacities}}
     for seed in seeds:
         split = split_per_user(data.positives, seed=seed)
         users = split.evaluated_users.tolist()
+        consumed = consumed_at_serving(data, split, seed)
+        exclude = consumed[users]
         popularity = ba.item_popularity(split.train)
         args = {"k": k, "n_items": n_items, "popularity": popularity, "features": features}
-        lists = BASELINES["ease"].recommend(split.train, {"l2": 250.0}, users, k, seed=seed)
+        ease = BASELINES["ease"]
+        case = _Seed(seed, split, consumed, users, k)
+        tuned, _ = _baseline_run(ease, split.train, case, _Measure(data, case, features), budget)
+        lists = ease.recommend(split.train, tuned["params"], users, k, seed=seed, consumed=consumed)
         per_seed["ease"].append(point(lists, split, users, **args))
+        inputs = production_input(data, consumed)
+        model, tuning = fit_tuned(inputs, data.item_texts, data.item_categories, None, seed=seed, k=k,
+                                  budget=budget, consumed=consumed)
+        per_seed["chosen"].append({**point(model.rank(users, k, exclude=exclude), split, users, **args),
+                                   "capacity": tuning.config.exposure_capacity})
         cache = FitCache()
-        for penalty in penalties:
-            config = RecommenderConfig(seed=seed, exposure_penalty=penalty)
-            model = HybridRecommender(config).fit(split.train, data.item_texts, data.item_categories, None,
-                                                  cache=cache)
-            per_seed[str(penalty)].append(point(model.rank(users, k), split, users, **args))
-        print(f"seed {seed} done", file=sys.stderr, flush=True)
+        for capacity in capacities:
+            fitted = HybridRecommender(tuning.config.replace(exposure_capacity=capacity)).fit(
+                inputs, data.item_texts, data.item_categories, None, cache=cache)
+            per_seed[str(capacity)].append(point(fitted.rank(users, k, exclude=exclude), split, users, **args))
+        print(f"seed {seed} done (chosen C = {tuning.config.exposure_capacity})", file=sys.stderr, flush=True)
     means = {name: {metric: float(np.mean([p[metric] for p in points])) for metric in points[0]}
              for name, points in per_seed.items()}
     ease = means["ease"]
@@ -95,33 +113,33 @@ def run(path: Path, seeds: list[int], penalties: list[float], k: int) -> dict:
         values["ndcg_vs_ease"] = values[f"ndcg@{k}"] / ease[f"ndcg@{k}"]
         values["coverage_vs_ease"] = values[f"coverage@{k}"] / ease[f"coverage@{k}"]
         values["gini_vs_ease"] = values[f"gini@{k}"] / ease[f"gini@{k}"]
-    return {"dataset": data.name, "k": k, "seeds": seeds, "default_penalty": RecommenderConfig().exposure_penalty,
-            "points": means}
+    return {"dataset": data.name, "k": k, "seeds": seeds, "points": means,
+            "chosen_capacities": [p["capacity"] for p in per_seed["chosen"]]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--seeds", default="42,1,2,3,4")
-    parser.add_argument("--penalties", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.8")
+    parser.add_argument("--capacities", default="0,20,10,6,4,3,2")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--json", action="store_true", help="print the JSON document only")
     options = parser.parse_args()
     if not (options.path / "u.data").exists() and not (options.path / "ratings.csv").exists():
         sys.exit(f"No MovieLens data at {options.path}.")
     result = run(options.path, [int(s) for s in options.seeds.split(",")],
-                 [float(p) for p in options.penalties.split(",")], options.k)
+                 [float(c) for c in options.capacities.split(",")], options.k)
     if options.json:
         print(json.dumps(result, indent=2))
         return
     k = options.k
-    print(f"{result['dataset']}, seeds {result['seeds']}, means; default exposure_penalty "
-          f"{result['default_penalty']}")
+    print(f"{result['dataset']}, seeds {result['seeds']}, means; exposure_capacity chosen on the validation "
+          f"splits: {result['chosen_capacities']}")
     columns = [f"ndcg@{k}", f"coverage@{k}", f"gini@{k}", f"novelty@{k}", f"ild@{k}", f"miscalibration@{k}",
                "ndcg_gap", "coverage_gap", "ndcg_vs_ease", "coverage_vs_ease", "gini_vs_ease"]
     print(f"{'model':>16} " + " ".join(f"{c:>17}" for c in columns))
     for name, values in result["points"].items():
-        label = name if name == "ease" else f"tessera λ={name}"
+        label = name if name in ("ease", "chosen") else f"tessera C={name}"
         print(f"{label:>16} " + " ".join(f"{values.get(c, float('nan')):>17.4f}" for c in columns))
 
 

@@ -31,8 +31,9 @@ class RecommenderConfig:
       cf_rank               rank of the low-rank-plus-diagonal Gram approximation
       cf_neighbours         weights kept per target item (top-N by magnitude)
     Blend: score = cf_weight·collaborative + content_weight·content + popularity_weight·popularity.
-    Re-ranking (reranking.py): exposure_penalty λ adds −λ·σ·log(1 + exposure_i), exposure_i
-    the item's appearances in the unpenalised top-10 lists, σ a typical score spread; 0 is off.
+    Re-ranking (reranking.py): exposure_capacity C caps every item at C times the average
+    number of top-10 lists an item is in, through a per-item price subtracted from the score;
+    0 is off (the score order).
     """
 
     cf_weight: float = 1.0
@@ -45,9 +46,8 @@ class RecommenderConfig:
     content_weight: float = 0.001
     content_neighbours: int = 100
     popularity_weight: float = 0.0
-    # bench/rerank_tradeoff.py: on ml-100k (5 seeds) λ = 0.2 keeps NDCG@10 within 0.5% of λ = 0
-    # and shows 1.6× as much of the catalogue (1.5× EASE's coverage@10); 0.3 costs 3% NDCG.
-    exposure_penalty: float = 0.2
+    # Not searched: tuning.choose_capacity sets it on the validation split after the search.
+    exposure_capacity: float = 0.0
     # Segment popularity is used only for segments at least this large, so that "popular in
     # your segment" never reveals what a handful of identifiable people bought.
     min_segment_users: int = 10
@@ -62,8 +62,8 @@ class RecommenderConfig:
             problems.append("cf_rank, cf_neighbours and content_neighbours must be positive")
         if self.cf_l2 <= 0 or self.cf_diag_reg < 0:
             problems.append("cf_l2 must be positive and cf_diag_reg non-negative")
-        if min(self.cf_weight, self.content_weight, self.popularity_weight, self.exposure_penalty) < 0:
-            problems.append("part weights and exposure_penalty must be non-negative")
+        if min(self.cf_weight, self.content_weight, self.popularity_weight, self.exposure_capacity) < 0:
+            problems.append("part weights and exposure_capacity must be non-negative")
         if self.weight_transform not in ("log1p", "binary", "identity"):
             problems.append("weight_transform must be log1p, binary or identity")
         if self.block_megabytes < 1 or self.svd_iterations < 0 or self.min_segment_users < 1:

@@ -119,7 +119,7 @@ def ablation_config(config: RecommenderConfig, part: str) -> RecommenderConfig:
     """The tuned configuration with only `part` switched on (and no re-ranking)."""
     weights = {f"{name}_weight": 0.0 for name in ("cf", "content", "popularity")}
     weights[{"collaborative": "cf", "content": "content", "popularity": "popularity"}[part] + "_weight"] = 1.0
-    return config.replace(exposure_penalty=0.0, **weights)
+    return config.replace(exposure_capacity=0.0, **weights)
 
 
 def evaluate_movielens(path: str | Path, *, seeds: Sequence[int], k: int = 10, budget: int = SEARCH_BUDGET,

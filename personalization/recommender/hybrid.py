@@ -38,7 +38,15 @@ from personalization.recommender.popularity import (
     segment_key,
 )
 from personalization.recommender.ranking import top_k
-from personalization.recommender.reranking import EXPOSURE_K, exposure_penalties, exposure_sample, score_spread
+from personalization.recommender.reranking import (
+    PROTECTED,
+    Prices,
+    capacity_for,
+    capacity_prices,
+    exposure_sample,
+    person_scale,
+    top_candidates,
+)
 
 NO_ROW = -1
 _SCORE_BATCH_MEGABYTES = 256
@@ -107,7 +115,8 @@ class HybridRecommender:
         self.weights: sparse.csr_matrix | None = None       # B, collaborative
         self.content: ContentModel | None = None
         self.popularity: PopularityModel | None = None
-        self.exposure: np.ndarray | None = None             # λ·σ·log(1 + c_i), reranking.py
+        self.exposure: np.ndarray | None = None             # per-item prices p_i, reranking.py
+        self.capacity: Prices | None = None
         self.user_segments: list[Hashable | None] = []
         self.fit_seconds: dict[str, float] = {}   # per fitted piece, for logs and the bench
 
@@ -169,15 +178,23 @@ class HybridRecommender:
                     item_texts, item_categories, n_items=n_items, neighbours=config.content_neighbours,
                     block_megabytes=config.block_megabytes))
 
-        self.exposure = None  # the estimate below ranks without the penalty
-        if config.exposure_penalty > 0 and n_users:
+        self.exposure = None  # the prices below are set on the scores without them
+        self.capacity = None
+        if config.exposure_capacity > 0 and n_users:
             with timer("exposure"):
-                lists, spreads = [], []
-                for batch in self._batches(exposure_sample(n_users, seed=config.seed), None, None):
-                    picks = self._select(batch, EXPOSURE_K, exclude_seen=True, exclude=None)
-                    lists.extend([item for item, _ in chosen] for chosen in picks)
-                    spreads.append(score_spread(batch.total, batch.hist))
-                self.exposure = exposure_penalties(lists, np.concatenate(spreads), n_items, config.exposure_penalty)
+                sample = exposure_sample(n_users, seed=config.seed)
+                items, scores = [], []
+                for batch in self._batches(sample, None, None):
+                    allowed = batch.scored & (batch.total > 0)
+                    allowed[np.repeat(np.arange(batch.hist.shape[0]), np.diff(batch.hist.indptr)),
+                            batch.hist.indices] = False
+                    top_items, top_scores = top_candidates(batch.total, allowed)
+                    items.append(top_items)
+                    scores.append(top_scores / person_scale(batch.total, allowed)[:, None])
+                self.capacity = capacity_prices(
+                    np.vstack(items), np.vstack(scores), n_items,
+                    capacity_for(config.exposure_capacity, len(sample), n_items))
+                self.exposure = self.capacity.prices
         return self
 
     def _transform(self, X: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -234,6 +251,8 @@ class HybridRecommender:
         cold = batch.cold[0]
         totals = batch.fallback_scores[0] if cold else batch.total[0]
         candidates = self._candidates(batch, 0, exclude_seen=exclude_seen, exclude=None)
+        if not cold:
+            self._exempt(batch, 0, candidates & batch.scored[0])
         rank = int((totals[candidates] > totals[item]).sum()) + 1 if candidates[item] else 0
         fallback = batch.fallback_kind[0] if cold else None
         return dataclasses.replace(self._explain(batch, 0, [(item, fallback)])[0], rank=rank)
@@ -303,10 +322,15 @@ class HybridRecommender:
             # Re-ranking is one more additive part. It reorders only what the person's history
             # supports (a positive personal score), so it never lifts an item their history
             # speaks against above one it speaks for, and every personal pick has an own item
-            # that raised it.
+            # that raised it. Prices are in units of the person's best score (reranking.py).
             scored &= total > 0
-            parts["exposure"] = np.broadcast_to(-exposure, total.shape)
-            total -= exposure
+            if getattr(self, "capacity", None) is not None:
+                seen = np.zeros_like(scored)
+                seen[np.repeat(np.arange(n_rows), np.diff(hist.indptr)), hist.indices] = True
+                parts["exposure"] = -np.outer(person_scale(total, scored & ~seen), exposure)
+            else:  # a model pickled with the earlier λ penalty
+                parts["exposure"] = np.broadcast_to(-exposure, total.shape)
+            total = total + parts["exposure"]
         cold = np.diff(hist.indptr) == 0
         fallback_kind = [SEGMENT_FALLBACK if used is not None else GLOBAL_FALLBACK for used in used_segments]
         return _Batch(hist=hist, parts=parts, total=total, scored=scored, fallback_scores=popularity, cold=cold,
@@ -321,6 +345,17 @@ class HybridRecommender:
                         else exclude[position])
         return candidate_mask(batch.total.shape[1], history, consumed)
 
+    def _exempt(self, batch: _Batch, r: int, scored: np.ndarray) -> None:
+        """A person's PROTECTED best candidates by the unpriced score pay no price (reranking.py).
+        Their served score is then at least every other candidate's, so the list is still
+        exactly the order of the served score, and their "exposure" part is 0."""
+        if getattr(self, "capacity", None) is None or "exposure" not in batch.parts:
+            return
+        raw = batch.total[r] - batch.parts["exposure"][r]
+        best = top_k(raw, scored, PROTECTED)
+        batch.total[r, best] = raw[best]
+        batch.parts["exposure"][r, best] = 0.0
+
     def _select(self, batch: _Batch, k: int, *, exclude_seen: bool, exclude) -> list[list[tuple[int, str | None]]]:
         picks = []
         for r in range(batch.total.shape[0]):
@@ -331,6 +366,7 @@ class HybridRecommender:
                 picks.append([(int(i), batch.fallback_kind[r]) for i in order])
                 continue
             scored = candidates & batch.scored[r]
+            self._exempt(batch, r, scored)
             chosen = [(int(i), None) for i in top_k(batch.total[r], scored, k)]
             if len(chosen) < k:
                 rest = candidates & ~scored

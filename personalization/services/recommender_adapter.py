@@ -53,6 +53,7 @@ class HybridAdapter:
                                   max_seconds=max_seconds)
         record = {"config": tuning.config.to_dict(), "validation_ndcg@10": round(tuning.validation_ndcg, 6),
                   "start_validation_ndcg@10": round(tuning.start_ndcg, 6), "trials": len(tuning.trials),
+                  "search_validation_ndcg@10": round(tuning.search_ndcg, 6),
                   "search_seconds": round(tuning.seconds, 3)}
         return cls(model, data.item_ids, record)
 
