@@ -114,8 +114,10 @@ def ease_scores(factors: EaseFactors, l2: float, users: Sequence[int]) -> np.nda
     V = factors.vectors
     coefficient = 1.0 / (factors.values + l2) - 1.0 / l2
     diag_p = 1.0 / l2 + (V * V) @ coefficient
-    Xu = factors.X[list(users)].toarray()
-    XuP = Xu / l2 + ((Xu @ V) * coefficient) @ V.T
+    rows = factors.X[list(users)]
+    Xu = rows.toarray()
+    # The sparse rows times V: a history's few items, not n_items multiplications per entry.
+    XuP = Xu / l2 + (np.asarray(rows @ V) * coefficient) @ V.T
     return Xu - XuP / diag_p[None, :]
 
 
