@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import sparse
 
-from personalization.recommender.evaluation import RatingsData, consumed_at_serving, evaluate
+from personalization.recommender.evaluation import STEPS_PER_SEED, RatingsData, consumed_at_serving, evaluate
 from personalization.recommender.exclusion import candidate_mask
 from personalization.recommender.protocol import split_per_user
 from personalization.recommender.tuning import fit_tuned
@@ -80,3 +80,27 @@ def test_the_evaluation_gives_tessera_the_ratings_weighted_as_production_weighs_
     data = SimpleNamespace(rated=rated)
     assert production_input(data, consumed).toarray().tolist() == [[3.0, 0.5, 0.0, 2.0]]
     assert rating_weight(np.array([1.0, 2.0, 2.5, 3.0, 5.0])).tolist() == [0.5, 0.5, 0.5, 1.0, 3.0]
+
+
+def _without_timings(document: dict) -> dict:
+    document = {**document}
+    document.pop("seconds")
+    for group in (document["models"], document["ablation"], document["same_input"]):
+        for summary in group.values():
+            for timing in ("fit_seconds", "search_seconds"):
+                if isinstance(summary, dict):
+                    summary.pop(timing, None)
+    return document
+
+
+def test_seeds_evaluated_in_worker_processes_give_the_same_document():
+    X, texts, categories = shop(seed=6)
+    data = RatingsData(name="tiny", positives=X, rated=X, user_ids=[str(u) for u in range(USERS)],
+                       item_ids=[str(i) for i in range(ITEMS)], item_titles=texts, item_texts=texts,
+                       item_categories=categories, item_genres=[[c] for c in categories])
+    steps: list[str] = []
+    in_turn = evaluate(data, seeds=[3, 4], k=5, budget=3, workers=1)
+    side_by_side = evaluate(data, seeds=[3, 4], k=5, budget=3, workers=2, progress=steps.append)
+    assert _without_timings(side_by_side) == _without_timings(in_turn)
+    assert side_by_side["seeds"] == [3, 4]
+    assert len(steps) == 2 * STEPS_PER_SEED   # the command's progress bar still counts every step
