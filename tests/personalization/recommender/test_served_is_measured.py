@@ -104,3 +104,21 @@ def test_seeds_evaluated_in_worker_processes_give_the_same_document():
     assert _without_timings(side_by_side) == _without_timings(in_turn)
     assert side_by_side["seeds"] == [3, 4]
     assert len(steps) == 2 * STEPS_PER_SEED   # the command's progress bar still counts every step
+
+
+def test_tuning_s_shared_products_rank_exactly_as_a_fresh_fit():
+    from personalization.recommender.config import RecommenderConfig
+    from personalization.recommender.hybrid import FitCache, HybridRecommender
+
+    X, texts, categories = shop(seed=8)
+    cache = FitCache()
+    rows = list(range(0, USERS, 3))
+    for blend in ({"content_weight": 0.5}, {"content_weight": 0.1, "popularity_weight": 0.02},
+                  {"content_weight": 0.1, "cf_l2": 40.0, "exposure_penalty": 0.3}):
+        config = RecommenderConfig(cf_rank=8, **blend)
+        shared = HybridRecommender(config).fit(X, texts, categories, cache=cache)
+        fresh = HybridRecommender(config).fit(X, texts, categories)
+        assert shared._products and not fresh._products   # the products are kept only while tuning
+        assert shared.rank(rows, 8) == fresh.rank(rows, 8)
+        assert shared.rank([*rows, None], 8) == fresh.rank([*rows, None], 8)
+    assert len(cache.content_product) == 1   # one content product for every blend
