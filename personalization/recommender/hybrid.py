@@ -29,7 +29,7 @@ from scipy import sparse
 from personalization.recommender.config import PARTS, RecommenderConfig
 from personalization.recommender.content import ContentModel, attribute_contributions, fit_content
 from personalization.recommender.exclusion import candidate_mask, row_items
-from personalization.recommender.itemitem import GramFactors, gram_factors, sparse_weights
+from personalization.recommender.itemitem import GramFactors, gram_factors, scaled_weights, selected_weights
 from personalization.recommender.popularity import (
     GLOBAL_FALLBACK,
     SEGMENT_FALLBACK,
@@ -84,6 +84,7 @@ class FitCache:
     hyper-parameters, not the data: never share a cache between data sets."""
 
     gram: dict[tuple, GramFactors] = field(default_factory=dict)
+    selection: dict[tuple, sparse.csr_matrix] = field(default_factory=dict)
     weights: dict[tuple, sparse.csr_matrix] = field(default_factory=dict)
     content: dict[tuple, ContentModel] = field(default_factory=dict)
     popularity: dict[tuple, PopularityModel] = field(default_factory=dict)
@@ -165,11 +166,13 @@ class HybridRecommender:
             weights_key = gram_key + (config.cf_l2, config.cf_diag_reg, config.cf_popularity_exponent,
                                       config.cf_neighbours)
             product_keys["collaborative"] = weights_key
+            selection_key = gram_key + (config.cf_l2, config.cf_diag_reg, config.cf_neighbours)
             with timer("item_item_weights"):
-                self.weights = cache.get("weights", weights_key, lambda: sparse_weights(
-                    gram, l2=config.cf_l2, diag_reg=config.cf_diag_reg,
-                    popularity_exponent=config.cf_popularity_exponent, neighbours=config.cf_neighbours,
-                    block_megabytes=config.block_megabytes))
+                self.weights = cache.get("weights", weights_key, lambda: scaled_weights(
+                    cache.get("selection", selection_key, lambda: selected_weights(
+                        gram, l2=config.cf_l2, diag_reg=config.cf_diag_reg, neighbours=config.cf_neighbours,
+                        block_megabytes=config.block_megabytes)),
+                    gram, popularity_exponent=config.cf_popularity_exponent))
 
         self.content = None
         if config.content_weight > 0:

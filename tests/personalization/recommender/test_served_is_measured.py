@@ -122,3 +122,17 @@ def test_tuning_s_shared_products_rank_exactly_as_a_fresh_fit():
         assert shared.rank(rows, 8) == fresh.rank(rows, 8)
         assert shared.rank([*rows, None], 8) == fresh.rank([*rows, None], 8)
     assert len(cache.content_product) == 1   # one content product for every blend
+
+
+def test_every_popularity_exponent_shares_one_selection_of_weights():
+    from personalization.recommender.config import RecommenderConfig
+    from personalization.recommender.hybrid import FitCache, HybridRecommender
+
+    X, texts, categories = shop(seed=9)
+    cache = FitCache()
+    for beta in (0.0, 0.1, 0.3):
+        config = RecommenderConfig(cf_rank=8, cf_neighbours=6, cf_popularity_exponent=beta)
+        shared = HybridRecommender(config).fit(X, texts, categories, cache=cache)
+        fresh = HybridRecommender(config).fit(X, texts, categories)
+        assert (shared.weights != fresh.weights).nnz == 0
+    assert len(cache.selection) == 1
