@@ -30,6 +30,7 @@ from personalization.recommender.ranking import top_k
 # Bytes of the dense matrices EASE needs (a few n×n, or n×users, float64).
 EASE_MAX_BYTES = 8 * 2**30
 SCORE_BATCH = 512
+RP3_WALK_BYTES = 2**30
 
 
 def binary(matrix: sparse.spmatrix) -> sparse.csr_matrix:
@@ -114,8 +115,10 @@ def ease_scores(factors: EaseFactors, l2: float, users: Sequence[int]) -> np.nda
     V = factors.vectors
     coefficient = 1.0 / (factors.values + l2) - 1.0 / l2
     diag_p = 1.0 / l2 + (V * V) @ coefficient
-    Xu = factors.X[list(users)].toarray()
-    XuP = Xu / l2 + ((Xu @ V) * coefficient) @ V.T
+    rows = factors.X[list(users)]
+    Xu = rows.toarray()
+    # The sparse rows times V: a history's few items, not n_items multiplications per entry.
+    XuP = Xu / l2 + (np.asarray(rows @ V) * coefficient) @ V.T
     return Xu - XuP / diag_p[None, :]
 
 
@@ -143,23 +146,37 @@ class Ease(Baseline):
         return lambda users: ease_scores(factors, float(params["l2"]), users)
 
 
-def rp3beta_weights(train: sparse.spmatrix, *, alpha: float, beta: float, neighbours: int,
-                    block: int = 1024) -> sparse.csr_matrix:
-    """RP3beta's item-item matrix W (row: history item j, column: target item i)."""
-    X = binary(train)
-    n_items = X.shape[1]
+def _transitions(X: sparse.csr_matrix, alpha: float) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
+    """P_iu^α, P_ui^α and the items' popularity (at least 1)."""
     user_degree = np.maximum(np.diff(X.indptr), 1).astype(np.float64)
     popularity = np.maximum(np.diff(sparse.csc_matrix(X).indptr), 1).astype(np.float64)
     p_ui = sparse.diags(1.0 / user_degree) @ X
     p_iu = sparse.csr_matrix(sparse.diags(1.0 / popularity) @ X.T.tocsr())
     p_ui.data **= alpha
     p_iu.data **= alpha
+    return p_iu, p_ui, popularity
+
+
+def rp3beta_walk(train: sparse.spmatrix, *, alpha: float) -> np.ndarray:
+    """P_iu^α·P_ui^α dense: what every β and `neighbours` of one α share (the search varies them)."""
+    p_iu, p_ui, _ = _transitions(binary(train), alpha)
+    return (p_iu @ p_ui).toarray()
+
+
+def rp3beta_weights(train: sparse.spmatrix, *, alpha: float, beta: float, neighbours: int,
+                    block: int = 1024, walk: np.ndarray | None = None) -> sparse.csr_matrix:
+    """RP3beta's item-item matrix W (row: history item j, column: target item i); `walk`:
+    rp3beta_walk's result for this α, if already computed."""
+    X = binary(train)
+    n_items = X.shape[1]
+    p_iu, p_ui, popularity = _transitions(X, alpha)
     keep = min(neighbours, n_items - 1)
     column_scale = popularity ** -beta
     rows, cols, vals = [], [], []
     for start in range(0, n_items, block):
         stop = min(n_items, start + block)
-        W = (p_iu[start:stop] @ p_ui).toarray() * column_scale[None, :]
+        product = walk[start:stop] if walk is not None else (p_iu[start:stop] @ p_ui).toarray()
+        W = product * column_scale[None, :]
         W[np.arange(stop - start), np.arange(start, stop)] = 0.0
         if keep <= 0:
             continue
@@ -182,8 +199,15 @@ class RP3beta(Baseline):
                          {"beta": (0.1, 0.2, 0.4, 0.5), "alpha": (0.4, 0.6, 1.0), "neighbours": (50, 100, 400, 800)})
 
     def fit(self, train, params, *, seed, cache):
-        W = rp3beta_weights(train, alpha=float(params["alpha"]), beta=float(params["beta"]),
-                            neighbours=int(params["neighbours"]))
+        alpha = float(params["alpha"])
+        walk = None
+        if 8 * train.shape[1] ** 2 <= RP3_WALK_BYTES:   # one α's walk kept for the search's next fits
+            if cache.get("alpha") != alpha:
+                cache.clear()
+                cache.update(alpha=alpha, walk=rp3beta_walk(train, alpha=alpha))
+            walk = cache["walk"]
+        W = rp3beta_weights(train, alpha=alpha, beta=float(params["beta"]), neighbours=int(params["neighbours"]),
+                            walk=walk)
         X = binary(train)
         return lambda users: (X[list(users)] @ W).toarray()
 

@@ -26,13 +26,17 @@ beyond_accuracy.py; ILD is the Jaccard dissimilarity of the items' genre sets.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from cdp.importers.movielens import Item, Rating, read_items, read_ratings
 from personalization.recommender import beyond_accuracy
@@ -172,50 +176,28 @@ class _Seed:
 
 
 def evaluate(data: RatingsData, *, seeds: Sequence[int], k: int = 10, budget: int = SEARCH_BUDGET,
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, workers: int | None = None) -> dict:
+    """`workers` processes evaluate the seeds side by side (default: one per core, at most one
+    per seed). Each seed's figures depend only on its own seed, so the document is the same
+    for any number of workers; only the timings differ."""
     step = progress or (lambda _: None)
     runs: dict[str, list[dict]] = {name: [] for name in MODELS}
     ablation: dict[str, list[dict]] = {part: [] for part in PARTS}
     only_training: dict[str, list[float]] = {name: [] for name in MODELS}
     same_input: list[dict] = []
-    features = data.genre_features()
     started = time.perf_counter()
-    for seed in seeds:
-        split = split_per_user(data.positives, seed=seed)
-        case = _Seed(seed, split, consumed_at_serving(data, split, seed), split.evaluated_users.tolist(), k)
-        measure = _Measure(data, case, features)
-
-        step(f"seed {seed}: tessera")
-        inputs = production_input(data, case.consumed)
-        begun = time.perf_counter()
-        model, tuning = fit_tuned(inputs, data.item_texts, data.item_categories, None, seed=seed, k=k,
-                                  budget=budget, consumed=case.consumed)
-        total = time.perf_counter() - begun
-        exclude = case.consumed[case.users]
-        runs["tessera"].append({
-            **measure(model.rank(case.users, case.length, exclude=exclude)),
-            "params": tuning.searched_params(SEARCH_SPACE), "fit_seconds": total - tuning.seconds,
-            "search_seconds": tuning.seconds, "validation_ndcg": tuning.validation_ndcg,
-            "model_version": model.model_version})
-        # The earlier protocol: positives in, training positives out (the chosen configuration).
-        on_positives = HybridRecommender(tuning.config).fit(split.train, data.item_texts, data.item_categories, None)
-        only_training["tessera"].append(measure.ndcg(on_positives.rank(case.users, k)))
+    workers = min(len(seeds), workers if workers is not None else os.cpu_count() or 1)
+    if workers <= 1:
+        results = [_evaluate_seed(data, seed, k, budget, step) for seed in seeds]
+    else:
+        results = _evaluate_seeds_in_processes(data, seeds, k, budget, step, workers)
+    for result in results:
+        for name in MODELS:
+            runs[name].append(result["runs"][name])
+            only_training[name].append(result["only_training"][name])
         for part in PARTS:
-            step(f"seed {seed}: {part} alone")
-            begun = time.perf_counter()
-            alone = HybridRecommender(ablation_config(tuning.config, part)).fit(
-                inputs, data.item_texts, data.item_categories, None)
-            fit_seconds = time.perf_counter() - begun
-            ablation[part].append({**measure(alone.rank(case.users, case.length, exclude=exclude)),
-                                   "fit_seconds": fit_seconds})
-        for name, baseline in BASELINES.items():
-            step(f"seed {seed}: {name}")
-            run, training_ndcg = _baseline_run(baseline, split.train, case, measure, budget)
-            runs[name].append(run)
-            only_training[name].append(training_ndcg)
-        step(f"seed {seed}: {EASE_SAME_INPUT.name}")
-        run, _ = _baseline_run(EASE_SAME_INPUT, inputs, case, measure, budget, relevant_min=RELEVANT_WEIGHT)
-        same_input.append(run)
+            ablation[part].append(result["ablation"][part])
+        same_input.append(result["same_input"])
 
     models = {name: summarise(per_seed, k) for name, per_seed in runs.items()}
     ndcg = f"ndcg@{k}"
@@ -243,6 +225,65 @@ def evaluate(data: RatingsData, *, seeds: Sequence[int], k: int = 10, budget: in
                  "positives": int(data.positives.nnz), "ratings": int(data.rated.nnz)},
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _evaluate_seed(data: RatingsData, seed: int, k: int, budget: int, step: Progress) -> dict:
+    """Every model's figures on one seed's split (STEPS_PER_SEED progress steps)."""
+    split = split_per_user(data.positives, seed=seed)
+    case = _Seed(seed, split, consumed_at_serving(data, split, seed), split.evaluated_users.tolist(), k)
+    measure = _Measure(data, case, data.genre_features())
+    runs: dict[str, dict] = {}
+    only_training: dict[str, float] = {}
+    ablation: dict[str, dict] = {}
+
+    step(f"seed {seed}: tessera")
+    inputs = production_input(data, case.consumed)
+    begun = time.perf_counter()
+    model, tuning = fit_tuned(inputs, data.item_texts, data.item_categories, None, seed=seed, k=k,
+                              budget=budget, consumed=case.consumed)
+    total = time.perf_counter() - begun
+    exclude = case.consumed[case.users]
+    runs["tessera"] = {
+        **measure(model.rank(case.users, case.length, exclude=exclude)),
+        "params": tuning.searched_params(SEARCH_SPACE), "fit_seconds": total - tuning.seconds,
+        "search_seconds": tuning.seconds, "validation_ndcg": tuning.validation_ndcg,
+        "model_version": model.model_version}
+    # The earlier protocol: positives in, training positives out (the chosen configuration).
+    on_positives = HybridRecommender(tuning.config).fit(split.train, data.item_texts, data.item_categories, None)
+    only_training["tessera"] = measure.ndcg(on_positives.rank(case.users, k))
+    for part in PARTS:
+        step(f"seed {seed}: {part} alone")
+        begun = time.perf_counter()
+        alone = HybridRecommender(ablation_config(tuning.config, part)).fit(
+            inputs, data.item_texts, data.item_categories, None)
+        fit_seconds = time.perf_counter() - begun
+        ablation[part] = {**measure(alone.rank(case.users, case.length, exclude=exclude)), "fit_seconds": fit_seconds}
+    for name, baseline in BASELINES.items():
+        step(f"seed {seed}: {name}")
+        runs[name], only_training[name] = _baseline_run(baseline, split.train, case, measure, budget)
+    step(f"seed {seed}: {EASE_SAME_INPUT.name}")
+    same_input, _ = _baseline_run(EASE_SAME_INPUT, inputs, case, measure, budget, relevant_min=RELEVANT_WEIGHT)
+    return {"runs": runs, "only_training": only_training, "ablation": ablation, "same_input": same_input}
+
+
+def _seed_in_worker(data: RatingsData, seed: int, k: int, budget: int) -> dict:
+    # One BLAS thread per worker, as the command sets for itself: the workers are the parallelism.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _evaluate_seed(data, seed, k, budget, lambda _: None)
+
+
+def _evaluate_seeds_in_processes(data: RatingsData, seeds: Sequence[int], k: int, budget: int, step: Progress,
+                                 workers: int) -> list[dict]:
+    """The seeds in `workers` fresh processes ("spawn": implicit's OpenMP threads do not survive
+    a fork), in seed order; progress counts a seed's steps when it finishes."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(_seed_in_worker, data, seed, k, budget): seed for seed in seeds}
+        for future in as_completed(futures):
+            future.result()  # a failing seed fails the evaluation now
+            for _ in range(STEPS_PER_SEED):
+                step(f"seed {futures[future]}: done")
+        return [future.result() for future in futures]
 
 
 class _Measure:

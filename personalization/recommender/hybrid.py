@@ -29,7 +29,7 @@ from scipy import sparse
 from personalization.recommender.config import PARTS, RecommenderConfig
 from personalization.recommender.content import ContentModel, attribute_contributions, fit_content
 from personalization.recommender.exclusion import candidate_mask, row_items
-from personalization.recommender.itemitem import GramFactors, gram_factors, sparse_weights
+from personalization.recommender.itemitem import GramFactors, gram_factors, scaled_weights, selected_weights
 from personalization.recommender.popularity import (
     GLOBAL_FALLBACK,
     SEGMENT_FALLBACK,
@@ -92,10 +92,16 @@ class FitCache:
     hyper-parameters, not the data: never share a cache between data sets."""
 
     gram: dict[tuple, GramFactors] = field(default_factory=dict)
+    selection: dict[tuple, sparse.csr_matrix] = field(default_factory=dict)
     weights: dict[tuple, sparse.csr_matrix] = field(default_factory=dict)
     content: dict[tuple, ContentModel] = field(default_factory=dict)
     popularity: dict[tuple, PopularityModel] = field(default_factory=dict)
+    # history × model for every fitted row (dense), per model: a configuration that changes
+    # only the blend reuses both products, and the exposure estimate and the ranking share them.
+    collaborative_product: dict[tuple, np.ndarray] = field(default_factory=dict)
+    content_product: dict[tuple, np.ndarray] = field(default_factory=dict)
     limit: int = 2  # entries kept per kind: a 100k-item model is ~1 GB
+    product_bytes: int = 256 * 2**20  # larger fitted matrices are multiplied batch by batch as usual
 
     def get(self, kind: str, key: tuple, build):
         memo = getattr(self, kind)
@@ -119,6 +125,7 @@ class HybridRecommender:
         self.capacity: Prices | None = None
         self.user_segments: list[Hashable | None] = []
         self.fit_seconds: dict[str, float] = {}   # per fitted piece, for logs and the bench
+        self._products: dict[str, np.ndarray] = {}  # tuning only: FitCache.products for this fit
 
     @property
     def model_version(self) -> str:
@@ -142,6 +149,7 @@ class HybridRecommender:
         """
         config = self.config
         X = self._transform(sparse.csr_matrix(interactions, dtype=np.float64))
+        fresh_cache = cache is None
         cache = cache if cache is not None else FitCache()
         self.interactions = X
         n_users, n_items = X.shape
@@ -156,6 +164,7 @@ class HybridRecommender:
                 X, segments, min_segment_users=config.min_segment_users))
 
         self.weights = None
+        product_keys: dict[str, tuple] = {}
         if config.cf_weight > 0:
             gram_key = (config.weight_transform, config.cf_rank, config.cf_user_exponent, config.seed,
                         config.svd_iterations)
@@ -165,11 +174,14 @@ class HybridRecommender:
                     iterations=config.svd_iterations))
             weights_key = gram_key + (config.cf_l2, config.cf_diag_reg, config.cf_popularity_exponent,
                                       config.cf_neighbours)
+            product_keys["collaborative"] = weights_key
+            selection_key = gram_key + (config.cf_l2, config.cf_diag_reg, config.cf_neighbours)
             with timer("item_item_weights"):
-                self.weights = cache.get("weights", weights_key, lambda: sparse_weights(
-                    gram, l2=config.cf_l2, diag_reg=config.cf_diag_reg,
-                    popularity_exponent=config.cf_popularity_exponent, neighbours=config.cf_neighbours,
-                    block_megabytes=config.block_megabytes))
+                self.weights = cache.get("weights", weights_key, lambda: scaled_weights(
+                    cache.get("selection", selection_key, lambda: selected_weights(
+                        gram, l2=config.cf_l2, diag_reg=config.cf_diag_reg, neighbours=config.cf_neighbours,
+                        block_megabytes=config.block_megabytes)),
+                    gram, popularity_exponent=config.cf_popularity_exponent))
 
         self.content = None
         if config.content_weight > 0:
@@ -177,6 +189,13 @@ class HybridRecommender:
                 self.content = cache.get("content", (config.content_neighbours,), lambda: fit_content(
                     item_texts, item_categories, n_items=n_items, neighbours=config.content_neighbours,
                     block_megabytes=config.block_megabytes))
+            product_keys["content"] = (config.weight_transform, config.content_neighbours)
+
+        self._products = {}
+        if not fresh_cache and 8 * n_users * n_items <= cache.product_bytes:
+            models = {"collaborative": self.weights, "content": getattr(self.content, "similarity", None)}
+            self._products = {part: cache.get(f"{part}_product", key, lambda m=models[part]: (X @ m).toarray())
+                              for part, key in product_keys.items()}
 
         self.exposure = None  # the prices below are set on the scores without them
         self.capacity = None
@@ -283,7 +302,8 @@ class HybridRecommender:
                 labels = [segment_key(s) for s in segments[start:stop]]
             else:
                 labels = [self.user_segments[r] if r != NO_ROW else None for r in rows[start:stop]]
-            yield self._score(hist, labels, start)
+            known = None if history is not None or NO_ROW in rows[start:stop] else rows[start:stop]
+            yield self._score(hist, labels, start, known)
 
     def _rows(self, rows: list[int]) -> sparse.csr_matrix:
         present = np.array([max(r, 0) for r in rows], dtype=np.int64)
@@ -296,15 +316,20 @@ class HybridRecommender:
             hist.eliminate_zeros()
         return sparse.csr_matrix(hist)
 
-    def _score(self, hist: sparse.csr_matrix, labels: list, offset: int) -> _Batch:
+    def _score(self, hist: sparse.csr_matrix, labels: list, offset: int, rows: list[int] | None = None) -> _Batch:
         weights = self.config.part_weights
         n_rows, n_items = hist.shape
         # Only the parts that are switched on are materialised (n_rows × n_items each).
         parts: dict[str, np.ndarray] = {}
+        products = getattr(self, "_products", {}) if rows is not None else {}  # absent from older pickles
         if self.weights is not None:
-            parts["collaborative"] = weights["collaborative"] * (hist @ self.weights).toarray()
+            product = products["collaborative"][rows] if "collaborative" in products else (
+                hist @ self.weights).toarray()
+            parts["collaborative"] = weights["collaborative"] * product
         if self.content is not None:
-            parts["content"] = weights["content"] * (hist @ self.content.similarity).toarray()
+            product = products["content"][rows] if "content" in products else (
+                hist @ self.content.similarity).toarray()
+            parts["content"] = weights["content"] * product
         popularity, used_segments = [], []
         for label in labels:
             scores, used = self.popularity.scores_for(label)

@@ -80,6 +80,25 @@ def _top_right_factors(Xw: sparse.csr_matrix, *, rank: int, seed: int, iteration
 def sparse_weights(gram: GramFactors, *, l2: float, diag_reg: float, popularity_exponent: float,
                    neighbours: int, block_megabytes: int = 256) -> sparse.csr_matrix:
     """B as a sparse items × items matrix (row: history item j, column: target item i)."""
+    selected = selected_weights(gram, l2=l2, diag_reg=diag_reg, neighbours=neighbours,
+                                block_megabytes=block_megabytes)
+    return scaled_weights(selected, gram, popularity_exponent=popularity_exponent)
+
+
+def scaled_weights(selected: sparse.csr_matrix, gram: GramFactors, *, popularity_exponent: float
+                   ) -> sparse.csr_matrix:
+    """B from `selected_weights`: each target column scaled by support^(−β). The scale does not
+    change which weights a target keeps, so every β shares one selection (tuning varies β)."""
+    transposed = selected.copy()
+    column_scale = (np.maximum(gram.support, 1.0) ** (-popularity_exponent)).astype(np.float32)
+    transposed.data *= np.repeat(column_scale, np.diff(transposed.indptr))
+    transposed.eliminate_zeros()
+    return transposed.T.tocsr()
+
+
+def selected_weights(gram: GramFactors, *, l2: float, diag_reg: float, neighbours: int,
+                     block_megabytes: int = 256) -> sparse.csr_matrix:
+    """Bᵀ before the popularity scale: row i holds target item i's `neighbours` largest-magnitude weights."""
     n_items, rank = gram.factors.shape
     used = gram.diagonal > 0
     scale = gram.diagonal[used].mean() if used.any() else 1.0
@@ -91,7 +110,6 @@ def sparse_weights(gram: GramFactors, *, l2: float, diag_reg: float, popularity_
     lower = np.linalg.cholesky(inner)
     H = scipy.linalg.solve_triangular(lower, (W * d_inv[:, None]).T, lower=True).T
     diag_p = d_inv - np.einsum("ij,ij->i", H, H)
-    column_scale = np.maximum(gram.support, 1.0) ** (-popularity_exponent)
     keep = min(neighbours, n_items - 1)
     if keep <= 0 or rank == 0:
         return sparse.csr_matrix((n_items, n_items))
@@ -115,10 +133,7 @@ def sparse_weights(gram: GramFactors, *, l2: float, diag_reg: float, popularity_
         top.sort(axis=1)
         values = np.take_along_axis(rows, top, axis=1)
         values[np.take_along_axis(negative, top, axis=1)] *= -1.0
-        values *= column_scale[start:stop, None].astype(np.float32)
         indices[start * keep:stop * keep] = top.ravel()
         data[start * keep:stop * keep] = values.ravel()
         del rows, negative, top
-    transposed = sparse.csr_matrix((data, indices, indptr), shape=(n_items, n_items))
-    transposed.eliminate_zeros()
-    return transposed.T.tocsr()
+    return sparse.csr_matrix((data, indices, indptr), shape=(n_items, n_items))

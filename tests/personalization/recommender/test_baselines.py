@@ -134,3 +134,15 @@ def test_a_validation_split_can_hold_out_only_the_relevant_interactions():
     assert np.array_equal(relevant.train.toarray() == 0.5, light.toarray() == 0.5)
     # Nothing weighs enough: every interaction counts.
     assert validation_split(light, seed=2, relevant_min=2.0).test.nnz > 0
+
+
+def test_rp3beta_s_search_shares_one_walk_per_alpha_and_scores_as_a_fresh_fit():
+    X = sparse.random(40, 30, density=0.2, format="csr", random_state=3)
+    cache: dict = {}
+    model = BASELINES["rp3beta"]
+    for params in ({"alpha": 0.8, "beta": 0.3, "neighbours": 5}, {"alpha": 0.8, "beta": 0.1, "neighbours": 10},
+                   {"alpha": 0.4, "beta": 0.1, "neighbours": 10}):
+        shared = model.fit(X, params, seed=1, cache=cache)(range(40))
+        fresh = model.fit(X, params, seed=1, cache={})(range(40))
+        assert np.array_equal(shared, fresh)
+        assert cache["alpha"] == params["alpha"]

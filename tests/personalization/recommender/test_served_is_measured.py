@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import sparse
 
-from personalization.recommender.evaluation import RatingsData, consumed_at_serving, evaluate
+from personalization.recommender.evaluation import STEPS_PER_SEED, RatingsData, consumed_at_serving, evaluate
 from personalization.recommender.exclusion import candidate_mask
 from personalization.recommender.protocol import split_per_user
 from personalization.recommender.tuning import fit_tuned
@@ -80,3 +80,59 @@ def test_the_evaluation_gives_tessera_the_ratings_weighted_as_production_weighs_
     data = SimpleNamespace(rated=rated)
     assert production_input(data, consumed).toarray().tolist() == [[3.0, 0.5, 0.0, 2.0]]
     assert rating_weight(np.array([1.0, 2.0, 2.5, 3.0, 5.0])).tolist() == [0.5, 0.5, 0.5, 1.0, 3.0]
+
+
+def _without_timings(document: dict) -> dict:
+    document = {**document}
+    document.pop("seconds")
+    for group in (document["models"], document["ablation"], document["same_input"]):
+        for summary in group.values():
+            for timing in ("fit_seconds", "search_seconds"):
+                if isinstance(summary, dict):
+                    summary.pop(timing, None)
+    return document
+
+
+def test_seeds_evaluated_in_worker_processes_give_the_same_document():
+    X, texts, categories = shop(seed=6)
+    data = RatingsData(name="tiny", positives=X, rated=X, user_ids=[str(u) for u in range(USERS)],
+                       item_ids=[str(i) for i in range(ITEMS)], item_titles=texts, item_texts=texts,
+                       item_categories=categories, item_genres=[[c] for c in categories])
+    steps: list[str] = []
+    in_turn = evaluate(data, seeds=[3, 4], k=5, budget=3, workers=1)
+    side_by_side = evaluate(data, seeds=[3, 4], k=5, budget=3, workers=2, progress=steps.append)
+    assert _without_timings(side_by_side) == _without_timings(in_turn)
+    assert side_by_side["seeds"] == [3, 4]
+    assert len(steps) == 2 * STEPS_PER_SEED   # the command's progress bar still counts every step
+
+
+def test_tuning_s_shared_products_rank_exactly_as_a_fresh_fit():
+    from personalization.recommender.config import RecommenderConfig
+    from personalization.recommender.hybrid import FitCache, HybridRecommender
+
+    X, texts, categories = shop(seed=8)
+    cache = FitCache()
+    rows = list(range(0, USERS, 3))
+    for blend in ({"content_weight": 0.5}, {"content_weight": 0.1, "popularity_weight": 0.02},
+                  {"content_weight": 0.1, "cf_l2": 40.0, "exposure_penalty": 0.3}):
+        config = RecommenderConfig(cf_rank=8, **blend)
+        shared = HybridRecommender(config).fit(X, texts, categories, cache=cache)
+        fresh = HybridRecommender(config).fit(X, texts, categories)
+        assert shared._products and not fresh._products   # the products are kept only while tuning
+        assert shared.rank(rows, 8) == fresh.rank(rows, 8)
+        assert shared.rank([*rows, None], 8) == fresh.rank([*rows, None], 8)
+    assert len(cache.content_product) == 1   # one content product for every blend
+
+
+def test_every_popularity_exponent_shares_one_selection_of_weights():
+    from personalization.recommender.config import RecommenderConfig
+    from personalization.recommender.hybrid import FitCache, HybridRecommender
+
+    X, texts, categories = shop(seed=9)
+    cache = FitCache()
+    for beta in (0.0, 0.1, 0.3):
+        config = RecommenderConfig(cf_rank=8, cf_neighbours=6, cf_popularity_exponent=beta)
+        shared = HybridRecommender(config).fit(X, texts, categories, cache=cache)
+        fresh = HybridRecommender(config).fit(X, texts, categories)
+        assert (shared.weights != fresh.weights).nnz == 0
+    assert len(cache.selection) == 1
