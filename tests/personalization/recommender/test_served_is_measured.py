@@ -114,7 +114,7 @@ def test_tuning_s_shared_products_rank_exactly_as_a_fresh_fit():
     cache = FitCache()
     rows = list(range(0, USERS, 3))
     for blend in ({"content_weight": 0.5}, {"content_weight": 0.1, "popularity_weight": 0.02},
-                  {"content_weight": 0.1, "cf_l2": 40.0, "exposure_penalty": 0.3}):
+                  {"content_weight": 0.1, "cf_l2": 40.0, "exposure_capacity": 3.0}):
         config = RecommenderConfig(cf_rank=8, **blend)
         shared = HybridRecommender(config).fit(X, texts, categories, cache=cache)
         fresh = HybridRecommender(config).fit(X, texts, categories)
