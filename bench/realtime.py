@@ -233,7 +233,8 @@ def main() -> None:
     if args.reuse:
         from setup_django import production_env
 
-        os.environ.update({"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
+        name = DB + os.environ.get("BENCH_DB_SUFFIX", "")  # as fresh_postgres named it
+        os.environ.update({"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
                            "DJANGO_SETTINGS_MODULE": "cdp.settings", "LOG_LEVEL": "WARNING"})
         os.environ.pop("CELERY_BROKER_URL", None)
         os.environ.update(production_env(os.environ))

@@ -116,20 +116,33 @@ def attribute_contributions(model: ContentModel, history_items: np.ndarray, hist
 
     `kept[j, t]` says whether (history item j, target t) is one of the stored pairs.
     """
-    target_rows = model.features[targets]
-    columns = np.unique(target_rows.indices)
+    # The rows read straight from the CSR arrays: a scipy slice per person costs more than the
+    # arithmetic (this runs for every person refreshed).
+    features = model.features
+    target_indices, target_data = _csr_rows(features, targets)
+    columns = np.unique(np.concatenate(target_indices)) if target_indices else np.zeros(0, dtype=np.int64)
     if columns.size == 0:
         return [[] for _ in targets]
-    own = model.features[history_items][:, columns].toarray()        # own items × the targets' attributes
+    own = np.zeros((len(history_items), columns.size), dtype=features.dtype)  # own items × targets' attributes
+    for j, (indices, data) in enumerate(zip(*_csr_rows(features, history_items))):
+        at = np.minimum(np.searchsorted(columns, indices), columns.size - 1)
+        hit = columns[at] == indices
+        np.add.at(own, (j, at[hit]), data[hit])  # sums duplicates as toarray() would
     pooled = own.T @ (history_weights[:, None] * kept)                 # attributes × targets: Σ_j x_uj·F[j, a]
     position = {int(a): p for p, a in enumerate(columns)}
     result = []
     for t in range(len(targets)):
-        start, stop = target_rows.indptr[t], target_rows.indptr[t + 1]
         pairs = []
-        for a, value in zip(target_rows.indices[start:stop], target_rows.data[start:stop]):
+        for a, value in zip(target_indices[t], target_data[t]):
             term = float(value * pooled[position[int(a)], t])
             if term != 0.0:
                 pairs.append((int(a), term))
         result.append(pairs)
     return result
+
+
+def _csr_rows(matrix: sparse.csr_matrix, rows) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per row: its column indices and values (a canonical CSR matrix: sorted, no duplicates)."""
+    indptr = matrix.indptr
+    bounds = [(indptr[r], indptr[r + 1]) for r in rows]
+    return [matrix.indices[a:b] for a, b in bounds], [matrix.data[a:b] for a, b in bounds]

@@ -244,8 +244,9 @@ class HybridRecommender:
         result: list[list[Recommendation]] = []
         for batch in self._batches(user_rows, history, segments):
             picks = self._select(batch, k, exclude_seen=exclude_seen, exclude=exclude)
+            blocks = self._own_blocks(batch, picks)
             for r, chosen in enumerate(picks):
-                result.append(self._explain(batch, r, chosen))
+                result.append(self._explain(batch, r, chosen, blocks[r]))
         return result
 
     def rank(self, user_rows: Sequence[int | None] | np.ndarray, k: int = 10, *, exclude_seen: bool = True,
@@ -274,7 +275,8 @@ class HybridRecommender:
             self._exempt(batch, 0, candidates & batch.scored[0])
         rank = int((totals[candidates] > totals[item]).sum()) + 1 if candidates[item] else 0
         fallback = batch.fallback_kind[0] if cold else None
-        return dataclasses.replace(self._explain(batch, 0, [(item, fallback)])[0], rank=rank)
+        chosen = [(item, fallback)]
+        return dataclasses.replace(self._explain(batch, 0, chosen, self._own_blocks(batch, [chosen])[0])[0], rank=rank)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -399,18 +401,43 @@ class HybridRecommender:
             picks.append(chosen)
         return picks
 
-    def _explain(self, batch: _Batch, r: int, chosen: list[tuple[int, str | None]]) -> list[Recommendation]:
-        """Recommendations for row r of the batch; `chosen` is [(item, fallback)] best first."""
+    def _own_blocks(self, batch: _Batch, picks: list) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+        """Per row of the batch: the model weights (own items × personally recommended items)
+        of the item-item and the content model, read for the whole batch with one lookup per
+        model (a sparse slice per person costs more than the arithmetic it feeds)."""
+        hist, shapes, rows, cols = batch.hist, [], [], []
+        for r, chosen in enumerate(picks):
+            own = hist.indices[hist.indptr[r]:hist.indptr[r + 1]]
+            personal = np.fromiter((item for item, fallback in chosen if fallback is None), dtype=np.int64)
+            shapes.append((len(own), len(personal)) if len(own) and len(personal) else None)
+            if shapes[-1]:
+                rows.append(np.repeat(own, len(personal)))
+                cols.append(np.tile(personal, len(own)))
+        values = [_lookup(model, rows, cols) for model in (self.weights, getattr(self.content, "similarity", None))]
+        blocks, offset = [], 0
+        for shape in shapes:
+            if shape is None:
+                blocks.append((None, None))
+                continue
+            size = shape[0] * shape[1]
+            blocks.append(tuple(v[offset:offset + size].reshape(shape) if v is not None else None for v in values))
+            offset += size
+        return blocks
+
+    def _explain(self, batch: _Batch, r: int, chosen: list[tuple[int, str | None]],
+                 blocks: tuple[np.ndarray | None, np.ndarray | None]) -> list[Recommendation]:
+        """Recommendations for row r of the batch; `chosen` is [(item, fallback)] best first;
+        `blocks` its `_own_blocks` entry."""
         weights = self.config.part_weights
         start, stop = batch.hist.indptr[r], batch.hist.indptr[r + 1]
         own, x = batch.hist.indices[start:stop], batch.hist.data[start:stop]
         personal = [item for item, fallback in chosen if fallback is None]
-        # One slice per model for the whole list: rows = own items, columns = recommended items.
+        # Rows = own items, columns = recommended items.
         cf_columns = content_columns = None
-        if personal and len(own) and self.weights is not None:
-            cf_columns = self.weights[own][:, personal].toarray() * (weights["collaborative"] * x)[:, None]
-        if personal and len(own) and self.content is not None:
-            content_columns = self.content.similarity[own][:, personal].toarray() * (weights["content"] * x)[:, None]
+        if blocks[0] is not None:
+            cf_columns = blocks[0] * (weights["collaborative"] * x)[:, None]
+        if blocks[1] is not None:
+            content_columns = blocks[1] * (weights["content"] * x)[:, None]
             attributes = attribute_contributions(self.content, own, x, personal, content_columns != 0)
         result, c = [], 0
         for rank, (item, fallback) in enumerate(chosen, start=1):
@@ -464,8 +491,17 @@ class _Batch:
     offset: int
 
 
+def _lookup(matrix: sparse.csr_matrix | None, rows: list[np.ndarray], cols: list[np.ndarray]) -> np.ndarray | None:
+    """matrix[rows[i], cols[i]] elementwise, all the pieces in one call (zeros where nothing is stored)."""
+    if matrix is None:
+        return None
+    if not rows:
+        return np.zeros(0, dtype=matrix.dtype)
+    return np.asarray(matrix[np.concatenate(rows), np.concatenate(cols)], dtype=matrix.dtype).ravel()
+
+
 def _pairs(items: np.ndarray, contributions: np.ndarray) -> list[tuple[int, float]]:
     """(item, contribution) for the non-zero contributions, largest first, ties by item."""
-    nonzero = np.flatnonzero(contributions)
-    order = nonzero[np.lexsort((items[nonzero], -contributions[nonzero]))]
-    return list(zip(items[order].tolist(), contributions[order].tolist()))
+    # In Python: a person has a handful of own items, fewer than numpy's per-call overhead pays for.
+    ordered = sorted((-value, item) for item, value in zip(items.tolist(), contributions.tolist()) if value != 0)
+    return [(item, -negated) for negated, item in ordered]

@@ -136,3 +136,35 @@ def test_without_a_broker_events_refresh_only_when_asked(settings, monkeypatch):
     settings.TESSERA_REALTIME_IN_PROCESS = True
     realtime_pending.events_refresh_schedule({person}, 0.0)
     assert drains == [1] and RefreshPending.objects.filter(profile_id=person).count() == 1
+
+
+def test_a_drained_batch_stores_what_the_pipeline_stored(served, monkeypatch):
+    """With no new events, refreshing everyone through the drain (several batches) rewrites
+    the run's rows exactly: the same features, segment, list, scores and explanations."""
+    from datetime import datetime
+
+    from personalization.models import PipelineRun, ProfileFeatures, SegmentMembership
+    from personalization.services import features, segments
+
+    def stored() -> tuple[list, list, list]:
+        recs = Recommendation.objects.order_by("profile_id", "rank").values_list(
+            "profile_id", "rank", "item_id", "title", "score", "explanation", "model_version", "as_of")
+        feats = ProfileFeatures.objects.order_by("profile_id").values_list(*features.FIELDS)
+        members = SegmentMembership.objects.order_by("profile_id").values_list(*segments.MEMBERSHIP_FIELDS)
+        return list(recs), list(feats), list(members)
+
+    pipeline_rows = stored()
+    assert all(pipeline_rows), "the pipeline stored recommendations, features and segments"
+    # Features count up to the refresh's now: the run's as_of here, so recency matches.
+    as_of = datetime.fromisoformat(PipelineRun.objects.get(id=served.run_id).params["as_of"])
+    monkeypatch.setattr(realtime.timezone, "now", lambda: as_of)
+    monkeypatch.setattr(realtime, "REFRESH_BATCH", 15)
+    Recommendation.objects.all().delete()
+    ProfileFeatures.objects.all().delete()
+    SegmentMembership.objects.all().delete()
+    RefreshPending.objects.bulk_create([RefreshPending(profile_id=pid, committed_at=as_of)
+                                        for pid in served.profile_ids])
+
+    assert realtime_pending.refresh_pending_drain(until_empty=True) == len(served.profile_ids)
+
+    assert stored() == pipeline_rows

@@ -251,3 +251,22 @@ def test_tune_picks_a_configuration_on_validation_data_only(shop):
     assert again.config == result.config
     assert len(tune(interactions, texts, categories, segments, seed=4, k=5, search_space=space,
                     budget=2).trials) == 2
+
+
+def test_a_batch_explains_each_person_exactly_as_alone(model):
+    """Explanations are built from model weights read for the whole batch at once: the same
+    terms, to the bit, as a person scored alone and as the weights' own rows say."""
+    together = model.recommend(np.arange(N_USERS), k=8)
+    weights = model.config.part_weights
+    for user in range(0, N_USERS, 7):
+        assert model.recommend([user], k=8)[0] == together[user]
+        history = model.interactions[user]  # as fitted (weights transformed)
+        own, x = history.indices, history.data
+        for rec in together[user]:
+            if rec.fallback is not None:
+                continue
+            cf = model.weights[own][:, [rec.item]].toarray().ravel() * (weights["collaborative"] * x)
+            content = model.content.similarity[own][:, [rec.item]].toarray().ravel() * (weights["content"] * x)
+            expected = [sorted(((int(i), float(v)) for i, v in zip(own, terms) if v != 0), key=lambda p: (-p[1], p[0]))
+                        for terms in (cf, content)]
+            assert [rec.contributing_items, rec.content_items] == expected
