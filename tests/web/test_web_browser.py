@@ -219,10 +219,12 @@ def test_customer_officer_and_operator_in_a_real_browser(demo_world, live_server
             page.get_by_label("Look up by").select_option("email")
             page.get_by_label("Value").fill(email)
             page.get_by_role("button", name="Look up").click()
+            # The page before the look-up has the same address: wait for the answer, not the URL.
+            page.locator("#consent-timeline").wait_for(state="visible")
             assert "/compliance/subjects/" in page.url and email not in page.url
             rows = page.locator("#consent-timeline tbody tr").filter(has_text="Personalized recommendations").filter(
                 has_text="Withdrawn").filter(has_text="Preference center")
-            assert rows.count() == 1
+            assert rows.count() == 1, page.locator("main").inner_text()[:3000]
             # The phone's GPC signal is an opt-out of sale and sharing (a new event unless already withdrawn).
             assert page.locator("#consent-timeline tbody tr").filter(has_text="Global Privacy Control").count() <= 1
             shot(page, "12-compliance-subject-timeline")

@@ -72,18 +72,21 @@ def test_a_compliance_officer_finds_things_in_a_real_browser(console_world, live
             _axe_clean(page, "overview")
 
             # The organisation's access log: filter by staff member and dates, then page.
-            page.get_by_role("link", name="Access log").click()
+            with page.expect_navigation():  # Playwright does not wait for the page a click loads
+                page.get_by_role("link", name="Access log").click()
             assert page.locator("h1").inner_text() == "Access log"
             _axe_clean(page, "access log")
             shot(page, "30-console-access-log")
             page.get_by_label("Who (staff member)").select_option(label="auditor (staff)")
             page.get_by_label("From (inclusive)").fill((timezone.localdate() - timedelta(days=1)).isoformat())
-            page.get_by_role("button", name="Show", exact=True).click()
+            with page.expect_navigation():  # Playwright does not wait for the page a click loads
+                page.get_by_role("button", name="Show", exact=True).click()
             rows = page.locator("#access-log tbody tr")
             assert rows.count() == 25 and "1–25 of 30" in page.locator(".pager").inner_text()
             assert rows.filter(has_text="auditor (staff)").count() == 25
             assert rows.filter(has_text="Purged data past its retention").count() == 0
-            page.get_by_role("link", name="Next page").click()
+            with page.expect_navigation():  # Playwright does not wait for the page a click loads
+                page.get_by_role("link", name="Next page").click()
             assert "26–30 of 30" in page.locator(".pager").inner_text() and "page=2" in page.url
             assert page.get_by_label("Who (staff member)").input_value().startswith("staff:")  # filters kept
             _axe_clean(page, "access log, page 2")
@@ -91,14 +94,16 @@ def test_a_compliance_officer_finds_things_in_a_real_browser(console_world, live
 
             # A subject link leads to the person's page by POST: no id in the address.
             subject = str(ada.profile_id)
-            page.locator(f'form.subject-link:has(input[value="{subject}"]) button').first.click()
+            with page.expect_navigation():  # Playwright does not wait for the page a click loads
+                page.locator(f'form.subject-link:has(input[value="{subject}"]) button').first.click()
             assert page.url.endswith("/compliance/subjects/") and subject not in page.url
             assert subject in page.locator("#subject-heading").inner_text()
             timeline = page.locator("#consent-timeline tbody tr")
             assert timeline.filter(has_text="Marketing").filter(has_text="Withdrawn (after a grant)").count() == 1
             assert timeline.filter(has_text="Sale and sharing").filter(has_text="Declined").count() == 1
             page.get_by_label("Purpose").select_option(label="Marketing")
-            page.get_by_role("button", name="Show", exact=True).click()
+            with page.expect_navigation():  # Playwright does not wait for the page a click loads
+                page.get_by_role("button", name="Show", exact=True).click()
             assert page.locator("#consent-timeline tbody tr").count() == 2  # the grant and the withdrawal
             assert "sale_sharing" not in page.locator("main").inner_text()
             _axe_clean(page, "subject")
@@ -107,9 +112,11 @@ def test_a_compliance_officer_finds_things_in_a_real_browser(console_world, live
             # The time zone: chosen in the header, remembered on the next pages.
             assert " UTC" in page.locator("#consent-timeline tbody tr").first.inner_text()
             page.get_by_label("Time zone").select_option("Asia/Tokyo")
-            page.get_by_role("button", name="Show times in this zone").click()
+            with page.expect_navigation():  # Playwright does not wait for the page a click loads
+                page.get_by_role("button", name="Show times in this zone").click()
             assert "Times are now shown in Asia/Tokyo" in page.locator(".messages").inner_text()
-            page.get_by_role("link", name="Requests").click()
+            with page.expect_navigation():  # Playwright does not wait for the page a click loads
+                page.get_by_role("link", name="Requests").click()
             assert "JST" in page.locator("#requests").inner_text() and "UTC" not in page.locator(
                 "#requests").inner_text()
             assert page.get_by_label("Time zone").input_value() == "Asia/Tokyo"
@@ -117,16 +124,19 @@ def test_a_compliance_officer_finds_things_in_a_real_browser(console_world, live
 
             # The DSR queue narrowed to erasure; the request in plain words, nothing pre-chosen.
             page.get_by_label("Type").select_option(label="Erasure")
-            page.get_by_role("button", name="Show", exact=True).click()
+            with page.expect_navigation():  # Playwright does not wait for the page a click loads
+                page.get_by_role("button", name="Show", exact=True).click()
             assert page.locator("#requests tbody tr").count() == 1
-            page.locator("#requests tbody tr a").first.click()
+            with page.expect_navigation():  # Playwright does not wait for the page a click loads
+                page.locator("#requests tbody tr a").first.click()
             assert "asks for the personal data held about them to be erased" in page.locator("#request-plain"
                                                                                                ).inner_text()
             assert page.locator('input[name="action"]:checked').count() == 0
             assert "JST" in page.locator("#request-audit").inner_text()
             _axe_clean(page, "request")
             shot(page, "33-console-request")
-            page.locator("form.subject-link button").click()
+            with page.expect_navigation():  # Playwright does not wait for the page a click loads
+                page.locator("form.subject-link button").click()
             assert subject in page.locator("#subject-heading").inner_text()
 
             for path in ("/compliance/budget/", "/compliance/ledger/", "/compliance/configuration/"):
