@@ -37,7 +37,8 @@ from personalization.recommender.evaluation import (  # noqa: E402
     load_movielens,
     production_input,
 )
-from personalization.recommender.hybrid import FitCache, HybridRecommender  # noqa: E402
+from personalization.recommender.fit_cache import FitCache  # noqa: E402
+from personalization.recommender.hybrid import HybridRecommender  # noqa: E402
 from personalization.recommender.protocol import ranking_metrics, split_per_user  # noqa: E402
 from personalization.recommender.search import SEARCH_BUDGET  # noqa: E402
 from personalization.recommender.tuning import fit_tuned  # noqa: E402

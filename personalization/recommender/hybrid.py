@@ -29,7 +29,8 @@ from scipy import sparse
 from personalization.recommender.config import PARTS, RecommenderConfig
 from personalization.recommender.content import ContentModel, attribute_contributions, fit_content
 from personalization.recommender.exclusion import candidate_mask, row_items
-from personalization.recommender.itemitem import GramFactors, gram_factors, scaled_weights, selected_weights
+from personalization.recommender.fit_cache import FitCache
+from personalization.recommender.itemitem import gram_factors, scaled_weights, selected_weights
 from personalization.recommender.popularity import (
     GLOBAL_FALLBACK,
     SEGMENT_FALLBACK,
@@ -83,33 +84,6 @@ class Recommendation:
     matched_attributes: list[AttributeMatch] = field(default_factory=list)
     segment: Hashable | None = None
     fallback: str | None = None
-
-
-@dataclass
-class FitCache:
-    """Pieces that depend on only some hyper-parameters, shared by the fits of ONE data set
-    (tune fits dozens of configurations on the same validation split). Keys name the
-    hyper-parameters, not the data: never share a cache between data sets."""
-
-    gram: dict[tuple, GramFactors] = field(default_factory=dict)
-    selection: dict[tuple, sparse.csr_matrix] = field(default_factory=dict)
-    weights: dict[tuple, sparse.csr_matrix] = field(default_factory=dict)
-    content: dict[tuple, ContentModel] = field(default_factory=dict)
-    popularity: dict[tuple, PopularityModel] = field(default_factory=dict)
-    # history × model for every fitted row (dense), per model: a configuration that changes
-    # only the blend reuses both products, and the exposure estimate and the ranking share them.
-    collaborative_product: dict[tuple, np.ndarray] = field(default_factory=dict)
-    content_product: dict[tuple, np.ndarray] = field(default_factory=dict)
-    limit: int = 2  # entries kept per kind: a 100k-item model is ~1 GB
-    product_bytes: int = 256 * 2**20  # larger fitted matrices are multiplied batch by batch as usual
-
-    def get(self, kind: str, key: tuple, build):
-        memo = getattr(self, kind)
-        if key not in memo:
-            while len(memo) >= self.limit:
-                memo.pop(next(iter(memo)))
-            memo[key] = build()
-        return memo[key]
 
 
 class HybridRecommender:

@@ -23,7 +23,8 @@ from scipy import sparse
 
 from personalization.recommender.config import RecommenderConfig
 from personalization.recommender.feedback import RELEVANT_WEIGHT
-from personalization.recommender.hybrid import FitCache, HybridRecommender
+from personalization.recommender.fit_cache import FitCache
+from personalization.recommender.hybrid import HybridRecommender
 from personalization.recommender.protocol import ndcg_at
 from personalization.recommender.search import SEARCH_BUDGET, coordinate_search, validation_split
 

@@ -65,8 +65,9 @@ def ran(db, monkeypatch, caplog):
 def numbers_in(text: str) -> set[int]:
     """Every whole number written in the text, thousands separators allowed."""
     # Not part of a decimal, a word or an id (a release key such as `run:77:segment_definition`
-    # names a run, and a run's id may equal a count by chance).
-    pattern = r"(?<![\w.:])(?:\d{1,3}(?:,\d{3})+|\d+)(?!\w|[.,]\d|:)"
+    # names a run, and a run's id may equal a count by chance), nor a percentage (a chart's
+    # axis tick "72%" is a share, not a count of people).
+    pattern = r"(?<![\w.:])(?:\d{1,3}(?:,\d{3})+|\d+)(?!\w|[.,]\d|:|%)"
     return {int(n.replace(",", "")) for n in re.findall(pattern, text)}
 
 

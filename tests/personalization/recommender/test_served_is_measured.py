@@ -108,7 +108,8 @@ def test_seeds_evaluated_in_worker_processes_give_the_same_document():
 
 def test_tuning_s_shared_products_rank_exactly_as_a_fresh_fit():
     from personalization.recommender.config import RecommenderConfig
-    from personalization.recommender.hybrid import FitCache, HybridRecommender
+    from personalization.recommender.fit_cache import FitCache
+    from personalization.recommender.hybrid import HybridRecommender
 
     X, texts, categories = shop(seed=8)
     cache = FitCache()
@@ -126,7 +127,8 @@ def test_tuning_s_shared_products_rank_exactly_as_a_fresh_fit():
 
 def test_every_popularity_exponent_shares_one_selection_of_weights():
     from personalization.recommender.config import RecommenderConfig
-    from personalization.recommender.hybrid import FitCache, HybridRecommender
+    from personalization.recommender.fit_cache import FitCache
+    from personalization.recommender.hybrid import HybridRecommender
 
     X, texts, categories = shop(seed=9)
     cache = FitCache()
